@@ -1,0 +1,253 @@
+"""PPO with clipped objective and GAE (Schulman et al. 2017), for discrete and continuous actions.
+
+Read top to bottom: the config, then the rollout (collect T steps of N envs with the current
+policy), then the update (epochs x minibatches of the clipped surrogate, value and entropy terms).
+Implementation details follow "The 37 implementation details of PPO" (Huang et al. 2022):
+orthogonal init, advantage normalisation per minibatch, global grad-norm clipping, Adam eps 1e-5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from rltrain.algos.base import Context
+from rltrain.core.returns import gae
+from rltrain.core.stats import explained_variance
+from rltrain.errors import UserError
+from rltrain.networks import build_actor_critic
+
+
+@dataclass
+class PPOConfig:
+    name: str = "ppo"
+    lr: float = 3e-4
+    anneal_lr: bool = True  # linear decay to 0 over the step budget
+    n_steps: int = 128  # rollout length per env; a rollout is n_steps x num_envs transitions
+    batch_size: int = 64  # minibatch size
+    n_epochs: int = 10
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_coef: float = 0.2
+    anneal_clip: bool = False  # linear decay of clip_coef to 0 (RL Zoo "lin_0.2")
+    clip_value_loss: bool = False  # clip V around the old estimate, as in the PPO2 baselines
+    normalize_advantages: bool = True
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5  # loss = pg + vf_coef * mean((V - R)^2) - ent_coef * H  (SB3 convention)
+    max_grad_norm: float = 0.5
+    target_kl: float | None = None  # stop the epoch loop once approx KL > 1.5 * target_kl
+    adam_eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        for key in ("lr", "n_steps", "batch_size", "n_epochs", "max_grad_norm"):
+            if getattr(self, key) <= 0:
+                raise UserError(f"algo.{key}={getattr(self, key)} must be positive")
+        if not 0.0 < self.gamma <= 1.0:
+            raise UserError(f"algo.gamma={self.gamma} must be in (0, 1]")
+        if not 0.0 <= self.gae_lambda <= 1.0:
+            raise UserError(f"algo.gae_lambda={self.gae_lambda} must be in [0, 1]")
+        if self.clip_coef <= 0:
+            raise UserError(f"algo.clip_coef={self.clip_coef} must be positive")
+
+
+class Rollout(NamedTuple):
+    """T x N transitions, time-major, on the training device."""
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    log_probs: torch.Tensor
+    values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+
+
+class PPO:
+    @staticmethod
+    def check_env(obs_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:
+        if not isinstance(action_space, (gym.spaces.Discrete, gym.spaces.Box)):
+            raise UserError(f"algo=ppo supports Discrete or Box actions, not {action_space}")
+
+    def __init__(self, cfg: PPOConfig, ctx: Context) -> None:
+        self.cfg, self.ctx = cfg, ctx
+        env, device = ctx.env, ctx.device
+        self.num_envs = env.num_envs
+        self.net = build_actor_critic(
+            env.single_observation_space, env.single_action_space, ctx.cfg.network
+        ).to(device)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+        self.discrete = self.net.discrete
+        self.action_space = env.single_action_space
+
+        # Preallocated rollout storage, [T, N, ...], in the observation's own dtype (uint8 frames).
+        T, N = cfg.n_steps, self.num_envs
+        obs_space = env.single_observation_space
+        obs_dtype = torch.uint8 if obs_space.dtype == np.uint8 else torch.float32
+        obs_shape = tuple(obs_space.shape or ())
+        act_shape = () if self.discrete else tuple(self.action_space.shape or ())
+        self.obs_buf = torch.zeros((T, N, *obs_shape), dtype=obs_dtype, device=device)
+        self.act_buf = torch.zeros(
+            (T, N, *act_shape), dtype=torch.long if self.discrete else torch.float32, device=device
+        )
+        self.logp_buf = torch.zeros((T, N), device=device)
+        self.val_buf = torch.zeros((T, N), device=device)
+        self.rew_buf = torch.zeros((T, N), device=device)
+        self.term_buf = torch.zeros((T, N), device=device)
+        self.trunc_buf = torch.zeros((T, N), device=device)
+        self.obs = env.reset(seed=ctx.cfg.seed)
+
+    # --- acting -----------------------------------------------------------------------------
+    def _to_tensor(self, obs: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(obs)
+        if tensor.dtype == torch.float64:
+            tensor = tensor.float()
+        return tensor.to(self.ctx.device, non_blocking=True)
+
+    def _to_env_actions(self, actions: torch.Tensor) -> np.ndarray:
+        array = actions.cpu().numpy()
+        if not self.discrete:
+            # The Gaussian is unbounded; the env gets the action clipped to its box, the buffer
+            # keeps the sampled one so log-probabilities stay exact.
+            assert isinstance(self.action_space, gym.spaces.Box)
+            array = np.clip(array, self.action_space.low, self.action_space.high)
+        return array
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        actions, _, _ = self.net.act(self._to_tensor(obs), deterministic)
+        return self._to_env_actions(actions)
+
+    # --- rollout ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def collect(self) -> Rollout:
+        cfg, env = self.cfg, self.ctx.env
+        truncated_final: list[tuple[int, np.ndarray, np.ndarray]] = []
+        for t in range(cfg.n_steps):
+            obs = self._to_tensor(self.obs)
+            actions, log_probs, values = self.net.act(obs)
+            step = env.step(self._to_env_actions(actions))
+            self.obs_buf[t] = obs
+            self.act_buf[t] = actions
+            self.logp_buf[t] = log_probs
+            self.val_buf[t] = values
+            self.rew_buf[t] = torch.from_numpy(step.reward)
+            self.term_buf[t] = torch.from_numpy(step.terminated)
+            self.trunc_buf[t] = torch.from_numpy(step.truncated)
+            if step.truncated.any():
+                rows = np.flatnonzero(step.truncated & ~step.terminated)
+                truncated_final.append((t, rows, step.final_obs[rows]))
+            self.obs = step.obs
+
+        # V(s_{t+1}): the next row's value, V(last obs) after the rollout, and V(final obs) where
+        # a time limit cut the episode (one batched forward pass for all of those).
+        next_values = torch.empty_like(self.val_buf)
+        next_values[:-1] = self.val_buf[1:]
+        next_values[-1] = self.net.value(self._to_tensor(self.obs))
+        if truncated_final:
+            finals = self._to_tensor(np.concatenate([f for _, _, f in truncated_final]))
+            final_values = self.net.value(finals)
+            times = np.concatenate([np.full(len(r), t) for t, r, _ in truncated_final])
+            rows = np.concatenate([r for _, r, _ in truncated_final])
+            next_values[times, rows] = final_values
+        advantages, returns = gae(
+            self.rew_buf, self.val_buf, next_values, self.term_buf, self.trunc_buf,
+            cfg.gamma, cfg.gae_lambda,
+        )
+        return Rollout(self.obs_buf, self.act_buf, self.logp_buf, self.val_buf, advantages, returns)
+
+    # --- update -----------------------------------------------------------------------------
+    def update(self, rollout: Rollout) -> None:
+        cfg, rec = self.cfg, self.ctx.recorder
+        remaining = 1.0 - self.ctx.progress
+        lr = cfg.lr * remaining if cfg.anneal_lr else cfg.lr
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        clip = cfg.clip_coef * remaining if cfg.anneal_clip else cfg.clip_coef
+        clip = max(clip, 1e-8)
+
+        obs = rollout.obs.flatten(0, 1)
+        actions = rollout.actions.flatten(0, 1)
+        old_log_probs = rollout.log_probs.flatten()
+        old_values = rollout.values.flatten()
+        advantages = rollout.advantages.flatten()
+        returns = rollout.returns.flatten()
+        size = obs.shape[0]
+        batch = min(cfg.batch_size, size)
+
+        stop = False
+        for _ in range(cfg.n_epochs):
+            order = torch.randperm(size, device=obs.device)
+            for start in range(0, size - batch + 1, batch):
+                idx = order[start : start + batch]
+                log_probs, entropy, values = self.net.evaluate(obs[idx], actions[idx])
+                log_ratio = log_probs - old_log_probs[idx]
+                ratio = log_ratio.exp()
+                adv = advantages[idx]
+                if cfg.normalize_advantages and batch > 1:
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                # Clipped surrogate: L = -min(r A, clip(r, 1-eps, 1+eps) A)
+                policy_loss = -torch.min(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv).mean()
+                if cfg.clip_value_loss:
+                    clipped = old_values[idx] + (values - old_values[idx]).clamp(-clip, clip)
+                    value_loss = torch.max(
+                        (values - returns[idx]).pow(2), (clipped - returns[idx]).pow(2)
+                    ).mean()
+                else:
+                    value_loss = (values - returns[idx]).pow(2).mean()
+                entropy_mean = entropy.mean()
+                loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy_mean
+
+                with torch.no_grad():
+                    # k3 estimator of KL(old || new) (Schulman 2020): E[(r - 1) - log r]
+                    approx_kl = ((ratio - 1) - log_ratio).mean()
+                    clip_fraction = ((ratio - 1).abs() > clip).float().mean()
+                if cfg.target_kl is not None and approx_kl.item() > 1.5 * cfg.target_kl:
+                    stop = True
+                    break
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.net.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+
+                rec.scalar("losses/policy_loss", policy_loss)
+                rec.scalar("losses/value_loss", value_loss)
+                rec.scalar("losses/entropy", entropy_mean)
+                rec.scalar("policy/entropy", entropy_mean)
+                rec.scalar("policy/approx_kl", approx_kl)
+                rec.scalar("policy/clip_fraction", clip_fraction)
+            if stop:
+                break
+
+        # Value diagnostics of this rollout: V, the advantage A (GAE) and Q = A + V.
+        rec.scalar("charts/learning_rate", lr)
+        rec.scalar("values/v_mean", old_values.mean())
+        rec.scalar("values/q_mean", returns.mean())
+        rec.scalar("values/advantage_mean", advantages.mean())
+        rec.scalar("values/advantage_std", advantages.std())
+        rec.scalar("values/explained_variance", explained_variance(old_values, returns))
+        self._last_values, self._last_advantages = old_values, advantages
+
+    def iterate(self) -> int:
+        self.update(self.collect())
+        return self.cfg.n_steps * self.num_envs
+
+    def diagnostics(self) -> None:
+        if hasattr(self, "_last_values"):
+            self.ctx.recorder.histogram("values/v", self._last_values)
+            self.ctx.recorder.histogram("values/advantage", self._last_advantages)
+
+    # --- checkpoint -------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "net": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "obs": torch.from_numpy(np.ascontiguousarray(self.obs)),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])

@@ -1,0 +1,33 @@
+"""Algorithm registry keyed by `algo.name`: schema, implementation and a one-line description."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class AlgoSpec:
+    name: str
+    module: str  # rltrain.algos.<module> holds both the config dataclass and the algorithm
+    config: str
+    cls: str
+    description: str
+
+    def config_class(self) -> type:
+        return getattr(importlib.import_module(self.module), self.config)  # type: ignore[no-any-return]
+
+    def algorithm_class(self) -> Any:
+        return getattr(importlib.import_module(self.module), self.cls)
+
+
+ALGOS: dict[str, AlgoSpec] = {
+    spec.name: spec
+    for spec in [
+        AlgoSpec(
+            "ppo", "rltrain.algos.ppo", "PPOConfig", "PPO",
+            "proximal policy optimisation with GAE (Schulman et al. 2017)",
+        ),
+    ]
+}

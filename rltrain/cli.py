@@ -1,0 +1,178 @@
+"""`rltrain`: Typer in front of Hydra's own entry point.
+
+Any first argument that is not a subcommand means `train`, and training arguments go to
+`hydra.main` untouched (after moving Hydra's flags in front, so they work in any order). That keeps
+`-m`, launchers, sweepers, `--cfg job`, `--info` and shell completion exactly as Hydra has them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from rltrain.errors import UserError
+
+SUBCOMMANDS = ("train", "eval", "resume", "list", "summary", "board")
+# Hydra flags that take a value, and flags whose value is optional (--info [what]).
+_VALUE_FLAGS = {
+    "--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+    "--config-dir", "-cd", "--experimental-rerun",
+}
+_SWITCH_FLAGS = {
+    "-m", "--multirun", "-r", "--run", "--resolve", "-h", "--help", "--hydra-help", "--version",
+    "-sc", "--shell-completion",
+}
+_INFO_VALUES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+
+app = typer.Typer(
+    add_completion=False,
+    rich_markup_mode=None,
+    no_args_is_help=False,
+    help=(
+        "Config-driven reinforcement learning. `rltrain [train] key=value ...` trains "
+        "(default: algo=ppo env=cartpole); `rltrain list` shows config groups and options; "
+        "`rltrain train --help` shows Hydra's help with the composed config."
+    ),
+)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """One line on stderr, non-zero exit: how every user mistake ends."""
+    print(f"rltrain: error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(code)
+
+
+def reorder_hydra_args(args: list[str]) -> list[str]:
+    """Hydra's argparse wants all flags before the overrides; accept them anywhere."""
+    flags: list[str] = []
+    overrides: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name = arg.split("=", 1)[0] if arg.startswith("--") else arg
+        if name in _VALUE_FLAGS:
+            flags.append(arg)
+            if "=" not in arg and i + 1 < len(args):
+                flags.append(args[i + 1])
+                i += 1
+        elif name in ("--info", "-i"):
+            flags.append(arg)
+            if i + 1 < len(args) and args[i + 1] in _INFO_VALUES:
+                flags.append(args[i + 1])
+                i += 1
+        elif name in _SWITCH_FLAGS:
+            flags.append(arg)
+        else:
+            overrides.append(arg)
+        i += 1
+    return flags + overrides
+
+
+def run_hydra(args: list[str]) -> Any:
+    """Calls the hydra.main-wrapped task with `args` as its command line."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from rltrain.config.errors import explain
+
+    # Let Hydra raise instead of printing a stack trace, so we can print one line.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    saved = sys.argv
+    sys.argv = [saved[0], *reorder_hydra_args(args)]
+    try:
+        from rltrain.core.loop import Interrupted
+        from rltrain.hydra_app import hydra_train
+
+        return hydra_train()
+    except UserError as error:
+        fail(str(error))
+    except Interrupted as stop:
+        fail(str(stop), code=128 + stop.signum)
+    except (HydraException, OmegaConfBaseException) as error:
+        fail(explain(error))
+    finally:
+        sys.argv = saved
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def train(ctx: typer.Context) -> None:
+    """Train (the default command): rltrain [train] [key=value ...] [-m] [--cfg job]."""
+    run_hydra(list(ctx.args))
+
+
+@app.command()
+def resume(run_dir: Path = typer.Argument(..., help="a run directory (runs/<env>/<algo>/<time>)")) -> None:
+    """Continue an interrupted run from its last checkpoint."""
+    from rltrain.commands import resume_run
+
+    resume_run(run_dir)
+
+
+@app.command(name="eval")
+def eval_(
+    run_dir: Path = typer.Argument(..., help="a run directory"),
+    episodes: int = typer.Option(10, help="episodes to play"),
+    checkpoint: str = typer.Option("last", help="last or best"),
+    video: bool = typer.Option(False, help="record whole episodes to RUN_DIR/videos (MP4)"),
+    stochastic: bool = typer.Option(False, help="sample actions instead of the greedy/mean action"),
+    seed: int = typer.Option(0, help="evaluation seed"),
+) -> None:
+    """Evaluate a checkpoint: per-episode returns, mean and std."""
+    from rltrain.commands import evaluate_run
+
+    evaluate_run(run_dir, episodes, checkpoint, video, not stochastic, seed)
+
+
+@app.command(name="list")
+def list_(group: str = typer.Argument(None, help="algo, env, network, device, logger or tuned")) -> None:
+    """Config groups and their options, one line each."""
+    from rltrain.commands import list_groups
+
+    list_groups(group)
+
+
+@app.command()
+def summary(
+    directory: Path = typer.Argument(Path("runs"), help="a run, sweep or runs directory"),
+    csv: Path = typer.Option(None, help="also write the table as CSV"),
+) -> None:
+    """One table row per run: overrides, steps, final eval return, wall time."""
+    from rltrain.commands import summarize
+
+    summarize(directory, csv)
+
+
+@app.command()
+def board(
+    directory: Path = typer.Argument(Path("runs"), help="directory with event files"),
+    port: int = typer.Option(6006, help="TensorBoard port"),
+) -> None:
+    """Start TensorBoard on the runs."""
+    from rltrain.commands import start_board
+
+    start_board(directory, port)
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    first = args[0] if args else None
+    try:
+        if first is not None and (first in SUBCOMMANDS[1:] or first in ("--help", "-h")):
+            app()
+        else:
+            run_hydra(args[1:] if first == "train" else args)
+    except UserError as error:
+        fail(str(error))
+    except KeyboardInterrupt:
+        fail("interrupted", code=130)
+
+
+if __name__ == "__main__":
+    main()

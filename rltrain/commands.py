@@ -1,0 +1,196 @@
+"""The subcommands other than train: resume, eval, list, summary, board."""
+
+from __future__ import annotations
+
+import csv as csv_module
+import json
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from rltrain.errors import UserError
+
+
+def load_run_config(run_dir: Path) -> DictConfig:
+    """The exact composed config of a run, typed again by its schemas."""
+    from rltrain.algos.registry import ALGOS
+    from rltrain.config.schema import Config
+    from rltrain.envs.registry import ENVS
+
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir} does not exist; give a run directory such as runs/cartpole/ppo/<time>")
+    path = run_dir / ".hydra" / "config.yaml"
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not an rltrain run directory (no .hydra/config.yaml)")
+    try:
+        loaded = OmegaConf.load(path)
+        algo_name, env_name = loaded.algo.name, loaded.env.name
+    except Exception as error:  # a damaged or foreign YAML file
+        raise UserError(f"{path} is not a readable rltrain config ({type(error).__name__})") from None
+    if algo_name not in ALGOS or env_name not in ENVS:
+        raise UserError(f"{path} names algo={algo_name} env={env_name}, which this rltrain lacks")
+    schema = OmegaConf.structured(Config)
+    schema.algo = OmegaConf.structured(ALGOS[algo_name].config_class())
+    schema.env = OmegaConf.structured(ENVS[env_name])
+    merged = OmegaConf.merge(schema, loaded)
+    assert isinstance(merged, DictConfig)
+    return merged
+
+
+def resume_run(run_dir: Path) -> None:
+    from rltrain.core.loop import train
+
+    node = load_run_config(run_dir)
+    if not (run_dir / "checkpoints").is_dir():
+        raise UserError(f"{run_dir} has no checkpoints/ to resume from")
+    summary = run_dir / "summary.json"
+    if summary.is_file():
+        done = json.loads(summary.read_text())
+        if done.get("steps", 0) >= node.total_steps:
+            raise UserError(f"{run_dir} already finished ({done['steps']:,} steps); nothing to resume")
+    print(f"resuming {run_dir}", flush=True)
+    train(node, run_dir, resume=True)
+
+
+def build_agent(run_dir: Path, which: str) -> tuple[Any, Any, dict[str, Any]]:
+    """(algorithm with loaded weights, typed config, checkpoint) of a run."""
+    from rltrain.algos.base import Context
+    from rltrain.algos.registry import ALGOS
+    from rltrain.config.validate import typed_config
+    from rltrain.core import checkpoint as ckpt
+    from rltrain.core.seeding import seed_everything
+    from rltrain.envs.factory import make_vec_env
+    from rltrain.logging import Recorder
+
+    node = load_run_config(run_dir)
+    cfg = typed_config(node)
+    names = {"last": ckpt.LAST, "best": ckpt.BEST}
+    if which not in names:
+        raise UserError(f"--checkpoint {which}: use last or best")
+    directory = run_dir / "checkpoints"
+    if which == "last":
+        state, _ = ckpt.load_latest(directory)
+    else:
+        state = ckpt.load(directory / names[which])
+    if (state["algo"], state["env"]) != (cfg.algo.name, cfg.env.name):
+        raise UserError(
+            f"checkpoint is from algo={state['algo']} env={state['env']}, "
+            f"run is algo={cfg.algo.name} env={cfg.env.name}"
+        )
+    import torch
+
+    rng = seed_everything(cfg.seed)
+    env = make_vec_env(cfg.env, num_envs=1, seed=cfg.seed, training=False)
+    ctx = Context(cfg=cfg, env=env, device=torch.device("cpu"), recorder=Recorder(None, False),
+                  rng=rng, run_dir=None)
+    algo = ALGOS[cfg.algo.name].algorithm_class()(cfg.algo, ctx)
+    algo.load_state_dict(state["algo_state"])
+    env.close()
+    return algo, cfg, state
+
+
+def evaluate_run(
+    run_dir: Path, episodes: int, which: str, video: bool, deterministic: bool, seed: int
+) -> None:
+    from rltrain.core.evaluate import evaluate
+
+    if episodes < 1:
+        raise UserError(f"--episodes {episodes} must be at least 1")
+    algo, cfg, state = build_agent(run_dir, which)
+    returns = evaluate(algo.act, cfg.env, episodes, seed, deterministic=deterministic)
+    for index, value in enumerate(returns.tolist()):
+        print(f"episode {index + 1:>3}: return {value:.2f}")
+    print(
+        f"{cfg.algo.name} on {cfg.env.name}, step {state['step']:,}: mean {returns.mean():.2f} "
+        f"± {returns.std():.2f} over {len(returns)} episodes"
+    )
+    view = getattr(algo, "terminal_view", None)
+    if view is not None:
+        print(view())
+    if video:
+        from rltrain.core.video import record_episodes
+
+        path = record_episodes(algo.act, cfg.env, run_dir / "videos", episodes, seed, deterministic)
+        print(f"video: {path}")
+
+
+def _option_description(path: Path) -> str:
+    for line in path.read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#") and not stripped.startswith("# @package"):
+            return stripped.lstrip("# ").strip()
+    return ""
+
+
+def list_groups(group: str | None) -> None:
+    root = Path(str(resources.files("rltrain.conf")))
+    groups = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_"))
+    if group is not None and group not in groups:
+        raise UserError(f"no config group '{group}'; groups are: {', '.join(groups)}")
+    for name in [group] if group else groups:
+        print(f"{name}:")
+        for option in sorted((root / name).glob("*.yaml")):
+            print(f"  {option.stem:<22} {_option_description(option)}")
+    if group is None:
+        print("choose with group=option, e.g. `rltrain algo=dqn env=cartpole`;"
+              " see every key with `rltrain --cfg job`")
+
+
+def find_runs(directory: Path) -> list[Path]:
+    return sorted(p.parent for p in directory.rglob("summary.json"))
+
+
+def summarize(directory: Path, csv_path: Path | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if not directory.is_dir():
+        raise UserError(f"{directory} does not exist")
+    runs = find_runs(directory)
+    if not runs:
+        raise UserError(f"no finished runs (summary.json) under {directory}")
+    rows = []
+    for run in runs:
+        data = json.loads((run / "summary.json").read_text())
+        rows.append({
+            "run": str(run.relative_to(directory)) if run != directory else ".",
+            "algo": data.get("algo"),
+            "env": data.get("env"),
+            "overrides": " ".join(data.get("overrides", [])),
+            "steps": data.get("steps"),
+            "eval_return": data.get("eval_return_mean"),
+            "eval_std": data.get("eval_return_std"),
+            "wall_time_s": data.get("wall_time"),
+        })
+    table = Table(title=f"{len(rows)} runs in {directory}")
+    for column in ("run", "algo", "env", "overrides", "steps", "eval return", "wall time"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["run"], str(row["algo"]), str(row["env"]), row["overrides"] or "-",
+            f"{row['steps']:,}", f"{row['eval_return']:.2f} ± {row['eval_std']:.2f}",
+            f"{row['wall_time_s']:.1f}s",
+        )
+    Console(width=200).print(table)
+    if csv_path is not None:
+        with open(csv_path, "w", newline="") as handle:
+            writer = csv_module.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        print(f"wrote {csv_path}")
+
+
+
+def start_board(directory: Path, port: int) -> None:
+    if not directory.is_dir():
+        raise UserError(f"{directory} does not exist; train something first (rltrain) or give a directory")
+    command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(directory), "--port", str(port)]
+    print(f"TensorBoard on http://localhost:{port} (Ctrl-C stops it)", flush=True)
+    try:
+        subprocess.run(command, check=False)
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,63 @@
+"""One-line explanations of Hydra / OmegaConf composition errors."""
+
+from __future__ import annotations
+
+import re
+
+from hydra.errors import MissingConfigException, OverrideParseException
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    chain = [error]
+    while chain[-1].__cause__ is not None and len(chain) < 10:
+        chain.append(chain[-1].__cause__)  # type: ignore[arg-type]
+    return chain
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def explain(error: BaseException) -> str:
+    chain = _chain(error)
+    for item in chain:
+        if isinstance(item, MissingConfigException):
+            return _missing_option(item)
+        if isinstance(item, OverrideParseException):
+            return f"cannot parse override '{item.override}': {_first_line(item)}"
+    deepest = chain[-1]
+    text = _first_line(deepest)
+    full_key = getattr(deepest, "full_key", None) or _override_key(chain)
+    if "not in struct" in text or "Key '" in text and "not in" in text:
+        key = full_key or text
+        return (
+            f"unknown config key '{key}'; see the valid keys with `rltrain --cfg job` "
+            f"(add a new key with +{key}=... only where the schema allows it)"
+        )
+    if "could not be converted" in text or "Value '" in text:
+        return f"{full_key}: {text}" if full_key else text
+    if "Interpolation" in type(deepest).__name__ or "interpolation" in text.lower():
+        return f"bad interpolation{f' in {full_key}' if full_key else ''}: {text}"
+    head = _first_line(error)
+    return head if deepest is error else f"{head} {text}"
+
+
+def _override_key(chain: list[BaseException]) -> str | None:
+    for item in chain:
+        match = re.search(r"override '([^']+)'", str(item))
+        if match:
+            return match.group(1)
+    return None
+
+
+def _missing_option(error: MissingConfigException) -> str:
+    text = str(error)
+    match = re.search(r"Could not find '([^']+)'", text)
+    missing = match.group(1) if match else (error.missing_cfg_file or "?")
+    group, _, option = missing.rpartition("/")
+    options = error.options or re.findall(r"^\s+(\S+)$", text, flags=re.M)
+    choices = ", ".join(o for o in options if not o.endswith("_schema")) if options else ""
+    if group:
+        return f"unknown {group} '{option}'; choose one of: {choices or '(none)'}"
+    return _first_line(error)

@@ -1,0 +1,60 @@
+"""Typed configuration shared by every run: the top level and the network / device / logger groups.
+
+Algorithm and environment schemas live next to their code (``rltrain/algos/ppo.py`` starts with
+``PPOConfig``), so each algorithm reads top to bottom with its hyperparameters. Defaults live in the
+dataclasses; YAML files under ``conf/`` hold only presets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING
+
+
+@dataclass
+class NetworkConfig:
+    # auto: tabular for discrete observations, nature_cnn for images, mlp otherwise
+    name: str = "auto"
+    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
+    activation: str = "tanh"  # tanh | relu
+    # actor-critic: one trunk for policy and value (true) or two separate trunks (false, as SB3)
+    shared_trunk: bool = False
+    # Q-networks: dueling head V(s) + A(s,a) - mean_a A(s,a) (Wang et al. 2016)
+    dueling: bool = False
+    # orthogonal initialisation with gain sqrt(2), policy head 0.01, value head 1 (Engstrom et al. 2020)
+    ortho_init: bool = True
+
+
+@dataclass
+class DeviceConfig:
+    name: str = "auto"  # auto | cpu | cuda
+    # torch intra-op threads; 0 = choose: 1 for small MLPs (less overhead), all cores for CNNs
+    threads: int = 0
+    # torch.use_deterministic_algorithms; CPU runs are reproducible regardless
+    deterministic: bool = False
+
+
+@dataclass
+class LoggerConfig:
+    name: str = "tensorboard"  # tensorboard | none
+    log_interval: int = 2_000  # environment steps between scalar flushes
+    histograms: bool = True
+    images: bool = True
+    video: bool = False  # log a short eval clip to TensorBoard at eval time (Atari)
+    progress: str = "auto"  # auto (bar on a terminal, lines otherwise) | bar | lines | none
+
+
+@dataclass
+class Config:
+    algo: Any = MISSING
+    env: Any = MISSING
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    seed: int = 0
+    total_steps: int = 100_000  # environment steps, summed over vectorized envs
+    eval_interval: int = 0  # environment steps between evaluations; 0 = only at the end
+    eval_episodes: int = 10
+    checkpoint_interval: int = 50_000  # environment steps between checkpoints; 0 = only at the end

@@ -1,0 +1,99 @@
+"""Atomic, safe checkpoints.
+
+Written to a temp file, fsynced, then renamed over `last.pt`; the checkpoint it replaces is kept
+as `previous.pt` until the new one is complete, so a kill at any instant leaves a loadable file.
+Loading uses `torch.load(weights_only=True)`: a checkpoint can never run code.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rltrain.errors import UserError
+
+FORMAT_VERSION = 1
+LAST = "last.pt"
+PREVIOUS = "previous.pt"
+BEST = "best.pt"
+
+
+def save_atomic(state: dict[str, Any], path: Path, keep_previous: bool = True) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        torch.save(state, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    if keep_previous and path.exists():
+        os.replace(path, path.with_name(PREVIOUS))
+    os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Load one checkpoint file; UserError with one line if it is missing, corrupt or unsafe."""
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
+        raise UserError(
+            f"checkpoint {path} needs arbitrary unpickling and was refused ({first[:120]})"
+        ) from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise UserError(f"checkpoint {path} is truncated or corrupt; it cannot be loaded") from exc
+    if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
+        raise UserError(f"checkpoint {path} is not an rltrain checkpoint (format {FORMAT_VERSION})")
+    return state
+
+
+def load_latest(directory: Path, warn: Any = print) -> tuple[dict[str, Any], Path]:
+    """last.pt, or previous.pt with a warning when last.pt is damaged."""
+    last, previous = directory / LAST, directory / PREVIOUS
+    try:
+        return load(last), last
+    except UserError as error:
+        if not previous.is_file():
+            raise
+        warn(f"warning: {error}; falling back to {previous}")
+        return load(previous), previous
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, numpy (legacy global) and torch RNG states in weights_only-loadable types."""
+    version, internal, gauss = random.getstate()
+    np_state = np.random.get_state()
+    return {
+        "python": [version, list(internal), gauss],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "torch": torch.get_rng_state(),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+
+
+def generator_state(rng: np.random.Generator) -> dict[str, Any]:
+    return dict(rng.bit_generator.state)
+
+
+def set_generator_state(rng: np.random.Generator, state: dict[str, Any]) -> None:
+    rng.bit_generator.state = state

@@ -1,0 +1,50 @@
+"""Deterministic evaluation on separate envs (Atari: whole games, raw scores)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from rltrain.envs.factory import make_vec_env
+
+EVAL_SEED_OFFSET = 1_000_003  # eval envs never share seeds with training envs
+MAX_EVAL_ENVS = 16
+
+
+def evaluate(
+    act: Callable[[np.ndarray, bool], np.ndarray],
+    env_cfg: Any,
+    episodes: int,
+    seed: int,
+    deterministic: bool = True,
+) -> np.ndarray:
+    """Returns of exactly `episodes` episodes. The eval form of an env (training=False) gives
+    raw rewards and whole episodes (Atari: whole games, no life-loss ends, no clipping).
+
+    Each env runs a fixed quota of episodes, so short episodes are not over-represented (taking
+    the first N episodes to finish across envs would bias the mean towards failures).
+    """
+    num_envs = max(1, min(episodes, MAX_EVAL_ENVS))
+    quota = np.full(num_envs, episodes // num_envs)
+    quota[: episodes % num_envs] += 1
+    env = make_vec_env(env_cfg, num_envs=num_envs, seed=seed + EVAL_SEED_OFFSET, training=False)
+    try:
+        obs = env.reset(seed=seed + EVAL_SEED_OFFSET)
+        returns: list[list[float]] = [[] for _ in range(num_envs)]
+        running = np.zeros(num_envs)
+        done_count = np.zeros(num_envs, dtype=np.int64)
+        while (done_count < quota).any():
+            step = env.step(act(obs, deterministic))
+            obs = step.obs
+            running += step.reward
+            ended = np.flatnonzero(step.terminated | step.truncated)
+            for index in ended:
+                if done_count[index] < quota[index]:
+                    returns[index].append(float(running[index]))
+                    done_count[index] += 1
+                running[index] = 0.0
+        return np.array([r for per_env in returns for r in per_env])
+    finally:
+        env.close()

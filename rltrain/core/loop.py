@@ -1,0 +1,262 @@
+"""The one trainer loop: step counting, log / eval / checkpoint cadence, SPS, signals, summary.
+
+Every algorithm family plugs in through `Algorithm.iterate()`; nothing here knows about losses.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections import deque
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from rltrain.algos.base import Algorithm, Context, finished
+from rltrain.algos.registry import ALGOS
+from rltrain.config.schema import Config
+from rltrain.config.validate import typed_config
+from rltrain.core import checkpoint as ckpt
+from rltrain.core.evaluate import evaluate
+from rltrain.core.progress import Progress
+from rltrain.core.seeding import configure_threads, seed_everything, select_device
+from rltrain.envs.factory import make_vec_env
+from rltrain.errors import UserError
+from rltrain.logging import Recorder
+from rltrain.networks.builders import is_image_space
+
+
+class Interrupted(Exception):
+    """SIGINT / SIGTERM: a checkpoint was written; the CLI exits non-zero with this message."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+class _StopFlag:
+    """Turns the first SIGINT/SIGTERM into a flag checked between iterations (so the checkpoint
+    is consistent); a second signal interrupts at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. some launchers): keep the defaults
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'algo': {'lr': 1}} -> {'algo.lr': 1}; lists become strings (for HParams and summaries)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        elif isinstance(value, (list, tuple)) or value is None:
+            flat[name] = str(value)
+        else:
+            flat[name] = value
+    return flat
+
+
+def checkpoint_state(
+    algo: Algorithm, cfg: Config, ctx: Context, elapsed: float, best: float, iterations: int
+) -> dict[str, Any]:
+    return {
+        "format": ckpt.FORMAT_VERSION,
+        "algo": cfg.algo.name,
+        "env": cfg.env.name,
+        "step": ctx.step,
+        "iterations": iterations,
+        "elapsed": elapsed,
+        "best_eval": best,
+        "algo_state": algo.state_dict(),
+        "rng": ckpt.rng_state(),
+        "generator": ckpt.generator_state(ctx.rng),
+    }
+
+
+def train(node: DictConfig, run_dir: Path, resume: bool = False) -> float:
+    """Train as configured in `node`, writing into `run_dir`; returns the final eval return."""
+    cfg = typed_config(node)
+    if cfg.algo.name not in ALGOS:
+        raise UserError(f"algo={cfg.algo.name} is not known; choose one of {', '.join(ALGOS)}")
+    spec = ALGOS[cfg.algo.name]
+    algo_cls = spec.algorithm_class()
+    device = select_device(cfg.device)
+    rng = seed_everything(cfg.seed)
+    checkpoint_dir = run_dir / "checkpoints"
+    saved: dict[str, Any] | None = None
+    if resume:
+        saved, _ = ckpt.load_latest(checkpoint_dir)
+        if (saved["algo"], saved["env"]) != (cfg.algo.name, cfg.env.name):
+            raise UserError(
+                f"checkpoint in {run_dir} is from algo={saved['algo']} env={saved['env']}, "
+                f"but the run is configured for algo={cfg.algo.name} env={cfg.env.name}"
+            )
+
+    env = make_vec_env(cfg.env, num_envs=cfg.env.num_envs, seed=cfg.seed, training=True)
+    recorder: Recorder | None = None
+    try:
+        check = getattr(algo_cls, "check_env", None)
+        if check is not None:
+            check(env.single_observation_space, env.single_action_space)
+        configure_threads(cfg.device, is_image_space(env.single_observation_space))
+        recorder = Recorder(
+            run_dir,
+            enabled=cfg.logger.name == "tensorboard",
+            purge_step=saved["step"] if saved else None,
+        )
+        ctx = Context(cfg=cfg, env=env, device=device, recorder=recorder, rng=rng, run_dir=run_dir)
+        algo: Algorithm = algo_cls(cfg.algo, ctx)
+        return _run(algo, cfg, node, ctx, recorder, run_dir, saved)
+    finally:
+        if recorder is not None:
+            recorder.close()
+        env.close()
+
+
+def _run(
+    algo: Algorithm,
+    cfg: Config,
+    node: DictConfig,
+    ctx: Context,
+    rec: Recorder,
+    run_dir: Path,
+    saved: dict[str, Any] | None,
+) -> float:
+    iterations, elapsed_before, best = 0, 0.0, -float("inf")
+    if saved is not None:
+        algo.load_state_dict(saved["algo_state"])
+        ckpt.set_rng_state(saved["rng"])
+        ckpt.set_generator_state(ctx.rng, saved["generator"])
+        ctx.step, iterations = int(saved["step"]), int(saved["iterations"])
+        elapsed_before, best = float(saved["elapsed"]), float(saved["best_eval"])
+    checkpoint_dir = run_dir / "checkpoints"
+    log_every = max(1, cfg.logger.log_interval)
+    next_log = (ctx.step // log_every + 1) * log_every
+    next_eval = _next(ctx.step, cfg.eval_interval)
+    next_ckpt = _next(ctx.step, cfg.checkpoint_interval)
+    recent: deque[float] = deque(maxlen=10)
+    start_time, start_step = time.perf_counter(), ctx.step
+    progress = Progress(cfg.logger.progress, cfg.total_steps, ctx.step, f"{cfg.algo.name}/{cfg.env.name}")
+
+    def elapsed() -> float:
+        return elapsed_before + time.perf_counter() - start_time
+
+    def save(path_name: str = ckpt.LAST) -> None:
+        state = checkpoint_state(algo, cfg, ctx, elapsed(), best, iterations)
+        ckpt.save_atomic(state, checkpoint_dir / path_name, keep_previous=path_name == ckpt.LAST)
+
+    def run_eval() -> np.ndarray:
+        returns = evaluate(algo.act, cfg.env, cfg.eval_episodes, cfg.seed + iterations)
+        rec.write("eval/return_mean", float(returns.mean()), ctx.step)
+        rec.write("eval/return_std", float(returns.std()), ctx.step)
+        return returns
+
+    sps = 0.0
+    with _StopFlag() as stop:
+        try:
+            while ctx.step < cfg.total_steps and not finished(algo):
+                ctx.step += algo.iterate()
+                iterations += 1
+                returns, lengths = ctx.env.pop_episodes()
+                for episode_return, length in zip(returns.tolist(), lengths.tolist(), strict=True):
+                    rec.write("charts/episodic_return", episode_return, ctx.step)
+                    rec.write("charts/episodic_length", length, ctx.step)
+                    recent.append(episode_return)
+                if ctx.step >= next_log or finished(algo):
+                    next_log = (ctx.step // log_every + 1) * log_every
+                    sps = (ctx.step - start_step) / max(1e-9, time.perf_counter() - start_time)
+                    rec.scalar("charts/sps", sps)
+                    algo.diagnostics()
+                    rec.flush(ctx.step, cfg.logger.histograms, cfg.logger.images)
+                    progress.update(ctx.step, sps, np.mean(recent) if recent else None)
+                if next_eval is not None and ctx.step >= next_eval:
+                    next_eval = _next(ctx.step, cfg.eval_interval)
+                    eval_mean = float(run_eval().mean())
+                    if eval_mean > best:
+                        best = eval_mean
+                        save(ckpt.BEST)
+                if next_ckpt is not None and ctx.step >= next_ckpt:
+                    next_ckpt = _next(ctx.step, cfg.checkpoint_interval)
+                    save()
+                if stop.signum is not None:
+                    save()
+                    name = signal.Signals(stop.signum).name
+                    raise Interrupted(
+                        f"{name} at step {ctx.step:,}: checkpoint saved; continue with "
+                        f"`rltrain resume {run_dir}`",
+                        stop.signum,
+                    )
+        finally:
+            progress.close()
+
+        if rec.pending():
+            algo.diagnostics()
+            rec.flush(ctx.step, cfg.logger.histograms, cfg.logger.images)
+        eval_returns = run_eval()
+        eval_mean = float(eval_returns.mean())
+        if eval_mean > best:
+            best = eval_mean
+            save(ckpt.BEST)
+        save()
+
+    summary = {
+        "algo": cfg.algo.name,
+        "env": cfg.env.name,
+        "seed": cfg.seed,
+        "steps": ctx.step,
+        "total_steps": cfg.total_steps,
+        "wall_time": round(elapsed(), 3),
+        "sps": round(ctx.step / max(elapsed(), 1e-9), 1),
+        "eval_return_mean": eval_mean,
+        "eval_return_std": float(eval_returns.std()),
+        "eval_episodes": len(eval_returns),
+        "best_eval_return": best,
+        "train_return_last10": float(np.mean(recent)) if recent else None,
+        "overrides": _overrides(run_dir),
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    hparams = {
+        k: v
+        for k, v in flatten(OmegaConf.to_container(node, resolve=True)).items()  # type: ignore[arg-type]
+        if isinstance(v, (int, float, str, bool))
+    }
+    rec.hparams(hparams, {"hparams/eval_return_mean": eval_mean})
+    print(
+        f"done: {ctx.step:,} steps in {elapsed():.1f}s | eval return {eval_mean:.2f} "
+        f"± {float(eval_returns.std()):.2f} over {len(eval_returns)} episodes | {run_dir}",
+        flush=True,
+    )
+    return eval_mean
+
+
+def _next(step: int, interval: int) -> int | None:
+    return None if interval <= 0 else (step // interval + 1) * interval
+
+
+def _overrides(run_dir: Path) -> list[str]:
+    path = run_dir / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return []
+    return [str(item) for item in OmegaConf.load(path)]  # type: ignore[union-attr]

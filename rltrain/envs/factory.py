@@ -1,0 +1,81 @@
+"""Environment factory: one place that turns an env config into vector envs for training and eval."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+
+from rltrain.envs.vec import GymVecEnv, VecEnv
+from rltrain.errors import UserError
+
+
+@dataclass
+class GymEnvConfig:
+    """Any registered gymnasium id (`env=gym env.id=...`); `env=cartpole` is a preset of it."""
+
+    name: str = "gym"
+    id: str = "CartPole-v1"
+    num_envs: int = 1
+    vectorization: str = "sync"  # sync | async (subprocesses; pays off for slow envs only)
+    max_episode_steps: int | None = None  # None keeps the id's registered time limit
+
+
+def check_vectorization(name: str, num_envs: int) -> None:
+    if num_envs < 1:
+        raise UserError(f"env.num_envs={num_envs} must be at least 1")
+    if name not in ("sync", "async"):
+        raise UserError(f"env.vectorization={name} is not known; use sync or async")
+
+
+def _check_gym_id(env_id: str) -> None:
+    if env_id in gym.registry:
+        return
+    if env_id.startswith("ALE/"):
+        raise UserError(f"env.id={env_id}: use env=atari env.game=<name> for Atari games")
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise UserError(f"env.id={env_id} is not a registered gymnasium environment{hint}")
+
+
+def make_single_env(cfg: Any, render_mode: str | None = None) -> gym.Env[Any, Any]:
+    """One (unvectorized) env: for tabular models, rendering and the terminal view."""
+    if cfg.name in ("gym", "cartpole"):
+        _check_gym_id(cfg.id)
+        kwargs: dict[str, Any] = {"render_mode": render_mode}
+        if cfg.max_episode_steps is not None:
+            kwargs["max_episode_steps"] = cfg.max_episode_steps
+        return gym.make(cfg.id, **kwargs)
+    if cfg.name == "gridworld":
+        from rltrain.envs.gridworld import make_gridworld
+
+        return make_gridworld(cfg, render_mode=render_mode)
+    if cfg.name == "traffic_light":
+        from rltrain.envs.traffic_light import make_traffic_light
+
+        return make_traffic_light(cfg)
+    raise UserError(f"env={cfg.name} has no single-env form")
+
+
+def make_vec_env(cfg: Any, num_envs: int, seed: int, training: bool) -> VecEnv:
+    """Vector env of `num_envs` copies with SAME_STEP autoreset; the caller resets it with a seed.
+
+    `training=False` builds the evaluation form (Atari: whole games, raw rewards).
+    """
+    if cfg.name == "atari":
+        from rltrain.envs.atari import make_atari_vec_env
+
+        return make_atari_vec_env(cfg, num_envs=num_envs, seed=seed, training=training)
+    check_vectorization(cfg.vectorization, num_envs)
+    make_single_env(cfg).close()  # validates the id / layout once, in this process
+    thunks = [lambda: make_single_env(cfg) for _ in range(num_envs)]
+    mode = gym.vector.AutoresetMode.SAME_STEP
+    vector: gym.vector.VectorEnv
+    if cfg.vectorization == "async":
+        vector = gym.vector.AsyncVectorEnv(thunks, autoreset_mode=mode)
+    else:
+        vector = gym.vector.SyncVectorEnv(thunks, autoreset_mode=mode)
+    vector.action_space.seed(seed)
+    return GymVecEnv(vector)

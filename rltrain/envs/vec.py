@@ -1,0 +1,119 @@
+"""The one vector-env interface every algorithm talks to.
+
+Gymnasium 1.x vector envs autoreset in NEXT_STEP mode by default: the step after a done returns
+the reset observation with a meaningless reward. We use SAME_STEP instead, so every `step()` is a
+real transition and the true successor of a finished episode comes back as `final_obs`; algorithms
+then never have to mask "reset steps", and a truncation can bootstrap from V(final_obs).
+
+A backend that steps thousands of envs as tensors (or ale-py's native vector env) only has to
+implement `VecEnv`: `reset`, `step -> Transition`, `pop_episodes`, `close`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Protocol
+
+import gymnasium as gym
+import numpy as np
+
+
+class Transition(NamedTuple):
+    """One step of N envs. `obs` is what to act on next; `final_obs` is the true successor s'."""
+
+    obs: np.ndarray  # [N, ...] next observation to act on (the reset observation where done)
+    reward: np.ndarray  # [N] float32, the training reward (clipped for Atari in training mode)
+    terminated: np.ndarray  # [N] bool: the MDP ended; do not bootstrap
+    truncated: np.ndarray  # [N] bool: cut by a time limit; bootstrap from V(final_obs)
+    final_obs: np.ndarray  # [N, ...] s' of this step (equals obs where the episode goes on)
+
+
+class VecEnv(Protocol):
+    num_envs: int
+    single_observation_space: gym.Space[Any]
+    single_action_space: gym.Space[Any]
+
+    def reset(self, seed: int | None = None) -> np.ndarray: ...
+
+    def step(self, actions: np.ndarray) -> Transition: ...
+
+    def pop_episodes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Returns and lengths of whole episodes that ended since the last call (raw scores)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class GymVecEnv:
+    """Adapter over a gymnasium `VectorEnv` created with `autoreset_mode=SAME_STEP`.
+
+    Episode statistics: by default we sum the rewards ourselves (vectorized, no per-env loop).
+    With `episode_info=True` they are read from an inner `RecordEpisodeStatistics` wrapper
+    instead, which is how Atari reports raw game scores while training on clipped per-life rewards.
+    """
+
+    def __init__(self, env: gym.vector.VectorEnv, episode_info: bool = False) -> None:
+        mode = env.metadata.get("autoreset_mode")
+        if mode is not None and mode != gym.vector.AutoresetMode.SAME_STEP:
+            raise ValueError(f"GymVecEnv needs SAME_STEP autoreset, got {mode}")
+        self.env = env
+        self.num_envs = env.num_envs
+        self.single_observation_space = env.single_observation_space
+        self.single_action_space = env.single_action_space
+        self.episode_info = episode_info
+        self._returns = np.zeros(self.num_envs, dtype=np.float64)
+        self._lengths = np.zeros(self.num_envs, dtype=np.int64)
+        self._done_returns: list[np.ndarray] = []
+        self._done_lengths: list[np.ndarray] = []
+
+    @property
+    def unwrapped_envs(self) -> list[gym.Env[Any, Any]]:
+        return list(getattr(self.env, "envs", []))
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        obs, _ = self.env.reset(seed=seed)
+        self._returns[:] = 0.0
+        self._lengths[:] = 0
+        return np.asarray(obs)
+
+    def step(self, actions: np.ndarray) -> Transition:
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        obs = np.asarray(obs)
+        reward = np.asarray(reward, dtype=np.float32)
+        terminated = np.asarray(terminated, dtype=bool)
+        truncated = np.asarray(truncated, dtype=bool)
+        done = terminated | truncated
+        final_obs = obs
+        if done.any():
+            final_obs = obs.copy()
+            idx = np.flatnonzero(info["_final_obs"])
+            final_obs[idx] = np.stack([np.asarray(info["final_obs"][i]) for i in idx])
+        self._track(reward, done, info)
+        return Transition(obs, reward, terminated, truncated, final_obs)
+
+    def _track(self, reward: np.ndarray, done: np.ndarray, info: dict[str, Any]) -> None:
+        if self.episode_info:
+            final = info.get("final_info", {})
+            if "_episode" in final:
+                mask = np.asarray(final["_episode"], dtype=bool)
+                self._done_returns.append(np.asarray(final["episode"]["r"])[mask])
+                self._done_lengths.append(np.asarray(final["episode"]["l"])[mask])
+            return
+        self._returns += reward
+        self._lengths += 1
+        if done.any():
+            self._done_returns.append(self._returns[done].copy())
+            self._done_lengths.append(self._lengths[done].copy())
+            self._returns[done] = 0.0
+            self._lengths[done] = 0
+
+    def pop_episodes(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self._done_returns:
+            return np.zeros(0), np.zeros(0, dtype=np.int64)
+        returns = np.concatenate(self._done_returns).astype(np.float64)
+        lengths = np.concatenate(self._done_lengths).astype(np.int64)
+        self._done_returns.clear()
+        self._done_lengths.clear()
+        return returns, lengths
+
+    def close(self) -> None:
+        self.env.close()

@@ -1,0 +1,20 @@
+"""Hydra's own entry point for training, so multirun, launchers, sweepers and --cfg keep working."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from rltrain.config.store import register_configs
+from rltrain.core.loop import train
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="pkg://rltrain.conf", config_name="config")
+def hydra_train(cfg: DictConfig) -> float:
+    """Returns the final evaluation return: the objective an Optuna sweep maximises."""
+    return train(cfg, Path(HydraConfig.get().runtime.output_dir))

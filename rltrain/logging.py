@@ -1,0 +1,92 @@
+"""Metric recorder: algorithms hand it numbers or tensors; it writes TensorBoard at log time.
+
+Scalars given as tensors stay on their device and are averaged over the log window, so an
+algorithm can record every update without a host sync; the recorder converts them all at once
+when it flushes. Tags follow the contract in the README (charts/, eval/, values/, losses/, policy/).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+class Recorder:
+    def __init__(self, run_dir: Path | None, enabled: bool, purge_step: int | None = None) -> None:
+        self._scalars: dict[str, list[Any]] = defaultdict(list)
+        self._histograms: dict[str, Any] = {}
+        self._images: dict[str, np.ndarray] = {}
+        self.latest: dict[str, float] = {}  # last flushed value of each scalar, for summaries
+        self.writer = None
+        if enabled and run_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            # purge_step drops events at or after the resume step that a killed run left behind,
+            # so resumed curves have neither duplicated nor missing points.
+            self.writer = SummaryWriter(str(run_dir), purge_step=purge_step, flush_secs=10)
+
+    def scalar(self, tag: str, value: float | torch.Tensor) -> None:
+        """Record a value; the mean over the log window is written at the next flush."""
+        self._scalars[tag].append(value.detach() if isinstance(value, torch.Tensor) else value)
+
+    def histogram(self, tag: str, values: torch.Tensor | np.ndarray) -> None:
+        """Keep the latest batch of values; written at the next flush."""
+        if isinstance(values, torch.Tensor):
+            values = values.detach()
+        self._histograms[tag] = values
+
+    def image(self, tag: str, image: np.ndarray) -> None:
+        """An HxWx3 uint8 image, written at the next flush."""
+        self._images[tag] = image
+
+    def write(self, tag: str, value: float, step: int) -> None:
+        """Write one host-side number now (episode returns, eval results)."""
+        self.latest[tag] = float(value)
+        if self.writer is not None:
+            self.writer.add_scalar(tag, float(value), step)
+
+    def pending(self) -> bool:
+        return bool(self._scalars or self._histograms or self._images)
+
+    def flush(self, step: int, histograms: bool = True, images: bool = True) -> dict[str, float]:
+        """Average and write everything recorded since the last flush; returns the scalars."""
+        means: dict[str, float] = {}
+        tensor_tags = [t for t, vs in self._scalars.items() if isinstance(vs[0], torch.Tensor)]
+        if tensor_tags:
+            # One host transfer for every tensor-valued tag.
+            stacked = torch.stack(
+                [torch.stack([v.float() for v in self._scalars[t]]).mean() for t in tensor_tags]
+            ).cpu()
+            means.update(zip(tensor_tags, stacked.tolist(), strict=True))
+        for tag, values in self._scalars.items():
+            if tag not in means:
+                means[tag] = float(np.mean([float(v) for v in values]))
+        self._scalars.clear()
+        self.latest.update(means)
+        if self.writer is not None:
+            for tag, value in means.items():
+                self.writer.add_scalar(tag, value, step)
+            if histograms:
+                for tag, values in self._histograms.items():
+                    array = values.float().cpu().numpy() if isinstance(values, torch.Tensor) else values
+                    if np.isfinite(array).all() and array.size:
+                        self.writer.add_histogram(tag, array, step)
+            if images:
+                for tag, image in self._images.items():
+                    self.writer.add_image(tag, image, step, dataformats="HWC")
+        self._histograms.clear()
+        self._images.clear()
+        return means
+
+    def hparams(self, params: dict[str, Any], metrics: dict[str, float]) -> None:
+        if self.writer is not None:
+            self.writer.add_hparams(params, metrics, run_name=".")
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+            self.writer.close()
