@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from rltrain.algos.base import Context
+from rltrain.core.optim import Adam
 from rltrain.core.returns import gae
 from rltrain.core.stats import explained_variance
 from rltrain.errors import UserError
@@ -79,7 +80,7 @@ class PPO:
         self.net = build_actor_critic(
             env.single_observation_space, env.single_action_space, ctx.cfg.network
         ).to(device)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+        self.optimizer = Adam(self.net.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
         self.discrete = self.net.discrete
         self.action_space = env.single_action_space
 
