@@ -14,7 +14,6 @@ from typing import Any, NamedTuple
 import gymnasium as gym
 import numpy as np
 import torch
-from torch import nn
 
 from rltrain.algos.base import Context
 from rltrain.core.optim import Adam
@@ -96,9 +95,10 @@ class PPO:
         )
         self.logp_buf = torch.zeros((T, N), device=device)
         self.val_buf = torch.zeros((T, N), device=device)
-        self.rew_buf = torch.zeros((T, N), device=device)
-        self.term_buf = torch.zeros((T, N), device=device)
-        self.trunc_buf = torch.zeros((T, N), device=device)
+        # Env outputs stay in numpy during the rollout and cross to torch once per rollout.
+        self.rew_buf = np.zeros((T, N), dtype=np.float32)
+        self.term_buf = np.zeros((T, N), dtype=np.float32)
+        self.trunc_buf = np.zeros((T, N), dtype=np.float32)
         self.obs = env.reset(seed=ctx.cfg.seed)
 
     # --- acting -----------------------------------------------------------------------------
@@ -135,9 +135,9 @@ class PPO:
             self.act_buf[t] = actions
             self.logp_buf[t] = log_probs
             self.val_buf[t] = values
-            self.rew_buf[t] = torch.from_numpy(step.reward)
-            self.term_buf[t] = torch.from_numpy(step.terminated)
-            self.trunc_buf[t] = torch.from_numpy(step.truncated)
+            self.rew_buf[t] = step.reward
+            self.term_buf[t] = step.terminated
+            self.trunc_buf[t] = step.truncated
             if step.truncated.any():
                 rows = np.flatnonzero(step.truncated & ~step.terminated)
                 truncated_final.append((t, rows, step.final_obs[rows]))
@@ -154,9 +154,15 @@ class PPO:
             times = np.concatenate([np.full(len(r), t) for t, r, _ in truncated_final])
             rows = np.concatenate([r for _, r, _ in truncated_final])
             next_values[times, rows] = final_values
+        device = self.ctx.device
         advantages, returns = gae(
-            self.rew_buf, self.val_buf, next_values, self.term_buf, self.trunc_buf,
-            cfg.gamma, cfg.gae_lambda,
+            torch.from_numpy(self.rew_buf).to(device),
+            self.val_buf,
+            next_values,
+            torch.from_numpy(self.term_buf).to(device),
+            torch.from_numpy(self.trunc_buf).to(device),
+            cfg.gamma,
+            cfg.gae_lambda,
         )
         return Rollout(self.obs_buf, self.act_buf, self.logp_buf, self.val_buf, advantages, returns)
 
@@ -209,9 +215,9 @@ class PPO:
                 if cfg.target_kl is not None and approx_kl.item() > 1.5 * cfg.target_kl:
                     stop = True
                     break
-                self.optimizer.zero_grad(set_to_none=True)
+                self.optimizer.zero_grad()
                 loss.backward()
-                nn.utils.clip_grad_norm_(self.net.parameters(), cfg.max_grad_norm)
+                grad_norm = self.optimizer.clip_grad_norm(cfg.max_grad_norm)
                 self.optimizer.step()
 
                 rec.scalar("losses/policy_loss", policy_loss)
@@ -220,6 +226,7 @@ class PPO:
                 rec.scalar("policy/entropy", entropy_mean)
                 rec.scalar("policy/approx_kl", approx_kl)
                 rec.scalar("policy/clip_fraction", clip_fraction)
+                rec.scalar("losses/grad_norm", grad_norm)
             if stop:
                 break
 

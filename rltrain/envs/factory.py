@@ -19,15 +19,17 @@ class GymEnvConfig:
     name: str = "gym"
     id: str = "CartPole-v1"
     num_envs: int = 1
-    vectorization: str = "sync"  # sync | async (subprocesses; pays off for slow envs only)
+    # sync | async (subprocesses; pays off for slow envs only) | batched (CartPole-v1 only:
+    # all envs stepped as one numpy array program, same dynamics; see envs/batched_cartpole.py)
+    vectorization: str = "sync"
     max_episode_steps: int | None = None  # None keeps the id's registered time limit
 
 
 def check_vectorization(name: str, num_envs: int) -> None:
     if num_envs < 1:
         raise UserError(f"env.num_envs={num_envs} must be at least 1")
-    if name not in ("sync", "async"):
-        raise UserError(f"env.vectorization={name} is not known; use sync or async")
+    if name not in ("sync", "async", "batched"):
+        raise UserError(f"env.vectorization={name} is not known; use sync, async or batched")
 
 
 def _check_gym_id(env_id: str) -> None:
@@ -42,7 +44,8 @@ def _check_gym_id(env_id: str) -> None:
 
 def make_single_env(cfg: Any, render_mode: str | None = None) -> gym.Env[Any, Any]:
     """One (unvectorized) env: for tabular models, rendering and the terminal view."""
-    if cfg.name in ("gym", "cartpole"):
+    # Presets of the gym schema (cartpole, frozen_lake, cliff_walking, taxi, ...) are GymEnvConfig.
+    if isinstance(cfg, GymEnvConfig) or cfg.name in ("gym", "cartpole"):
         _check_gym_id(cfg.id)
         kwargs: dict[str, Any] = {"render_mode": render_mode}
         if cfg.max_episode_steps is not None:
@@ -55,7 +58,7 @@ def make_single_env(cfg: Any, render_mode: str | None = None) -> gym.Env[Any, An
     if cfg.name == "traffic_light":
         from rltrain.envs.traffic_light import make_traffic_light
 
-        return make_traffic_light(cfg)
+        return make_traffic_light(cfg, render_mode=render_mode)
     raise UserError(f"env={cfg.name} has no single-env form")
 
 
@@ -69,6 +72,15 @@ def make_vec_env(cfg: Any, num_envs: int, seed: int, training: bool) -> VecEnv:
 
         return make_atari_vec_env(cfg, num_envs=num_envs, seed=seed, training=training)
     check_vectorization(cfg.vectorization, num_envs)
+    if cfg.vectorization == "batched":
+        if cfg.id != "CartPole-v1":
+            raise UserError(
+                f"env.vectorization=batched exists for CartPole-v1 only, not {cfg.id}; "
+                "use env.vectorization=sync"
+            )
+        from rltrain.envs.batched_cartpole import BatchedCartPole
+
+        return BatchedCartPole(num_envs, cfg.max_episode_steps or 500)
     make_single_env(cfg).close()  # validates the id / layout once, in this process
     thunks = [lambda: make_single_env(cfg) for _ in range(num_envs)]
     mode = gym.vector.AutoresetMode.SAME_STEP

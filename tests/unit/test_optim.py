@@ -7,7 +7,7 @@ from torch import nn
 from rltrain.core.optim import Adam, RMSprop
 
 
-def _train(make_optimizer, steps: int = 25) -> list[torch.Tensor]:
+def _train(make_optimizer, ours: bool, steps: int = 25, clip: float | None = None) -> list:
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
     optimizer = make_optimizer(net.parameters())
@@ -16,25 +16,46 @@ def _train(make_optimizer, steps: int = 25) -> list[torch.Tensor]:
     for step in range(steps):
         optimizer.zero_grad()
         ((net(data) - target) ** 2).mean().backward()
+        if clip is not None:
+            if ours:
+                optimizer.clip_grad_norm(clip)
+            else:
+                nn.utils.clip_grad_norm_(net.parameters(), clip)
         if step == 10:
             optimizer.param_groups[0]["lr"] *= 0.5  # schedules write the lr like torch's
         optimizer.step()
     return [p.detach().clone() for p in net.parameters()]
 
 
-@pytest.mark.parametrize(
-    ("ours", "reference"),
-    [
-        (lambda p: Adam(p, lr=1e-2, eps=1e-5), lambda p: torch.optim.Adam(p, lr=1e-2, eps=1e-5)),
-        (
-            lambda p: RMSprop(p, lr=1e-2, alpha=0.99, eps=1e-5),
-            lambda p: torch.optim.RMSprop(p, lr=1e-2, alpha=0.99, eps=1e-5),
-        ),
-    ],
-)
-def test_matches_torch_optim(ours, reference) -> None:
-    for mine, theirs in zip(_train(ours), _train(reference), strict=True):
-        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6)
+CASES = [
+    (lambda p: Adam(p, lr=1e-2, eps=1e-5), lambda p: torch.optim.Adam(p, lr=1e-2, eps=1e-5)),
+    (
+        lambda p: RMSprop(p, lr=1e-2, alpha=0.99, eps=1e-5),
+        lambda p: torch.optim.RMSprop(p, lr=1e-2, alpha=0.99, eps=1e-5),
+    ),
+]
+
+
+@pytest.mark.parametrize(("ours", "reference"), CASES)
+@pytest.mark.parametrize("clip", [None, 0.05])
+def test_matches_torch_optim(ours, reference, clip) -> None:
+    mine = _train(ours, True, clip=clip)
+    theirs = _train(reference, False, clip=clip)
+    for a, b in zip(mine, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_parameters_and_grads_are_views_of_flat_buffers() -> None:
+    net = nn.Linear(3, 2)
+    optimizer = Adam(net.parameters(), lr=0.1)
+    ptr = optimizer.flat_grad.data_ptr()
+    net(torch.randn(4, 3)).sum().backward()
+    assert optimizer.flat_grad.abs().sum() > 0  # backward accumulated into the flat buffer
+    assert net.weight.grad is not None and net.weight.grad.data_ptr() == ptr
+    before = optimizer.flat.clone()
+    optimizer.step()
+    assert not torch.equal(before, optimizer.flat)
+    assert torch.equal(net.weight.detach().flatten(), optimizer.flat[:6])
 
 
 def test_state_dict_round_trip_continues_identically() -> None:
