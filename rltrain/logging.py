@@ -49,6 +49,36 @@ class Recorder:
         if self.writer is not None:
             self.writer.add_scalar(tag, float(value), step)
 
+    def first_non_finite(self) -> str | None:
+        """The first recorded tag whose pending values hold a NaN or inf (one host sync)."""
+        tags = [t for t, vs in self._scalars.items() if isinstance(vs[0], torch.Tensor)]
+        if tags:
+            finite = torch.stack(
+                [
+                    torch.isfinite(torch.stack([v.float() for v in self._scalars[t]])).all()
+                    for t in tags
+                ]
+            ).cpu()
+            for tag, ok in zip(tags, finite.tolist(), strict=True):
+                if not ok:
+                    return tag
+        for tag, values in self._scalars.items():
+            if (
+                not isinstance(values[0], torch.Tensor)
+                and not np.isfinite(np.asarray(values, dtype=float)).all()
+            ):
+                return tag
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Values recorded since the last flush: a resumed run averages the same window."""
+        return {tag: list(values) for tag, values in self._scalars.items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._scalars.clear()
+        for tag, values in state.items():
+            self._scalars[tag].extend(values)
+
     def pending(self) -> bool:
         return bool(self._scalars or self._histograms or self._images)
 
@@ -72,7 +102,9 @@ class Recorder:
                 self.writer.add_scalar(tag, value, step)
             if histograms:
                 for tag, values in self._histograms.items():
-                    array = values.float().cpu().numpy() if isinstance(values, torch.Tensor) else values
+                    array = (
+                        values.float().cpu().numpy() if isinstance(values, torch.Tensor) else values
+                    )
                     if np.isfinite(array).all() and array.size:
                         self.writer.add_histogram(tag, array, step)
             if images:

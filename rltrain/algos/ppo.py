@@ -259,3 +259,4 @@ class PPO:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.obs = state["obs"].numpy()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,25 @@ PREVIOUS = "previous.pt"
 BEST = "best.pt"
 
 
+def to_saveable(obj: Any) -> Any:
+    """numpy arrays -> tensors and numpy scalars -> Python numbers, recursively, so that
+    `torch.load(weights_only=True)` can read everything back without allow-listing numpy."""
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {key: to_saveable(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_saveable(value) for value in obj)
+    return obj
+
+
 def save_atomic(state: dict[str, Any], path: Path, keep_previous: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as handle:
-        torch.save(state, handle)
+        torch.save(to_saveable(state), handle)
         handle.flush()
         os.fsync(handle.fileno())
     if keep_previous and path.exists():
@@ -60,7 +75,12 @@ def load(path: Path) -> dict[str, Any]:
     return state
 
 
-def load_latest(directory: Path, warn: Any = print) -> tuple[dict[str, Any], Path]:
+def warn_stderr(message: str) -> None:
+    """Warnings go to stderr, so stdout stays the command's output (eval returns, tables)."""
+    print(f"rltrain: {message}", file=sys.stderr, flush=True)
+
+
+def load_latest(directory: Path, warn: Any = warn_stderr) -> tuple[dict[str, Any], Path]:
     """last.pt, or previous.pt with a warning when last.pt is damaged."""
     last, previous = directory / LAST, directory / PREVIOUS
     try:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from rltrain.algos.base import Algorithm, Context, finished
+from rltrain.algos.base import Algorithm, Context, episode_source, finished
 from rltrain.algos.registry import ALGOS
 from rltrain.config.schema import Config
 from rltrain.config.validate import typed_config
@@ -25,7 +25,7 @@ from rltrain.core.evaluate import evaluate
 from rltrain.core.progress import Progress
 from rltrain.core.seeding import configure_threads, seed_everything, select_device
 from rltrain.envs.factory import make_vec_env
-from rltrain.errors import UserError
+from rltrain.errors import NonFiniteError, UserError
 from rltrain.logging import Recorder
 from rltrain.networks.builders import is_image_space
 
@@ -90,6 +90,8 @@ def checkpoint_state(
         "elapsed": elapsed,
         "best_eval": best,
         "algo_state": algo.state_dict(),
+        "env_state": ctx.env.state_dict() if hasattr(ctx.env, "state_dict") else None,
+        "recorder": ctx.recorder.state_dict(),
         "rng": ckpt.rng_state(),
         "generator": ckpt.generator_state(ctx.rng),
     }
@@ -124,7 +126,9 @@ def train(node: DictConfig, run_dir: Path, resume: bool = False) -> float:
         recorder = Recorder(
             run_dir,
             enabled=cfg.logger.name == "tensorboard",
-            purge_step=saved["step"] if saved else None,
+            # Events at the checkpoint's own step were written before it was saved; only later
+            # ones are stale.
+            purge_step=saved["step"] + 1 if saved else None,
         )
         ctx = Context(cfg=cfg, env=env, device=device, recorder=recorder, rng=rng, run_dir=run_dir)
         algo: Algorithm = algo_cls(cfg.algo, ctx)
@@ -146,7 +150,10 @@ def _run(
 ) -> float:
     iterations, elapsed_before, best = 0, 0.0, -float("inf")
     if saved is not None:
+        if saved.get("env_state") is not None and hasattr(ctx.env, "load_state_dict"):
+            ctx.env.load_state_dict(saved["env_state"])
         algo.load_state_dict(saved["algo_state"])
+        rec.load_state_dict(saved.get("recorder", {}))
         ckpt.set_rng_state(saved["rng"])
         ckpt.set_generator_state(ctx.rng, saved["generator"])
         ctx.step, iterations = int(saved["step"]), int(saved["iterations"])
@@ -158,12 +165,23 @@ def _run(
     next_ckpt = _next(ctx.step, cfg.checkpoint_interval)
     recent: deque[float] = deque(maxlen=10)
     start_time, start_step = time.perf_counter(), ctx.step
-    progress = Progress(cfg.logger.progress, cfg.total_steps, ctx.step, f"{cfg.algo.name}/{cfg.env.name}")
+    progress = Progress(
+        cfg.logger.progress, cfg.total_steps, ctx.step, f"{cfg.algo.name}/{cfg.env.name}"
+    )
 
     def elapsed() -> float:
         return elapsed_before + time.perf_counter() - start_time
 
+    def check_finite() -> None:
+        """Stop before a NaN/inf can reach a checkpoint: the last one written stays good."""
+        tag = rec.first_non_finite()
+        if tag is not None:
+            last = checkpoint_dir / ckpt.LAST
+            where = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint yet"
+            raise NonFiniteError(f"non-finite {tag} at step {ctx.step:,}; stopped ({where})")
+
     def save(path_name: str = ckpt.LAST) -> None:
+        check_finite()
         state = checkpoint_state(algo, cfg, ctx, elapsed(), best, iterations)
         ckpt.save_atomic(state, checkpoint_dir / path_name, keep_previous=path_name == ckpt.LAST)
 
@@ -179,7 +197,7 @@ def _run(
             while ctx.step < cfg.total_steps and not finished(algo):
                 ctx.step += algo.iterate()
                 iterations += 1
-                returns, lengths = ctx.env.pop_episodes()
+                returns, lengths = episode_source(algo, ctx.env).pop_episodes()
                 for episode_return, length in zip(returns.tolist(), lengths.tolist(), strict=True):
                     rec.write("charts/episodic_return", episode_return, ctx.step)
                     rec.write("charts/episodic_length", length, ctx.step)
@@ -189,6 +207,7 @@ def _run(
                     sps = (ctx.step - start_step) / max(1e-9, time.perf_counter() - start_time)
                     rec.scalar("charts/sps", sps)
                     algo.diagnostics()
+                    check_finite()
                     rec.flush(ctx.step, cfg.logger.histograms, cfg.logger.images)
                     progress.update(ctx.step, sps, np.mean(recent) if recent else None)
                 if next_eval is not None and ctx.step >= next_eval:
@@ -213,6 +232,7 @@ def _run(
 
         if rec.pending():
             algo.diagnostics()
+            check_finite()
             rec.flush(ctx.step, cfg.logger.histograms, cfg.logger.images)
         eval_returns = run_eval()
         eval_mean = float(eval_returns.mean())

@@ -11,6 +11,7 @@ state uniform in [-0.05, 0.05]^4 — written once over arrays, with SAME_STEP au
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -44,7 +45,12 @@ def cartpole_dynamics(state: np.ndarray, actions: np.ndarray) -> np.ndarray:
     )
     x_acc = temp - POLE_MASS_LENGTH * theta_acc * cos / TOTAL_MASS
     return np.stack(
-        (x + TAU * x_dot, x_dot + TAU * x_acc, theta + TAU * theta_dot, theta_dot + TAU * theta_acc),
+        (
+            x + TAU * x_dot,
+            x_dot + TAU * x_acc,
+            theta + TAU * theta_dot,
+            theta_dot + TAU * theta_acc,
+        ),
         axis=1,
     )
 
@@ -102,6 +108,20 @@ class BatchedCartPole:
         self._done_returns.clear()
         self._done_lengths.clear()
         return returns, lengths
+
+    def state_dict(self) -> dict[str, object]:
+        return {
+            "state": self.state.copy(),
+            "steps": self.steps.copy(),
+            "returns": self.returns.copy(),
+            "rng": dict(self.rng.bit_generator.state),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.state = np.array(state["state"], dtype=np.float64)
+        self.steps = np.array(state["steps"], dtype=np.int64)
+        self.returns = np.array(state["returns"], dtype=np.float64)
+        self.rng.bit_generator.state = state["rng"]
 
     def close(self) -> None:
         pass

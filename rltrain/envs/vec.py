@@ -43,6 +43,56 @@ class VecEnv(Protocol):
     def close(self) -> None: ...
 
 
+_PLAIN = (bool, int, float, str, type(None))
+
+
+def plain_state(obj: Any) -> dict[str, Any]:
+    """The numeric attributes of an env object (positions, counters, physics state arrays).
+
+    Classic-control and toy-text envs keep their whole state in such attributes, so saving them
+    with the env's RNG state is enough to continue an episode exactly — without pickling objects
+    (checkpoints load with weights_only=True).
+    """
+    state: dict[str, Any] = {}
+    for key, value in vars(obj).items():
+        if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+            state[key] = value.copy()
+        elif isinstance(value, (np.integer, np.floating, np.bool_)):
+            state[key] = value.item()
+        elif isinstance(value, _PLAIN):
+            state[key] = value
+    return state
+
+
+def restore_plain_state(obj: Any, state: dict[str, Any]) -> None:
+    for key, value in state.items():
+        if hasattr(value, "numpy"):  # arrays come back from a checkpoint as tensors
+            value = value.numpy()
+        setattr(obj, key, value.copy() if isinstance(value, np.ndarray) else value)
+
+
+def single_env_state(env: gym.Env[Any, Any]) -> dict[str, Any]:
+    """Every wrapper's and the base env's plain attributes plus the env's RNG state."""
+    layers = []
+    current: Any = env
+    while True:
+        layers.append(plain_state(current))
+        if not hasattr(current, "env"):
+            break
+        current = current.env
+    rng = env.unwrapped._np_random  # type: ignore[attr-defined]
+    return {"layers": layers, "rng": None if rng is None else dict(rng.bit_generator.state)}
+
+
+def restore_single_env_state(env: gym.Env[Any, Any], state: dict[str, Any]) -> None:
+    current: Any = env
+    for layer in state["layers"]:
+        restore_plain_state(current, layer)
+        current = getattr(current, "env", None)
+    if state["rng"] is not None:
+        env.unwrapped.np_random.bit_generator.state = state["rng"]
+
+
 class GymVecEnv:
     """Adapter over a gymnasium `VectorEnv` created with `autoreset_mode=SAME_STEP`.
 
@@ -114,6 +164,24 @@ class GymVecEnv:
         self._done_returns.clear()
         self._done_lengths.clear()
         return returns, lengths
+
+    def state_dict(self) -> dict[str, Any]:
+        """Sub-env states (sync vectors only: async sub-envs live in other processes) and the
+        statistics of the episodes in flight, so a resumed run continues them exactly."""
+        envs = getattr(self.env, "envs", None)
+        return {
+            "returns": self._returns.copy(),
+            "lengths": self._lengths.copy(),
+            "envs": None if envs is None else [single_env_state(e) for e in envs],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._returns[:] = np.asarray(state["returns"])
+        self._lengths[:] = np.asarray(state["lengths"])
+        envs = getattr(self.env, "envs", None)
+        if envs is not None and state["envs"] is not None:
+            for env, env_state in zip(envs, state["envs"], strict=True):
+                restore_single_env_state(env, env_state)
 
     def close(self) -> None:
         self.env.close()
