@@ -57,6 +57,16 @@ class Algorithm(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
+class EpisodeSource(Protocol):
+    def pop_episodes(self) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def episode_source(algo: Algorithm, env: VecEnv) -> EpisodeSource:
+    """Where the loop reads finished episodes: the env, unless the algorithm steps envs of its own
+    (A3C's worker processes) and offers an optional `pop_episodes()` method instead."""
+    return algo if hasattr(algo, "pop_episodes") else env  # type: ignore[return-value]
+
+
 def finished(algo: Algorithm) -> bool:
     """Planners (value/policy iteration) end by convergence rather than by the step budget."""
     return bool(getattr(algo, "finished", False))
