@@ -22,7 +22,9 @@ def load_run_config(run_dir: Path) -> DictConfig:
     from rltrain.envs.registry import ENVS
 
     if not run_dir.is_dir():
-        raise UserError(f"{run_dir} does not exist; give a run directory such as runs/cartpole/ppo/<time>")
+        raise UserError(
+            f"{run_dir} does not exist; give a run directory such as runs/cartpole/ppo/<time>"
+        )
     path = run_dir / ".hydra" / "config.yaml"
     if not path.is_file():
         raise UserError(f"{run_dir} is not an rltrain run directory (no .hydra/config.yaml)")
@@ -30,7 +32,9 @@ def load_run_config(run_dir: Path) -> DictConfig:
         loaded = OmegaConf.load(path)
         algo_name, env_name = loaded.algo.name, loaded.env.name
     except Exception as error:  # a damaged or foreign YAML file
-        raise UserError(f"{path} is not a readable rltrain config ({type(error).__name__})") from None
+        raise UserError(
+            f"{path} is not a readable rltrain config ({type(error).__name__})"
+        ) from None
     if algo_name not in ALGOS or env_name not in ENVS:
         raise UserError(f"{path} names algo={algo_name} env={env_name}, which this rltrain lacks")
     schema = OmegaConf.structured(Config)
@@ -51,7 +55,9 @@ def resume_run(run_dir: Path) -> None:
     if summary.is_file():
         done = json.loads(summary.read_text())
         if done.get("steps", 0) >= node.total_steps:
-            raise UserError(f"{run_dir} already finished ({done['steps']:,} steps); nothing to resume")
+            raise UserError(
+                f"{run_dir} already finished ({done['steps']:,} steps); nothing to resume"
+            )
     print(f"resuming {run_dir}", flush=True)
     train(node, run_dir, resume=True)
 
@@ -85,8 +91,14 @@ def build_agent(run_dir: Path, which: str) -> tuple[Any, Any, dict[str, Any]]:
 
     rng = seed_everything(cfg.seed)
     env = make_vec_env(cfg.env, num_envs=1, seed=cfg.seed, training=False)
-    ctx = Context(cfg=cfg, env=env, device=torch.device("cpu"), recorder=Recorder(None, False),
-                  rng=rng, run_dir=None)
+    ctx = Context(
+        cfg=cfg,
+        env=env,
+        device=torch.device("cpu"),
+        recorder=Recorder(None, False),
+        rng=rng,
+        run_dir=None,
+    )
     algo = ALGOS[cfg.algo.name].algorithm_class()(cfg.algo, ctx)
     algo.load_state_dict(state["algo_state"])
     env.close()
@@ -114,8 +126,9 @@ def evaluate_run(
     if video:
         from rltrain.core.video import record_episodes
 
-        path = record_episodes(algo.act, cfg.env, run_dir / "videos", episodes, seed, deterministic)
-        print(f"video: {path}")
+        paths = record_episodes(algo.act, cfg.env, run_dir / "videos", episodes, seed, deterministic)
+        for path in paths:
+            print(f"video: {path}")
 
 
 def _option_description(path: Path) -> str:
@@ -136,8 +149,10 @@ def list_groups(group: str | None) -> None:
         for option in sorted((root / name).glob("*.yaml")):
             print(f"  {option.stem:<22} {_option_description(option)}")
     if group is None:
-        print("choose with group=option, e.g. `rltrain algo=dqn env=cartpole`;"
-              " see every key with `rltrain --cfg job`")
+        print(
+            "choose with group=option, e.g. `rltrain algo=dqn env=cartpole`;"
+            " see every key with `rltrain --cfg job`"
+        )
 
 
 def find_runs(directory: Path) -> list[Path]:
@@ -156,23 +171,29 @@ def summarize(directory: Path, csv_path: Path | None) -> None:
     rows = []
     for run in runs:
         data = json.loads((run / "summary.json").read_text())
-        rows.append({
-            "run": str(run.relative_to(directory)) if run != directory else ".",
-            "algo": data.get("algo"),
-            "env": data.get("env"),
-            "overrides": " ".join(data.get("overrides", [])),
-            "steps": data.get("steps"),
-            "eval_return": data.get("eval_return_mean"),
-            "eval_std": data.get("eval_return_std"),
-            "wall_time_s": data.get("wall_time"),
-        })
+        rows.append(
+            {
+                "run": str(run.relative_to(directory)) if run != directory else ".",
+                "algo": data.get("algo"),
+                "env": data.get("env"),
+                "overrides": " ".join(data.get("overrides", [])),
+                "steps": data.get("steps"),
+                "eval_return": data.get("eval_return_mean"),
+                "eval_std": data.get("eval_return_std"),
+                "wall_time_s": data.get("wall_time"),
+            }
+        )
     table = Table(title=f"{len(rows)} runs in {directory}")
     for column in ("run", "algo", "env", "overrides", "steps", "eval return", "wall time"):
         table.add_column(column)
     for row in rows:
         table.add_row(
-            row["run"], str(row["algo"]), str(row["env"]), row["overrides"] or "-",
-            f"{row['steps']:,}", f"{row['eval_return']:.2f} ± {row['eval_std']:.2f}",
+            row["run"],
+            str(row["algo"]),
+            str(row["env"]),
+            row["overrides"] or "-",
+            f"{row['steps']:,}",
+            f"{row['eval_return']:.2f} ± {row['eval_std']:.2f}",
             f"{row['wall_time_s']:.1f}s",
         )
     Console(width=200).print(table)
@@ -184,11 +205,20 @@ def summarize(directory: Path, csv_path: Path | None) -> None:
         print(f"wrote {csv_path}")
 
 
-
 def start_board(directory: Path, port: int) -> None:
     if not directory.is_dir():
-        raise UserError(f"{directory} does not exist; train something first (rltrain) or give a directory")
-    command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(directory), "--port", str(port)]
+        raise UserError(
+            f"{directory} does not exist; train something first (rltrain) or give a directory"
+        )
+    command = [
+        sys.executable,
+        "-m",
+        "tensorboard.main",
+        "--logdir",
+        str(directory),
+        "--port",
+        str(port),
+    ]
     print(f"TensorBoard on http://localhost:{port} (Ctrl-C stops it)", flush=True)
     try:
         subprocess.run(command, check=False)

@@ -17,7 +17,7 @@ from omegaconf import MISSING
 class NetworkConfig:
     # auto: tabular for discrete observations, nature_cnn for images, mlp otherwise
     name: str = "auto"
-    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
+    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])  # MLP layer widths
     activation: str = "tanh"  # tanh | relu
     # actor-critic: one trunk for policy and value (true) or two separate trunks (false, as SB3)
     shared_trunk: bool = False
@@ -25,6 +25,13 @@ class NetworkConfig:
     dueling: bool = False
     # orthogonal initialisation with gain sqrt(2), policy head 0.01, value head 1 (Engstrom et al. 2020)
     ortho_init: bool = True
+    # Gaussian policies (Box actions only; rejected on discrete action spaces):
+    # log-std from a linear head on the actor features instead of one free parameter per action
+    state_dependent_std: bool = False
+    # a = tanh(u) rescaled to the action box, u ~ N(mean, std); log pi corrected by the Jacobian
+    # (Haarnoja et al. 2018, appendix C). Off: the sample is clipped to the box by the algorithm.
+    squash_actions: bool = False
+    log_std_init: float = 0.0  # initial log-std (RL Zoo uses -2 for A2C on Pendulum)
 
 
 @dataclass
@@ -32,7 +39,8 @@ class DeviceConfig:
     name: str = "auto"  # auto | cpu | cuda
     # torch intra-op threads; 0 = choose: 1 for small MLPs (less overhead), all cores for CNNs
     threads: int = 0
-    # torch.use_deterministic_algorithms; CPU runs are reproducible regardless
+    # torch.use_deterministic_algorithms(True): reproducible GPU runs at some speed cost;
+    # CPU runs are reproducible regardless
     deterministic: bool = False
 
 
@@ -40,21 +48,21 @@ class DeviceConfig:
 class LoggerConfig:
     name: str = "tensorboard"  # tensorboard | none
     log_interval: int = 2_000  # environment steps between scalar flushes
-    histograms: bool = True
-    images: bool = True
-    video: bool = False  # log a short eval clip to TensorBoard at eval time (Atari)
+    histograms: bool = True  # values/q, values/v, values/advantage histograms at each flush
+    images: bool = True  # gridworld pictures (V heat map, greedy arrows, |V - V*|)
+    video: bool = False  # at each evaluation, record one episode to videos/step<N>-*.mp4
     progress: str = "auto"  # auto (bar on a terminal, lines otherwise) | bar | lines | none
 
 
 @dataclass
 class Config:
-    algo: Any = MISSING
-    env: Any = MISSING
+    algo: Any = MISSING  # the algorithm group (rltrain list algo)
+    env: Any = MISSING  # the environment group (rltrain list env)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
-    seed: int = 0
+    seed: int = 0  # seeds python, numpy, torch and the envs: same seed, same CPU run
     total_steps: int = 100_000  # environment steps, summed over vectorized envs
     eval_interval: int = 0  # environment steps between evaluations; 0 = only at the end
-    eval_episodes: int = 10
+    eval_episodes: int = 10  # deterministic-policy episodes per evaluation, on separate envs
     checkpoint_interval: int = 50_000  # environment steps between checkpoints; 0 = only at the end

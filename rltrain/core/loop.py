@@ -189,6 +189,12 @@ def _run(
         returns = evaluate(algo.act, cfg.env, cfg.eval_episodes, cfg.seed + iterations)
         rec.write("eval/return_mean", float(returns.mean()), ctx.step)
         rec.write("eval/return_std", float(returns.std()), ctx.step)
+        if cfg.logger.video:
+            from rltrain.core.video import record_episodes
+
+            record_episodes(
+                algo.act, cfg.env, run_dir / "videos", 1, cfg.seed, True, prefix=f"step{ctx.step}-"
+            )
         return returns
 
     sps = 0.0

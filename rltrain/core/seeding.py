@@ -21,6 +21,10 @@ def seed_everything(seed: int) -> np.random.Generator:
 
 
 def select_device(cfg: DeviceConfig) -> torch.device:
+    if cfg.deterministic:
+        # cuBLAS needs a fixed workspace for deterministic matmuls (CUDA docs, "Reproducibility").
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
     if cfg.name == "cpu":
         return torch.device("cpu")
     if cfg.name == "cuda":
