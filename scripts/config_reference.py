@@ -56,10 +56,14 @@ def reference() -> str:
     from rltrain.config.schema import Config, DeviceConfig, LoggerConfig, NetworkConfig
     from rltrain.envs.registry import ENVS
 
-    parts = [table("top level", Config), table("network", NetworkConfig),
-             table("device", DeviceConfig), table("logger", LoggerConfig)]
+    parts = [
+        table("top level", Config),
+        table("network", NetworkConfig),
+        table("device", DeviceConfig),
+        table("logger", LoggerConfig),
+    ]
     seen: set[type] = set()
-    for name, cls in ENVS.items():
+    for cls in ENVS.values():
         if cls not in seen:
             seen.add(cls)
             users = ", ".join(n for n, c in ENVS.items() if c is cls)

@@ -86,7 +86,9 @@ def _record_atari(
             obs = env.step(act(obs, deterministic)).obs
             for video in env.pop_videos():
                 if len(paths) < episodes:
-                    paths.append(_write(out_dir / f"{prefix}game-{len(paths) + 1}.mp4", video, env.fps))
+                    paths.append(
+                        _write(out_dir / f"{prefix}game-{len(paths) + 1}.mp4", video, env.fps)
+                    )
     finally:
         env.close()
     return paths
