@@ -19,12 +19,30 @@ from rltrain.errors import UserError
 SUBCOMMANDS = ("train", "eval", "resume", "list", "summary", "board")
 # Hydra flags that take a value, and flags whose value is optional (--info [what]).
 _VALUE_FLAGS = {
-    "--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
-    "--config-dir", "-cd", "--experimental-rerun",
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
 }
 _SWITCH_FLAGS = {
-    "-m", "--multirun", "-r", "--run", "--resolve", "-h", "--help", "--hydra-help", "--version",
-    "-sc", "--shell-completion",
+    "-m",
+    "--multirun",
+    "-r",
+    "--run",
+    "--resolve",
+    "-h",
+    "--help",
+    "--hydra-help",
+    "--version",
+    "-sc",
+    "--shell-completion",
 }
 _INFO_VALUES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 
@@ -72,6 +90,25 @@ def reorder_hydra_args(args: list[str]) -> list[str]:
     return flags + overrides
 
 
+class _DropHydraJobError:
+    """A stderr wrapper that drops the "Error executing job with overrides: [...]" line Hydra
+    writes before it re-raises a failed job's exception (hydra/core/utils.py, JobReturn): we
+    print our own single `rltrain: error:` line for that exception, and two lines confuse."""
+
+    PREFIX = "Error executing job with overrides:"
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if text.startswith(self.PREFIX):
+            return len(text)
+        return int(self._stream.write(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def run_hydra(args: list[str]) -> Any:
     """Calls the hydra.main-wrapped task with `args` as its command line."""
     from hydra.errors import HydraException
@@ -81,8 +118,9 @@ def run_hydra(args: list[str]) -> Any:
 
     # Let Hydra raise instead of printing a stack trace, so we can print one line.
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    saved = sys.argv
+    saved, saved_stderr = sys.argv, sys.stderr
     sys.argv = [saved[0], *reorder_hydra_args(args)]
+    sys.stderr = _DropHydraJobError(saved_stderr)
     try:
         from rltrain.core.loop import Interrupted
         from rltrain.hydra_app import hydra_train
@@ -95,7 +133,7 @@ def run_hydra(args: list[str]) -> Any:
     except (HydraException, OmegaConfBaseException) as error:
         fail(explain(error))
     finally:
-        sys.argv = saved
+        sys.argv, sys.stderr = saved, saved_stderr
 
 
 @app.command(
@@ -108,7 +146,9 @@ def train(ctx: typer.Context) -> None:
 
 
 @app.command()
-def resume(run_dir: Path = typer.Argument(..., help="a run directory (runs/<env>/<algo>/<time>)")) -> None:
+def resume(
+    run_dir: Path = typer.Argument(..., help="a run directory (runs/<env>/<algo>/<time>)"),
+) -> None:
     """Continue an interrupted run from its last checkpoint."""
     from rltrain.commands import resume_run
 
@@ -131,7 +171,9 @@ def eval_(
 
 
 @app.command(name="list")
-def list_(group: str = typer.Argument(None, help="algo, env, network, device, logger or tuned")) -> None:
+def list_(
+    group: str = typer.Argument(None, help="algo, env, network, device, logger or tuned"),
+) -> None:
     """Config groups and their options, one line each."""
     from rltrain.commands import list_groups
 
