@@ -65,13 +65,18 @@ def fail(message: str, code: int = 2) -> None:
 
 
 def reorder_hydra_args(args: list[str]) -> list[str]:
-    """Hydra's argparse wants all flags before the overrides; accept them anywhere."""
+    """Hydra's argparse wants all flags before the overrides; accept them anywhere.
+
+    Overrides never start with "-" (they are key=value, +key=value, ++key=value or ~key), so
+    every argument that does is a flag, `-cd=DIR` and `--cfg=job` forms included; an unknown flag
+    moves too, so argparse names it alone instead of it and every override after it.
+    """
     flags: list[str] = []
     overrides: list[str] = []
     i = 0
     while i < len(args):
         arg = args[i]
-        name = arg.split("=", 1)[0] if arg.startswith("--") else arg
+        name = arg.split("=", 1)[0] if arg.startswith("-") else arg
         if name in _VALUE_FLAGS:
             flags.append(arg)
             if "=" not in arg and i + 1 < len(args):
@@ -82,7 +87,7 @@ def reorder_hydra_args(args: list[str]) -> list[str]:
             if i + 1 < len(args) and args[i + 1] in _INFO_VALUES:
                 flags.append(args[i + 1])
                 i += 1
-        elif name in _SWITCH_FLAGS:
+        elif name in _SWITCH_FLAGS or arg.startswith("-"):
             flags.append(arg)
         else:
             overrides.append(arg)
