@@ -15,6 +15,7 @@ from rltrain.errors import UserError
 from rltrain.networks import distributions as D
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
+_FUNCTIONS = {"tanh": torch.tanh, "relu": torch.relu, "elu": nn.functional.elu}
 
 
 def is_image_space(space: gym.Space[Any]) -> bool:
@@ -64,15 +65,33 @@ class NatureCNN(nn.Module):
         return torch.relu(self.fc(x.flatten(1)))
 
 
-def mlp(in_dim: int, hidden: list[int], activation: str, ortho: bool) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Flatten()]
-    for width in hidden:
-        linear = nn.Linear(in_dim, width)
-        if ortho:
-            init_layer(linear, math.sqrt(2))
-        layers += [linear, _ACTIVATIONS[activation]()]
-        in_dim = width
-    return nn.Sequential(*layers)
+class MLP(nn.Module):
+    """Fully connected layers with one activation, evaluated as a plain loop of F.linear calls.
+
+    Same parameters as nn.Sequential(Flatten, Linear, act, Linear, act, ...), but without a
+    module call per layer: on a 64-unit network that call overhead is a third of the forward.
+    """
+
+    def __init__(self, in_dim: int, hidden: list[int], activation: str, ortho: bool) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList()
+        for width in hidden:
+            linear = nn.Linear(in_dim, width)
+            if ortho:
+                init_layer(linear, math.sqrt(2))
+            self.layers.append(linear)
+            in_dim = width
+        self.activation = _FUNCTIONS[activation]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        for layer in self.layers:
+            x = self.activation(nn.functional.linear(x, layer.weight, layer.bias))
+        return x
+
+
+def mlp(in_dim: int, hidden: list[int], activation: str, ortho: bool) -> MLP:
+    return MLP(in_dim, hidden, activation, ortho)
 
 
 def build_trunk(obs_space: gym.Space[Any], cfg: NetworkConfig) -> tuple[nn.Module, int]:
@@ -87,7 +106,8 @@ def build_trunk(obs_space: gym.Space[Any], cfg: NetworkConfig) -> tuple[nn.Modul
     if name == "nature_cnn":
         if not is_image_space(obs_space):
             raise UserError(
-                f"network=nature_cnn needs uint8 image observations, got {obs_space}; use network=mlp"
+                f"network=nature_cnn needs uint8 image observations, got {obs_space}; "
+                "use network=mlp"
             )
         channels, height, _ = obs_space.shape  # type: ignore[misc]
         return NatureCNN(channels, height, cfg.ortho_init), 512
@@ -111,11 +131,54 @@ def _head(in_dim: int, out_dim: int, gain: float, ortho: bool) -> nn.Linear:
     return layer
 
 
+# log-std bounds for state-dependent heads: keeps exp(log_std) finite early in training
+# (the same range SAC implementations use).
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+# tanh squashing: keep tanh(u) away from +-1 so atanh and log(1 - tanh^2) stay finite
+_SQUASH_EPS = 1e-6
+
+
+def _check_gaussian_options(action_space: gym.Space[Any], cfg: NetworkConfig) -> None:
+    """Gaussian-policy options make no sense for a categorical policy: say so before training."""
+    if isinstance(action_space, gym.spaces.Box):
+        if cfg.squash_actions and not (
+            np.isfinite(action_space.low).all() and np.isfinite(action_space.high).all()
+        ):
+            raise UserError(
+                f"network.squash_actions=true needs a bounded action box, got {action_space}"
+            )
+        return
+    for key, value, default in (
+        ("state_dependent_std", cfg.state_dependent_std, False),
+        ("squash_actions", cfg.squash_actions, False),
+        ("log_std_init", cfg.log_std_init, 0.0),
+    ):
+        if value != default:
+            raise UserError(
+                f"network.{key}={value} is a Gaussian-policy option, but the action space "
+                f"{action_space} is discrete; remove it"
+            )
+
+
 class ActorCritic(nn.Module):
     """pi(a|s) and V(s) with shared or separate trunks; categorical or diagonal Gaussian policy.
 
-    Gaussian policies use a state-independent log-std parameter (as in PPO's paper and SB3).
+    Gaussian policies use a state-independent log-std parameter by default (as in PPO's paper and
+    SB3); `network.state_dependent_std` gives a log-std head on the actor features instead.
+    With `network.squash_actions`, u ~ N(mean, std) and the action is a = c + s * tanh(u)
+    (c, s: centre and half-width of the box), whose log-density is
+
+        log pi(a|s) = log N(u; mean, std) - sum_i log(s_i * (1 - tanh(u_i)^2))
+
+    (change of variables, Haarnoja et al. 2018, appendix C). Taken actions are stored in env
+    units, so `evaluate` recovers u = atanh((a - c) / s). For a stored action the Jacobian term
+    does not depend on the weights: it changes the reported log-probabilities, not the
+    policy-gradient direction. The entropy returned for squashed policies is the entropy of the
+    Gaussian u (the squashed one has no closed form).
     """
+
+    action_centre: torch.Tensor  # buffers of squashed Gaussian policies
+    action_half_width: torch.Tensor
 
     def __init__(
         self, obs_space: gym.Space[Any], action_space: gym.Space[Any], cfg: NetworkConfig
@@ -128,6 +191,7 @@ class ActorCritic(nn.Module):
             act_dim = int(np.prod(action_space.shape))
         else:
             raise UserError(f"action space {action_space} is not supported by actor-critic")
+        _check_gaussian_options(action_space, cfg)
         self.actor_trunk, width = build_trunk(obs_space, cfg)
         if cfg.shared_trunk:
             self.critic_trunk: nn.Module = self.actor_trunk
@@ -136,13 +200,47 @@ class ActorCritic(nn.Module):
         self.shared = cfg.shared_trunk
         self.policy_head = _head(width, act_dim, 0.01, cfg.ortho_init)
         self.value_head = _head(width, 1, 1.0, cfg.ortho_init)
-        self.log_std = None if self.discrete else nn.Parameter(torch.zeros(act_dim))
+        self.log_std: nn.Parameter | None = None
+        self.log_std_head: nn.Linear | None = None
+        self.squash = False
+        if not self.discrete:
+            if cfg.state_dependent_std:
+                self.log_std_head = _head(width, act_dim, 0.01, cfg.ortho_init)
+                nn.init.constant_(self.log_std_head.bias, cfg.log_std_init)
+            else:
+                self.log_std = nn.Parameter(torch.full((act_dim,), float(cfg.log_std_init)))
+            self.squash = cfg.squash_actions
+            if self.squash:
+                assert isinstance(action_space, gym.spaces.Box)
+                low = torch.as_tensor(action_space.low, dtype=torch.float32).flatten()
+                high = torch.as_tensor(action_space.high, dtype=torch.float32).flatten()
+                self.register_buffer("action_centre", (high + low) / 2)
+                self.register_buffer("action_half_width", (high - low) / 2)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (logits or Gaussian mean, V(s))."""
         features = self.actor_trunk(obs)
         critic_features = features if self.shared else self.critic_trunk(obs)
         return self.policy_head(features), self.value_head(critic_features).squeeze(-1)
+
+    def _heads(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """(logits or mean, log-std or None for categorical, V(s)) in one pass over the trunks."""
+        features = self.actor_trunk(obs)
+        critic_features = features if self.shared else self.critic_trunk(obs)
+        out = self.policy_head(features)
+        value = self.value_head(critic_features).squeeze(-1)
+        if self.discrete:
+            return out, None, value
+        if self.log_std_head is not None:
+            log_std = self.log_std_head(features).clamp(LOG_STD_MIN, LOG_STD_MAX)
+        else:
+            assert self.log_std is not None
+            log_std = self.log_std.expand_as(out)
+        return out, log_std, value
+
+    def _squash_log_jacobian(self, tanh_u: torch.Tensor) -> torch.Tensor:
+        """sum_i log(s_i * (1 - tanh(u_i)^2)): the log |da/du| of a = c + s * tanh(u)."""
+        return (torch.log(self.action_half_width * (1.0 - tanh_u.pow(2)) + _SQUASH_EPS)).sum(-1)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.value_head(self.critic_trunk(obs)).squeeze(-1)
@@ -151,25 +249,34 @@ class ActorCritic(nn.Module):
         self, obs: torch.Tensor, deterministic: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample (or take the mode of) the policy: returns actions, log pi(a|s), V(s)."""
-        out, value = self(obs)
-        if self.discrete:
+        out, log_std, value = self._heads(obs)
+        if log_std is None:
             actions = out.argmax(-1) if deterministic else D.categorical_sample(out)
             return actions, D.categorical_log_prob(out, actions), value
-        assert self.log_std is not None
-        log_std = self.log_std.expand_as(out)
-        actions = out if deterministic else D.gaussian_sample(out, log_std)
-        return actions, D.gaussian_log_prob(out, log_std, actions), value
+        u = out if deterministic else D.gaussian_sample(out, log_std)
+        log_prob = D.gaussian_log_prob(out, log_std, u)
+        if not self.squash:
+            return u, log_prob, value
+        tanh_u = torch.tanh(u)
+        actions = self.action_centre + self.action_half_width * tanh_u
+        return actions, log_prob - self._squash_log_jacobian(tanh_u), value
 
     def evaluate(
         self, obs: torch.Tensor, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """log pi(a|s), entropy of pi(.|s) and V(s) for a batch of taken actions."""
-        out, value = self(obs)
-        if self.discrete:
+        out, log_std, value = self._heads(obs)
+        if log_std is None:
             return D.categorical_log_prob(out, actions), D.categorical_entropy(out), value
-        assert self.log_std is not None
-        log_std = self.log_std.expand_as(out)
-        return D.gaussian_log_prob(out, log_std, actions), D.gaussian_entropy(log_std), value
+        entropy = D.gaussian_entropy(log_std)
+        if not self.squash:
+            return D.gaussian_log_prob(out, log_std, actions), entropy, value
+        tanh_u = ((actions - self.action_centre) / self.action_half_width).clamp(
+            -1.0 + _SQUASH_EPS, 1.0 - _SQUASH_EPS
+        )
+        u = torch.atanh(tanh_u)
+        log_prob = D.gaussian_log_prob(out, log_std, u) - self._squash_log_jacobian(tanh_u)
+        return log_prob, entropy, value
 
 
 class QNetwork(nn.Module):

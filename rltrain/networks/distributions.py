@@ -39,7 +39,7 @@ def gaussian_sample(mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
 def gaussian_log_prob(
     mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor
 ) -> torch.Tensor:
-    """log N(a; mean, diag(std^2)) = sum_i [-(a_i - m_i)^2 / (2 s_i^2) - log s_i - log(2 pi) / 2]."""
+    """log N(a; mean, diag(std^2)) = sum_i [-(a_i - m_i)^2 / (2 s_i^2) - log s_i - log(2 pi)/2]."""
     z = (actions - mean) * torch.exp(-log_std)
     return (-0.5 * z.pow(2) - log_std - 0.5 * _LOG_2PI).sum(-1)
 
