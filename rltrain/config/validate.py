@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -21,8 +23,42 @@ def one_line(error: BaseException) -> str:
     return first
 
 
+def unknown_key_message(key: str, valid: list[str]) -> str:
+    """'unknown config key' with the closest valid keys, e.g. algo.lr for algo.lrr."""
+    prefix, _, leaf = key.rpartition(".")
+    close = difflib.get_close_matches(leaf, valid, n=3, cutoff=0.6)
+    hint = f" (did you mean {' or '.join(f'{prefix}.{c}' if prefix else c for c in close)}?)"
+    return (
+        f"unknown config key '{key}'{hint if close else ''}; "
+        "see the valid keys with `rltrain --cfg job`"
+    )
+
+
+def check_known_keys(node: DictConfig, prefix: str = "") -> None:
+    """Every key must be a field of its schema dataclass.
+
+    Hydra's `+key=value` opens the struct flag to add a key, and OmegaConf.to_object then sets an
+    extra key as a plain attribute of the dataclass: `+algo.lr_typo=1` would train silently with
+    the default lr. So look for keys the schemas lack, at every level, before building objects.
+    """
+    schema = OmegaConf.get_type(node)
+    fields = (
+        [f.name for f in dataclasses.fields(schema)]
+        if schema is not None and dataclasses.is_dataclass(schema)
+        else None
+    )
+    for key in node:
+        name = f"{prefix}{key!s}"
+        if fields is not None and key not in fields:
+            raise UserError(unknown_key_message(name, fields))
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
+            check_known_keys(child, name + ".")
+
+
 def typed_config(node: DictConfig) -> Config:
     """OmegaConf.to_object builds the dataclasses, so each schema's __post_init__ checks ranges."""
+    check_known_keys(node)
     try:
         cfg: Any = OmegaConf.to_object(node)
     except UserError:
