@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from hydra.errors import MissingConfigException, OverrideParseException
+
+from rltrain.config.validate import unknown_key_message
 
 
 def _chain(error: BaseException) -> list[BaseException]:
@@ -29,12 +32,21 @@ def explain(error: BaseException) -> str:
     deepest = chain[-1]
     text = _first_line(deepest)
     full_key = getattr(deepest, "full_key", None) or _override_key(chain)
-    if "not in struct" in text or "Key '" in text and "not in" in text:
-        key = full_key or text
-        return (
-            f"unknown config key '{key}'; see the valid keys with `rltrain --cfg job` "
-            f"(add a new key with +{key}=... only where the schema allows it)"
+    if "not in struct" in text or ("Key '" in text and "not in" in text):
+        # Hydra's own advice here ("use +key=value") is wrong for typed configs: the schemas
+        # reject added keys too. Suggest the closest field of the schema instead.
+        schema = getattr(deepest, "object_type", None)
+        valid = (
+            [f.name for f in dataclasses.fields(schema)]
+            if schema is not None and dataclasses.is_dataclass(schema)
+            else []
         )
+        return unknown_key_message(full_key or text, valid)
+    converted = re.search(r"Value '(.*)' of type '\w+' could not be converted to (\w+)", text)
+    if converted and full_key:
+        value, expected = converted.groups()
+        hint = " (true or false)" if expected == "Boolean" else ""
+        return f"{full_key}={value} is not a valid {expected.lower()}{hint}"
     if "could not be converted" in text or "Value '" in text:
         return f"{full_key}: {text}" if full_key else text
     if "Interpolation" in type(deepest).__name__ or "interpolation" in text.lower():
