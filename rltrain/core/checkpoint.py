@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import re
 import sys
 import zipfile
 from pathlib import Path
@@ -61,12 +62,17 @@ def load(path: Path) -> dict[str, Any]:
     """Load one checkpoint file; UserError with one line if it is missing, corrupt or unsafe."""
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
+    # torch.save writes a zip archive whose directory sits at the end: a truncated or garbled
+    # file has none. Checked first because torch.load would otherwise try the legacy pickle
+    # format on it and report an "unsafe" pickle instead of a damaged file.
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"checkpoint {path} is truncated or corrupt; it cannot be loaded")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
         raise UserError(
-            f"checkpoint {path} needs arbitrary unpickling and was refused ({first[:120]})"
+            f"checkpoint {path} needs arbitrary unpickling and was refused "
+            f"({_unpickling_reason(exc)})"
         ) from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise UserError(f"checkpoint {path} is truncated or corrupt; it cannot be loaded") from exc
@@ -78,6 +84,16 @@ def load(path: Path) -> dict[str, Any]:
 def warn_stderr(message: str) -> None:
     """Warnings go to stderr, so stdout stays the command's output (eval returns, tables)."""
     print(f"rltrain: {message}", file=sys.stderr, flush=True)
+
+
+def _unpickling_reason(error: Exception) -> str:
+    """The line of torch's long weights_only message that names what was refused."""
+    text = str(error)
+    match = re.search(r"(Unsupported global: GLOBAL \S+|Unsupported operand \S+)", text)
+    if match:
+        return match.group(1)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:120] if lines else "unsafe content"
 
 
 def load_latest(directory: Path, warn: Any = warn_stderr) -> tuple[dict[str, Any], Path]:
@@ -95,7 +111,7 @@ def load_latest(directory: Path, warn: Any = warn_stderr) -> tuple[dict[str, Any
 def rng_state() -> dict[str, Any]:
     """Python, numpy (legacy global) and torch RNG states in weights_only-loadable types."""
     version, internal, gauss = random.getstate()
-    np_state = np.random.get_state()
+    np_state: tuple[Any, ...] = np.random.get_state(legacy=True)  # type: ignore[assignment]
     return {
         "python": [version, list(internal), gauss],
         "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
