@@ -99,9 +99,21 @@ def build_agent(run_dir: Path, which: str) -> tuple[Any, Any, dict[str, Any]]:
         rng=rng,
         run_dir=None,
     )
-    algo = ALGOS[cfg.algo.name].algorithm_class()(cfg.algo, ctx)
-    algo.load_state_dict(state["algo_state"])
-    env.close()
+    try:
+        algo = ALGOS[cfg.algo.name].algorithm_class()(cfg.algo, ctx)
+        try:
+            algo.load_state_dict(state["algo_state"])
+        except (KeyError, RuntimeError, TypeError, ValueError) as error:
+            # Weights of another shape or layout: a checkpoint written by an older rltrain, or a
+            # config edited after training. A user-supplied file, so one line, no traceback.
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            detail = " ".join(lines[:2])[:200]
+            raise UserError(
+                f"checkpoint in {directory} does not fit the {cfg.algo.name} model this "
+                f"rltrain builds from the run's config ({type(error).__name__}: {detail})"
+            ) from error
+    finally:
+        env.close()
     return algo, cfg, state
 
 
@@ -126,7 +138,8 @@ def evaluate_run(
     if video:
         from rltrain.core.video import record_episodes
 
-        paths = record_episodes(algo.act, cfg.env, run_dir / "videos", episodes, seed, deterministic)
+        videos = run_dir / "videos"
+        paths = record_episodes(algo.act, cfg.env, videos, episodes, seed, deterministic)
         for path in paths:
             print(f"video: {path}")
 
