@@ -1,0 +1,108 @@
+"""Plot `values/q_bias` (predicted Q(s,a) minus the discounted return that followed) of two or
+more groups of runs from their TensorBoard event files, and print the mean over the second half
+of training per run and per group.
+
+    python scripts/plot_q_bias.py --run "DQN=runs/dqn_seed*" --run "Double DQN=runs/ddqn_seed*" \
+        --out docs/q_bias_cartpole.png
+
+Each `--run LABEL=GLOB` is a group (e.g. the seeds of one configuration); GLOB matches run
+directories. Thin lines are single runs, the thick line their mean (on the union of logged steps,
+each run interpolated). "Second half" means steps > total_steps / 2 (total_steps from the run's
+summary.json, else its last logged step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Curve:
+    run_dir: Path
+    steps: np.ndarray
+    values: np.ndarray
+    total_steps: int
+
+    def second_half_mean(self) -> float:
+        late = self.steps > self.total_steps / 2
+        return float(self.values[late].mean()) if late.any() else float("nan")
+
+
+def read_curve(run_dir: Path, tag: str) -> Curve:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    if tag not in accumulator.Tags()["scalars"]:
+        raise SystemExit(f"{run_dir} has no '{tag}' scalars")
+    events = sorted((e.step, e.value) for e in accumulator.Scalars(tag))
+    steps = np.array([s for s, _ in events], dtype=np.int64)
+    values = np.array([v for _, v in events], dtype=np.float64)
+    summary = run_dir / "summary.json"
+    total = int(json.loads(summary.read_text())["total_steps"]) if summary.is_file() else 0
+    return Curve(run_dir, steps, values, total or int(steps.max()))
+
+
+def parse_group(text: str) -> tuple[str, list[Path]]:
+    label, sep, pattern = text.partition("=")
+    if not sep:
+        raise SystemExit(f"--run wants LABEL=GLOB, got {text!r}")
+    dirs = sorted(Path(p) for p in glob.glob(pattern) if Path(p).is_dir())
+    if not dirs:
+        raise SystemExit(f"--run {label}: no run directories match {pattern!r}")
+    return label, dirs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", action="append", required=True, help="LABEL=GLOB (repeatable)")
+    parser.add_argument("--out", type=Path, default=Path("docs/q_bias_cartpole.png"))
+    parser.add_argument("--tag", default="values/q_bias")
+    parser.add_argument("--title", default="Overestimation on CartPole-v1: Q(s,a) - return")
+    args = parser.parse_args()
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=120)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    lines = [f"mean {args.tag} over the second half of training", ""]
+    for i, text in enumerate(args.run):
+        label, dirs = parse_group(text)
+        curves = [read_curve(d, args.tag) for d in dirs]
+        color = colors[i % len(colors)]
+        for curve in curves:
+            ax.plot(curve.steps, curve.values, color=color, alpha=0.25, linewidth=0.8)
+        grid = np.unique(np.concatenate([c.steps for c in curves]))
+        mean = np.mean([np.interp(grid, c.steps, c.values) for c in curves], axis=0)
+        halves = [c.second_half_mean() for c in curves]
+        group_mean = float(np.mean(halves))
+        ax.plot(
+            grid, mean, color=color, linewidth=2.0, label=f"{label} (2nd half {group_mean:.1f})"
+        )
+        for curve, value in zip(curves, halves, strict=True):
+            lines.append(f"  {label:<14} {curve.run_dir}: {value:8.2f}")
+        lines.append(f"  {label:<14} mean of {len(curves)} runs: {group_mean:8.2f}")
+    ax.axhline(0.0, color="black", linewidth=0.6)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("Q(s,a) - discounted return")
+    ax.set_title(args.title)
+    ax.legend(loc="best", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out)
+    lines.append(f"\nwrote {args.out}")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
