@@ -189,11 +189,18 @@ def list_(
 def summary(
     directory: Path = typer.Argument(Path("runs"), help="a run, sweep or runs directory"),
     csv: Path = typer.Option(None, help="also write the table as CSV"),
+    plot: Path = typer.Option(
+        None, help="also draw learning curves per configuration into this PNG (rltrain[plot])"
+    ),
+    group: bool = typer.Option(
+        True, help="one row per configuration with seeds grouped, best first; "
+        "--no-group: one row per run, in run-directory order"
+    ),
 ) -> None:
-    """One table row per run: overrides, steps, final eval return, wall time."""
+    """One row per configuration (seeds grouped): swept keys, eval return, steps, wall time."""
     from rltrain.commands import summarize
 
-    summarize(directory, csv)
+    summarize(directory, csv, plot, group)
 
 
 @app.command()

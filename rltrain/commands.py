@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv as csv_module
 import json
 import subprocess
 import sys
@@ -168,54 +167,13 @@ def list_groups(group: str | None) -> None:
         )
 
 
-def find_runs(directory: Path) -> list[Path]:
-    return sorted(p.parent for p in directory.rglob("summary.json"))
+def summarize(
+    directory: Path, csv_path: Path | None, plot_path: Path | None = None, group: bool = True
+) -> None:
+    """The sweep summary; see rltrain/summary.py."""
+    from rltrain.summary import summarize as summarize_runs
 
-
-def summarize(directory: Path, csv_path: Path | None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    if not directory.is_dir():
-        raise UserError(f"{directory} does not exist")
-    runs = find_runs(directory)
-    if not runs:
-        raise UserError(f"no finished runs (summary.json) under {directory}")
-    rows = []
-    for run in runs:
-        data = json.loads((run / "summary.json").read_text())
-        rows.append(
-            {
-                "run": str(run.relative_to(directory)) if run != directory else ".",
-                "algo": data.get("algo"),
-                "env": data.get("env"),
-                "overrides": " ".join(data.get("overrides", [])),
-                "steps": data.get("steps"),
-                "eval_return": data.get("eval_return_mean"),
-                "eval_std": data.get("eval_return_std"),
-                "wall_time_s": data.get("wall_time"),
-            }
-        )
-    table = Table(title=f"{len(rows)} runs in {directory}")
-    for column in ("run", "algo", "env", "overrides", "steps", "eval return", "wall time"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            row["run"],
-            str(row["algo"]),
-            str(row["env"]),
-            row["overrides"] or "-",
-            f"{row['steps']:,}",
-            f"{row['eval_return']:.2f} ± {row['eval_std']:.2f}",
-            f"{row['wall_time_s']:.1f}s",
-        )
-    Console(width=200).print(table)
-    if csv_path is not None:
-        with open(csv_path, "w", newline="") as handle:
-            writer = csv_module.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        print(f"wrote {csv_path}")
+    summarize_runs(directory, csv_path, plot_path, group)
 
 
 def start_board(directory: Path, port: int) -> None:

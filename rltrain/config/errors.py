@@ -63,6 +63,19 @@ def _override_key(chain: list[BaseException]) -> str | None:
     return None
 
 
+# Launcher / sweeper options that exist only once their Hydra plugin is installed (rltrain's own
+# presets such as hydra/launcher=ray_cluster extend these, so they fail the same way), and the
+# rltrain extra that installs each plugin.
+_PLUGINS = {
+    "hydra/launcher/joblib": ("hydra-joblib-launcher", "sweep"),
+    "hydra/launcher/submitit_local": ("hydra-submitit-launcher", "sweep"),
+    "hydra/launcher/submitit_slurm": ("hydra-submitit-launcher", "sweep"),
+    "hydra/launcher/ray": ("hydra-ray-launcher", "ray"),
+    "hydra/launcher/ray_aws": ("hydra-ray-launcher", "ray"),
+    "hydra/sweeper/optuna": ("hydra-optuna-sweeper", "sweep"),
+}
+
+
 def _missing_option(error: MissingConfigException) -> str:
     text = str(error)
     match = re.search(r"Could not find '([^']+)'", text)
@@ -70,6 +83,13 @@ def _missing_option(error: MissingConfigException) -> str:
     group, _, option = missing.rpartition("/")
     options = error.options or re.findall(r"^\s+(\S+)$", text, flags=re.M)
     choices = ", ".join(o for o in options if not o.endswith("_schema")) if options else ""
+    plugin = _PLUGINS.get(f"{group}/{option}")
+    if plugin is not None:
+        name, extra = plugin
+        return (
+            f"{group}={option} needs the {name} plugin, which is not installed: "
+            f"pip install 'rltrain[{extra}]'"
+        )
     if group:
         return f"unknown {group} '{option}'; choose one of: {choices or '(none)'}"
     return _first_line(error)

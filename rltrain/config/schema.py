@@ -62,6 +62,9 @@ class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = 0  # seeds python, numpy, torch and the envs: same seed, same CPU run
+    # seeds trained one after the other per job (seed, seed+1, ...), each in <run>/seed_<s>;
+    # the job returns their mean final eval return (a seed-aware sweep objective)
+    num_seeds: int = 1
     total_steps: int = 100_000  # environment steps, summed over vectorized envs
     eval_interval: int = 0  # environment steps between evaluations; 0 = only at the end
     eval_episodes: int = 10  # deterministic-policy episodes per evaluation, on separate envs

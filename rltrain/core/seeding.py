@@ -38,13 +38,15 @@ def select_device(cfg: DeviceConfig) -> torch.device:
 
 def configure_threads(cfg: DeviceConfig, image_observations: bool) -> int:
     """torch intra-op threads. 0 = automatic: one thread for small MLPs, where thread hand-offs
-    cost more than they save, and every allowed core for CNNs. Parallel sweep jobs set
-    RLTRAIN_JOB_THREADS so that jobs x threads never exceeds the cores."""
+    cost more than they save, and for CNNs every core this job may use: in a parallel sweep
+    max(1, cores // jobs at once), or RLTRAIN_JOB_THREADS when set (rltrain.sweeps.job_thread_cap),
+    so that jobs x threads never exceeds the cores."""
     threads = cfg.threads
     if threads < 0:
         raise UserError(f"device.threads={threads} must be >= 0 (0 = automatic)")
     if threads == 0:
-        cap = int(os.environ.get("RLTRAIN_JOB_THREADS", "0")) or (os.cpu_count() or 1)
-        threads = cap if image_observations else 1
+        from rltrain.sweeps import job_thread_cap
+
+        threads = job_thread_cap() if image_observations else 1
     torch.set_num_threads(threads)
     return threads
