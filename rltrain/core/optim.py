@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from rltrain.errors import UserError
+
 
 class _FlatOptimizer:
     def __init__(self, params: Iterable[torch.Tensor], lr: float) -> None:
@@ -28,6 +30,9 @@ class _FlatOptimizer:
         self.params = list(unique.values())
         if not self.params:
             raise ValueError("optimizer got no trainable parameters")
+        if not 0.0 < lr < 1e32:
+            # Past ~1e37 the step size overflows float32 inside the update; nothing sane is near.
+            raise UserError(f"learning rate {lr} is out of range; use a positive value below 1e32")
         self.param_groups: list[dict[str, Any]] = [{"lr": lr}]
         self.steps = torch.zeros((), dtype=torch.int64)
         first = self.params[0]
