@@ -124,7 +124,9 @@ def evaluate_run(
     if episodes < 1:
         raise UserError(f"--episodes {episodes} must be at least 1")
     algo, cfg, state = build_agent(run_dir, which)
-    returns = evaluate(algo.act, cfg.env, episodes, seed, deterministic=deterministic)
+    returns = evaluate(
+        algo.act, cfg.env, episodes, seed, deterministic=deterministic, epsilon=cfg.eval_epsilon
+    )
     for index, value in enumerate(returns.tolist()):
         print(f"episode {index + 1:>3}: return {value:.2f}")
     print(

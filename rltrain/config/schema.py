@@ -23,7 +23,7 @@ class NetworkConfig:
     shared_trunk: bool = False
     # Q-networks: dueling head V(s) + A(s,a) - mean_a A(s,a) (Wang et al. 2016)
     dueling: bool = False
-    # orthogonal initialisation with gain sqrt(2), policy head 0.01, value head 1 (Engstrom et al. 2020)
+    # orthogonal init, gain sqrt(2); policy head 0.01, value head 1 (Engstrom et al. 2020)
     ortho_init: bool = True
     # Gaussian policies (Box actions only; rejected on discrete action spaces):
     # log-std from a linear head on the actor features instead of one free parameter per action
@@ -68,4 +68,6 @@ class Config:
     total_steps: int = 100_000  # environment steps, summed over vectorized envs
     eval_interval: int = 0  # environment steps between evaluations; 0 = only at the end
     eval_episodes: int = 10  # deterministic-policy episodes per evaluation, on separate envs
+    # chance of a random action during evaluation (Mnih et al. 2015 evaluate Atari with 0.05)
+    eval_epsilon: float = 0.0
     checkpoint_interval: int = 50_000  # environment steps between checkpoints; 0 = only at the end

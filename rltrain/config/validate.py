@@ -72,6 +72,8 @@ def typed_config(node: DictConfig) -> Config:
         raise UserError("the configuration is not an rltrain config (no base_config schema)")
     if cfg.total_steps < 1:
         raise UserError(f"total_steps={cfg.total_steps} must be at least 1")
+    if not 0.0 <= cfg.eval_epsilon <= 1.0:
+        raise UserError(f"eval_epsilon={cfg.eval_epsilon} must be in [0, 1]")
     if cfg.eval_episodes < 1:
         raise UserError(f"eval_episodes={cfg.eval_episodes} must be at least 1")
     if cfg.logger.log_interval < 1:

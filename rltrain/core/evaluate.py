@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from rltrain.envs.factory import make_vec_env
+from rltrain.errors import UserError
 
 EVAL_SEED_OFFSET = 1_000_003  # eval envs never share seeds with training envs
 MAX_EVAL_ENVS = 16
@@ -19,12 +21,16 @@ def evaluate(
     episodes: int,
     seed: int,
     deterministic: bool = True,
+    epsilon: float = 0.0,
 ) -> np.ndarray:
     """Returns of exactly `episodes` episodes. The eval form of an env (training=False) gives
     raw rewards and whole episodes (Atari: whole games, no life-loss ends, no clipping).
 
     Each env runs a fixed quota of episodes, so short episodes are not over-represented (taking
     the first N episodes to finish across envs would bias the mean towards failures).
+    With `epsilon` > 0 (discrete actions) a uniformly random action replaces the policy's with that
+    probability, the evaluation protocol of Mnih et al. 2015 (epsilon = 0.05 on Atari): it also
+    keeps a greedy policy that never presses FIRE from stalling a game until its time limit.
     """
     num_envs = max(1, min(episodes, MAX_EVAL_ENVS))
     quota = np.full(num_envs, episodes // num_envs)
@@ -35,8 +41,16 @@ def evaluate(
         returns: list[list[float]] = [[] for _ in range(num_envs)]
         running = np.zeros(num_envs)
         done_count = np.zeros(num_envs, dtype=np.int64)
+        space = env.single_action_space
+        rng = np.random.default_rng(seed)
+        if epsilon > 0 and not isinstance(space, gym.spaces.Discrete):
+            raise UserError("eval_epsilon > 0 needs a discrete action space; use eval_epsilon=0")
         while (done_count < quota).any():
-            step = env.step(act(obs, deterministic))
+            actions = act(obs, deterministic)
+            if epsilon > 0:
+                explore = rng.random(num_envs) < epsilon
+                actions = np.where(explore, rng.integers(0, int(space.n), num_envs), actions)
+            step = env.step(actions)
             obs = step.obs
             running += step.reward
             ended = np.flatnonzero(step.terminated | step.truncated)

@@ -186,7 +186,9 @@ def _run(
         ckpt.save_atomic(state, checkpoint_dir / path_name, keep_previous=path_name == ckpt.LAST)
 
     def run_eval() -> np.ndarray:
-        returns = evaluate(algo.act, cfg.env, cfg.eval_episodes, cfg.seed + iterations)
+        returns = evaluate(
+            algo.act, cfg.env, cfg.eval_episodes, cfg.seed + iterations, epsilon=cfg.eval_epsilon
+        )
         rec.write("eval/return_mean", float(returns.mean()), ctx.step)
         rec.write("eval/return_std", float(returns.std()), ctx.step)
         if cfg.logger.video:
