@@ -16,10 +16,8 @@ from rltrain.errors import UserError
 
 def load_run_config(run_dir: Path) -> DictConfig:
     """The exact composed config of a run, typed again by its schemas."""
-    from rltrain.algos.registry import ALGOS
-    from rltrain.config.schema import Config
-    from rltrain.envs.registry import ENVS
-
+    # The directory checks come before the imports: the registries pull in gymnasium and torch
+    # (about 4 s of CPU here), which a mistyped path should not wait for.
     if not run_dir.is_dir():
         raise UserError(
             f"{run_dir} does not exist; give a run directory such as runs/cartpole/ppo/<time>"
@@ -27,6 +25,11 @@ def load_run_config(run_dir: Path) -> DictConfig:
     path = run_dir / ".hydra" / "config.yaml"
     if not path.is_file():
         raise UserError(f"{run_dir} is not an rltrain run directory (no .hydra/config.yaml)")
+
+    from rltrain.algos.registry import ALGOS
+    from rltrain.config.schema import Config
+    from rltrain.envs.registry import ENVS
+
     try:
         loaded = OmegaConf.load(path)
         algo_name, env_name = loaded.algo.name, loaded.env.name
@@ -45,9 +48,9 @@ def load_run_config(run_dir: Path) -> DictConfig:
 
 
 def resume_run(run_dir: Path) -> None:
+    node = load_run_config(run_dir)
     from rltrain.core.loop import train
 
-    node = load_run_config(run_dir)
     if not (run_dir / "checkpoints").is_dir():
         raise UserError(f"{run_dir} has no checkpoints/ to resume from")
     summary = run_dir / "summary.json"
@@ -63,6 +66,7 @@ def resume_run(run_dir: Path) -> None:
 
 def build_agent(run_dir: Path, which: str) -> tuple[Any, Any, dict[str, Any]]:
     """(algorithm with loaded weights, typed config, checkpoint) of a run."""
+    node = load_run_config(run_dir)  # first: a wrong path fails before torch is imported
     from rltrain.algos.base import Context
     from rltrain.algos.registry import ALGOS
     from rltrain.config.validate import typed_config
@@ -71,7 +75,6 @@ def build_agent(run_dir: Path, which: str) -> tuple[Any, Any, dict[str, Any]]:
     from rltrain.envs.factory import make_vec_env
     from rltrain.logging import Recorder
 
-    node = load_run_config(run_dir)
     cfg = typed_config(node)
     names = {"last": ckpt.LAST, "best": ckpt.BEST}
     if which not in names:
@@ -119,11 +122,11 @@ def build_agent(run_dir: Path, which: str) -> tuple[Any, Any, dict[str, Any]]:
 def evaluate_run(
     run_dir: Path, episodes: int, which: str, video: bool, deterministic: bool, seed: int
 ) -> None:
-    from rltrain.core.evaluate import evaluate
-
     if episodes < 1:
         raise UserError(f"--episodes {episodes} must be at least 1")
     algo, cfg, state = build_agent(run_dir, which)
+    from rltrain.core.evaluate import evaluate
+
     returns = evaluate(
         algo.act, cfg.env, episodes, seed, deterministic=deterministic, epsilon=cfg.eval_epsilon
     )
