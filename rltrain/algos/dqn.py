@@ -16,7 +16,8 @@ Flags on the same algorithm (Rainbow's ablation components, Hessel et al. 2018):
 
 Overestimation diagnostic (`values/q_bias`): while acting we already compute Q(s, .) for every
 env, so Q(s_t, a_t) of the action taken is kept per env, next to the rewards, until the episode
-ends; then q_bias = mean_t [Q(s_t, a_t) - G_t] with G_t the discounted return that followed. A
+ends; then Q(s_t, a_t) - G_t with G_t the discounted return that followed is summed, and at log
+time values/q_bias is the mean over the transitions of the episodes that ended in the window. A
 time-limit truncation bootstraps the tail with max_a Q(s_T, a) of the online net (truncated
 episodes are kept, not skipped: on CartPole every good episode ends by the 500-step limit); that
 tail term is discounted by gamma^(T-t), so it shrinks the measured bias only near the cut.
@@ -187,17 +188,19 @@ def returns_to_go(rewards: np.ndarray, gamma: float, bootstrap: float = 0.0) -> 
     return out
 
 
-def q_bias(q_pred: np.ndarray, rewards: np.ndarray, gamma: float, bootstrap: float = 0.0) -> float:
-    """Overestimation of one finished episode (van Hasselt et al. 2016, fig. 3):
+def q_bias_sum(
+    q_pred: np.ndarray, rewards: np.ndarray, gamma: float, bootstrap: float = 0.0
+) -> tuple[float, int]:
+    """Overestimation of one finished episode (van Hasselt et al. 2016, sec. 3 and fig. 3):
 
-    mean over steps t with a prediction (finite q_pred) of Q(s_t, a_t) - G_t, G from
-    :func:`returns_to_go`; NaN when no step has a prediction.
+    (sum over steps t with a prediction (finite q_pred) of Q(s_t, a_t) - G_t, number of such
+    steps), G from :func:`returns_to_go`. Sums, so a log window averages over transitions.
     """
-    returns = returns_to_go(rewards, gamma, bootstrap)
     known = np.isfinite(q_pred)
     if not known.any():
-        return float("nan")
-    return float((q_pred[known] - returns[known]).mean())
+        return 0.0, 0
+    returns = returns_to_go(rewards, gamma, bootstrap)
+    return float((q_pred[known] - returns[known]).sum()), int(known.sum())
 
 
 # --- the algorithm ------------------------------------------------------------------------------
@@ -247,6 +250,7 @@ class DQN:
         self._ep_q = np.full((1024, self.num_envs), np.nan)
         self._ep_r = np.zeros((1024, self.num_envs))
         self._ep_len = np.zeros(self.num_envs, dtype=np.int64)
+        self._q_bias_sum, self._q_bias_count = 0.0, 0  # over transitions since the last log
         self._last_q: torch.Tensor | None = None
         self._last_adv: torch.Tensor | None = None
 
@@ -326,9 +330,11 @@ class DQN:
             boot[cut] = q_final.max(dim=-1).values.cpu().numpy()
         for e in ended:  # only the few envs whose episode ended this step
             length = int(self._ep_len[e])
-            bias = q_bias(self._ep_q[:length, e], self._ep_r[:length, e], self.cfg.gamma, boot[e])
-            if math.isfinite(bias):
-                self.ctx.recorder.scalar("values/q_bias", bias)
+            total, count = q_bias_sum(
+                self._ep_q[:length, e], self._ep_r[:length, e], self.cfg.gamma, boot[e]
+            )
+            self._q_bias_sum += total
+            self._q_bias_count += count
         self._ep_len[ended] = 0
 
     # --- learning -------------------------------------------------------------------------------
@@ -417,6 +423,10 @@ class DQN:
         return consumed
 
     def diagnostics(self) -> None:
+        # q_bias of the transitions of all episodes that ended in this log window
+        if self._q_bias_count:
+            self.ctx.recorder.scalar("values/q_bias", self._q_bias_sum / self._q_bias_count)
+            self._q_bias_sum, self._q_bias_count = 0.0, 0
         if self._last_q is not None and self._last_adv is not None:
             self.ctx.recorder.histogram("values/q", self._last_q)
             self.ctx.recorder.histogram("values/advantage", self._last_adv)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import math
 import re
 
 import numpy as np
@@ -17,7 +16,7 @@ from rltrain.algos.dqn import (
     DQNConfig,
     dqn_targets,
     linear_epsilon,
-    q_bias,
+    q_bias_sum,
     returns_to_go,
     td_loss,
     update_target,
@@ -203,32 +202,36 @@ def test_returns_to_go_long_episode_matches_the_recursion(gamma: float) -> None:
 
 
 def test_q_bias_hand_made_episode() -> None:
-    # G = 1.75, 1.5, 1.0; the last step has no prediction (warm-up): (0.25 + 0.5) / 2
+    # G = 1.75, 1.5, 1.0; the last step has no prediction (warm-up): 0.25 + 0.5 over 2 steps
     q = np.array([2.0, 2.0, np.nan])
-    assert q_bias(q, np.array([1.0, 1.0, 1.0]), 0.5) == pytest.approx(0.375)
-    assert math.isnan(q_bias(np.full(3, np.nan), np.ones(3), 0.5))
+    total, count = q_bias_sum(q, np.array([1.0, 1.0, 1.0]), 0.5)
+    assert (total, count) == (pytest.approx(0.75), 2)
+    assert q_bias_sum(np.full(3, np.nan), np.ones(3), 0.5) == (0.0, 0)
 
 
-def test_dqn_records_q_bias_of_finished_episodes() -> None:
+def test_dqn_q_bias_averages_transitions_of_finished_episodes() -> None:
     dqn = make_dqn(num_envs=2, gamma=0.5)
     rec = dqn.ctx.recorder
     no = np.zeros(2, dtype=bool)
     obs = np.zeros((2, 4), dtype=np.float32)
-    # env 0: Q = 2, 2, 2, rewards 1, 1, 1, terminated: G = 1.75, 1.5, 1 -> (0.25 + 0.5 + 1) / 3
+    # env 0: Q = 2, 2, 2, rewards 1, 1, 1, terminated: G = 1.75, 1.5, 1 -> 0.25 + 0.5 + 1
     dqn._track_episodes(np.array([2.0, 3.0]), np.array([1.0, 0.0]), no, no, obs)
-    dqn._track_episodes(np.array([2.0, 1.0]), np.array([1.0, 2.0]), no.copy(), no, obs)
-    assert "values/q_bias" not in rec._scalars
+    dqn._track_episodes(np.array([2.0, 1.0]), np.array([1.0, 2.0]), no, no, obs)
+    dqn.diagnostics()
+    assert "values/q_bias" not in rec._scalars  # no episode has ended yet
     dqn._track_episodes(
         np.array([2.0, 9.0]), np.array([1.0, 0.0]), np.array([True, False]), no, obs
     )
-    assert rec._scalars["values/q_bias"] == pytest.approx([1.75 / 3])
-    # env 1 ends now: Q = 3, 1, 9, 9 and rewards 0, 2, 0, 0: G = 1, 2, 0, 0 -> (2 - 1 + 9 + 9) / 4
+    # env 1 ends now: Q = 3, 1, 9, 9 and rewards 0, 2, 0, 0: G = 1, 2, 0, 0 -> 2 - 1 + 9 + 9
     dqn._track_episodes(
         np.array([5.0, 9.0]), np.array([0.0, 0.0]), np.array([False, True]), no, obs
     )
-    assert rec._scalars["values/q_bias"] == pytest.approx([1.75 / 3, 19.0 / 4.0])
-    # env 0's new episode started from scratch
+    dqn.diagnostics()  # the log window: the mean over all 7 transitions
+    assert rec._scalars["values/q_bias"] == pytest.approx([(1.75 + 19.0) / 7])
+    # env 0's new episode started from scratch; the next window starts empty
     assert dqn._ep_len.tolist() == [1, 0]
+    dqn.diagnostics()
+    assert len(rec._scalars["values/q_bias"]) == 1
 
 
 def test_truncated_episode_bootstraps_with_the_online_value() -> None:
@@ -236,9 +239,10 @@ def test_truncated_episode_bootstraps_with_the_online_value() -> None:
     dqn.q_net = linear_q([[1.0, 0.0, 0.0, 0.0], [2.0, 0.0, 0.0, 0.0]])  # type: ignore[assignment]
     final = np.array([[3.0, 0.0, 0.0, 0.0]], dtype=np.float32)  # max_a Q(s_T, a) = 6
     no, yes = np.zeros(1, dtype=bool), np.ones(1, dtype=bool)
-    dqn._track_episodes(np.array([4.0]), np.array([1.0]), no, yes, final)
-    # G = 1 + 0.5 * 6 = 4 -> bias 0
-    assert dqn.ctx.recorder._scalars["values/q_bias"] == pytest.approx([0.0])
+    dqn._track_episodes(np.array([5.0]), np.array([1.0]), no, yes, final)
+    # G = 1 + 0.5 * 6 = 4 -> bias 1 (without the bootstrap it would be 4)
+    dqn.diagnostics()
+    assert dqn.ctx.recorder._scalars["values/q_bias"] == pytest.approx([1.0])
 
 
 # --- target network -----------------------------------------------------------------------------
