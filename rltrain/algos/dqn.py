@@ -26,6 +26,7 @@ tail term is discounted by gamma^(T-t), so it shrinks the measured bias only nea
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -418,9 +419,35 @@ class DQN:
         ctx.recorder.scalar("charts/epsilon", self.epsilon(now))
         if now > cfg.learning_starts:
             self._maybe_update_target(now)
-            for _ in range(cfg.gradient_steps):
-                self.update()
+            if isinstance(self.buffer, PrioritizedReplay):
+                for _ in range(cfg.gradient_steps):
+                    self.update()  # priorities change after every step: sample one at a time
+            else:
+                for batch in self._uniform_batches(cfg.gradient_steps):
+                    self.update(batch)
         return consumed
+
+    def _uniform_batches(self, count: int) -> Iterator[ReplaySample]:
+        """`count` independent uniform minibatches, drawn in few buffer calls.
+
+        Uniform draws do not depend on the updates in between, so one sample of k * batch_size
+        split into k minibatches has the same distribution as k samples, with a k-th of the
+        indexing overhead (chunks of at most 8192 transitions bound the memory).
+        """
+        assert not isinstance(self.buffer, PrioritizedReplay)
+        size = self.cfg.batch_size
+        per_call = max(1, min(count, 8192 // size))
+        done = 0
+        while done < count:
+            k = min(per_call, count - done)
+            big = self.buffer.sample(k * size, self.ctx.rng)
+            for i in range(k):
+                part = slice(i * size, (i + 1) * size)
+                yield ReplaySample(
+                    big.obs[part], big.actions[part], big.rewards[part], big.next_obs[part],
+                    big.discounts[part], big.weights[part], big.indices[part],
+                )  # fmt: skip
+            done += k
 
     def diagnostics(self) -> None:
         # q_bias of the transitions of all episodes that ended in this log window

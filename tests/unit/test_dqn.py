@@ -350,3 +350,18 @@ def test_checkpoint_round_trip_with_weights_only(prioritized: bool) -> None:
 def test_checkpoint_can_leave_the_buffer_out() -> None:
     dqn = make_dqn(checkpoint_buffer=False)
     assert "buffer" not in dqn.state_dict()
+
+
+def test_uniform_batches_split_one_draw_into_minibatches() -> None:
+    dqn = make_dqn(batch_size=4)
+    for step in range(10):
+        dqn._env_step(step * dqn.num_envs)
+    batches = list(dqn._uniform_batches(5))
+    assert len(batches) == 5
+    for batch in batches:
+        assert batch.obs.shape == (4, 4) and batch.actions.shape == (4,)
+        assert batch.indices.shape == (4,) and torch.equal(batch.weights, torch.ones(4))
+        # each row is the stored transition at its index
+        rows, envs = batch.indices // 2, batch.indices % 2
+        stored = dqn.buffer.obs[rows, envs]  # type: ignore[union-attr]
+        assert np.array_equal(batch.obs.numpy(), stored)
