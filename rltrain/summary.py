@@ -168,17 +168,15 @@ def summarize(
     keys = swept_keys(runs)
     if group:
         header, rows = _group_rows(groups, keys)
-        title = (
-            f"{len(runs)} runs in {directory}: {len(groups)} configurations, best first "
-            "(final eval return, mean ± std over seeds)"
-        )
+        title = f"{len(runs)} runs in {directory}, {len(groups)} configurations"
+        caption = "eval return: final eval return, mean ± std over seeds; best first"
     else:
         header, rows = _run_rows(runs, keys)
-        title = f"{len(runs)} runs in {directory}"
-    _print_table(title, header, rows)
+        title, caption = f"{len(runs)} runs in {directory}", None
+    _print_table(title, header, rows, caption)
     fixed = sorted(set.intersection(*(set(run.overrides) for run in runs)) - set(keys))
     fixed = [item for item in fixed if not is_seed(item)]
-    if keys and fixed:
+    if group and keys and fixed:
         print(f"in every run: {' '.join(fixed)}")
     if csv_path is not None:
         _write_csv(csv_path, groups, runs, keys, group)
@@ -230,11 +228,13 @@ def _run_rows(runs: Sequence[Run], keys: Sequence[str]) -> tuple[list[str], list
     return header, rows
 
 
-def _print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+def _print_table(
+    title: str, header: Sequence[str], rows: Sequence[Sequence[str]], caption: str | None
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title)
+    table = Table(title=title, caption=caption)
     for column in header:
         table.add_column(column)
     for row in rows:
