@@ -33,5 +33,40 @@ ALGOS: dict[str, AlgoSpec] = {
             "dqn", "rltrain.algos.dqn", "DQNConfig", "DQN",
             "deep Q-network; flags: double, dueling, n_step, prioritized (Mnih et al. 2015)",
         ),
+        AlgoSpec(
+            "q_learning",
+            "rltrain.algos.tabular",
+            "QLearningConfig",
+            "QLearning",
+            "tabular Q-learning, off-policy TD control (Watkins 1989)",
+        ),
+        AlgoSpec(
+            "sarsa",
+            "rltrain.algos.tabular",
+            "SarsaConfig",
+            "Sarsa",
+            "tabular SARSA, on-policy TD control (Rummery & Niranjan 1994)",
+        ),
+        AlgoSpec(
+            "expected_sarsa",
+            "rltrain.algos.tabular",
+            "ExpectedSarsaConfig",
+            "ExpectedSarsa",
+            "tabular expected SARSA (van Seijen et al. 2009)",
+        ),
+        AlgoSpec(
+            "value_iteration",
+            "rltrain.algos.planning",
+            "ValueIterationConfig",
+            "ValueIteration",
+            "value iteration on the env's exact model (Bellman 1957)",
+        ),
+        AlgoSpec(
+            "policy_iteration",
+            "rltrain.algos.planning",
+            "PolicyIterationConfig",
+            "PolicyIteration",
+            "policy iteration on the env's exact model (Howard 1960)",
+        ),
     ]
 }

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from rltrain.envs.factory import GymEnvConfig
+from rltrain.envs.gridworld import GridWorldConfig
+from rltrain.envs.traffic_light import TrafficLightConfig
 
 ENVS: dict[str, type] = {
     "cartpole": GymEnvConfig,
     "gym": GymEnvConfig,
+    "gridworld": GridWorldConfig,
+    "traffic_light": TrafficLightConfig,
+    "frozen_lake": GymEnvConfig,
+    "cliff_walking": GymEnvConfig,
+    "taxi": GymEnvConfig,
 }

@@ -1,0 +1,204 @@
+"""Planning on the env's exact model: value iteration and policy iteration (Sutton & Barto ch. 4).
+
+No environment steps are taken: the model comes from the env's toy-text table ``P``
+(``rltrain.core.tabular.model_of``). To fit the trainer loop, one iterate() is one sweep (value
+iteration) or one evaluation + improvement round (policy iteration) and counts as one "step",
+so `total_steps` caps the sweeps and `logger.log_interval` is in sweeps; the algorithm sets
+``finished = True`` at convergence and the loop stops there. ``values/bellman_residual`` is
+written once per sweep, at step = sweep number:
+
+    residual = max_s |max_a Q(s, a) - V(s)|,  Q = R + gamma * C V   (the Bellman optimality error)
+
+For value iteration that is ``max_s |V_{k+1}(s) - V_k(s)|``; policy iteration's V is V_pi, and
+the residual is 0 exactly when pi is optimal.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rltrain.algos.base import Context
+from rltrain.algos.tabular import (
+    TableInfo,
+    check_discrete,
+    greedy,
+    record_table,
+    table_info,
+    table_text,
+)
+from rltrain.core.tabular import (
+    TIE_ATOL,
+    TabularModel,
+    bellman_q,
+    greedy_policy,
+    policy_evaluation,
+)
+from rltrain.errors import UserError
+
+
+@dataclass
+class ValueIterationConfig:
+    name: str = "value_iteration"
+    gamma: float = 0.99
+    # Stop when the residual max_s |V_{k+1}(s) - V_k(s)| < tol; V is then within
+    # tol * gamma / (1 - gamma) of V* (for gamma < 1).
+    tol: float = 1e-8
+
+    def __post_init__(self) -> None:
+        _check(self.gamma, self.tol)
+
+
+@dataclass
+class PolicyIterationConfig:
+    name: str = "policy_iteration"
+    gamma: float = 0.99
+    # Policy evaluation is an exact linear solve for gamma < 1; for gamma = 1 it iterates
+    # until the values change by less than tol (the policy must then reach a terminal state).
+    tol: float = 1e-8
+
+    def __post_init__(self) -> None:
+        _check(self.gamma, self.tol)
+
+
+def _check(gamma: float, tol: float) -> None:
+    if not 0.0 <= gamma <= 1.0:
+        raise UserError(f"algo.gamma={gamma} must be in [0, 1]")
+    if not tol > 0.0:
+        raise UserError(f"algo.tol={tol} must be positive")
+
+
+def _model_or_error(name: str, info: TableInfo) -> TabularModel:
+    if info.model is None:
+        raise UserError(_no_model(name))
+    return info.model
+
+
+def _no_model(name: str) -> str:
+    return (
+        f"algo={name} needs an environment model (env.unwrapped.P); use q_learning/sarsa for "
+        "model-free learning, or dqn/ppo for CartPole"
+    )
+
+
+class _Planner:
+    """What value and policy iteration share: the model, the Q table, logging and checkpoints."""
+
+    algo_name = "planner"
+
+    @classmethod
+    def check_env(cls, obs_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:
+        if not isinstance(obs_space, gym.spaces.Discrete):
+            raise UserError(_no_model(cls.algo_name))  # no finite model without finite states
+        check_discrete(cls.algo_name, obs_space, action_space)
+
+    def __init__(self, gamma: float, ctx: Context) -> None:
+        self.ctx = ctx
+        self.gamma = gamma
+        self.info = table_info(ctx.cfg.env, gamma)
+        self.model = _model_or_error(self.algo_name, self.info)
+        n_states = self.model.reward.shape[0]
+        self.v = np.zeros(n_states)
+        self.q = bellman_q(self.model, self.v, gamma)
+        self.sweeps = 0
+        self.residual = float("inf")
+        self.finished = False
+
+    def _log_residual(self, residual: float) -> None:
+        self.sweeps += 1
+        self.residual = residual
+        # One point per sweep (not averaged over a log window): step = sweep number, which is
+        # also the loop's step counter once it adds this iterate's 1.
+        self.ctx.recorder.write("values/bellman_residual", residual, self.ctx.step + 1)
+
+    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        return greedy(self.q[np.asarray(obs, dtype=np.int64)])
+
+    def diagnostics(self) -> None:
+        rec = self.ctx.recorder
+        rec.scalar("values/sweeps", float(self.sweeps))
+        record_table(rec, self.q, self.info, images=self.ctx.cfg.logger.images, v=self.v)
+
+    def terminal_view(self) -> str:
+        return table_text(self.q, self.info, v=self.v)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "v": torch.from_numpy(self.v.copy()),
+            "q": torch.from_numpy(self.q.copy()),
+            "sweeps": self.sweeps,
+            "finished": self.finished,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        v = state["v"].numpy()
+        if v.shape != self.v.shape:
+            raise UserError(f"checkpoint V has {v.shape[0]} states but this env has {self.v.size}")
+        self.v = v.copy()
+        self.q = state["q"].numpy().copy()
+        self.sweeps = int(state["sweeps"])
+        self.finished = bool(state["finished"])
+
+
+class ValueIteration(_Planner):
+    """Synchronous value iteration from V = 0: ``V_{k+1}(s) = max_a [R(s,a) + g C(s,a,.) V_k]``."""
+
+    algo_name = "value_iteration"
+
+    def __init__(self, cfg: ValueIterationConfig, ctx: Context) -> None:
+        self.cfg = cfg
+        super().__init__(cfg.gamma, ctx)
+
+    def iterate(self) -> int:
+        v_new = self.q.max(axis=1)
+        residual = float(np.max(np.abs(v_new - self.v), initial=0.0))
+        self.v = v_new
+        self.q = bellman_q(self.model, self.v, self.cfg.gamma)
+        self._log_residual(residual)
+        self.finished = residual < self.cfg.tol
+        return 1
+
+
+class PolicyIteration(_Planner):
+    """Howard's policy iteration from the all-zeros policy: evaluate pi exactly, then switch
+    each state to a strictly better action (by more than TIE_ATOL, so ties cannot cycle)."""
+
+    algo_name = "policy_iteration"
+
+    def __init__(self, cfg: PolicyIterationConfig, ctx: Context) -> None:
+        self.cfg = cfg
+        super().__init__(cfg.gamma, ctx)
+        self.policy = np.zeros(self.v.shape[0], dtype=np.int64)
+
+    def iterate(self) -> int:
+        cfg = self.cfg
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            self.v = policy_evaluation(self.model, self.policy, cfg.gamma, cfg.tol)
+        if caught:
+            raise UserError(
+                f"algo=policy_iteration: with algo.gamma={cfg.gamma} the values of policy "
+                f"round {self.sweeps + 1} do not converge (it never reaches a terminal state); "
+                "use algo.gamma < 1 or algo=value_iteration"
+            )
+        self.q = bellman_q(self.model, self.v, cfg.gamma)
+        rows = np.arange(self.policy.shape[0])
+        self._log_residual(float(np.max(self.q.max(axis=1) - self.v, initial=0.0)))
+        improve = self.q.max(axis=1) > self.q[rows, self.policy] + TIE_ATOL
+        if improve.any():
+            self.policy = np.where(improve, greedy_policy(self.q), self.policy)
+        else:
+            self.finished = True
+        return 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "policy": torch.from_numpy(self.policy.copy())}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.policy = state["policy"].numpy().copy()
