@@ -9,7 +9,7 @@ whose values differ between runs (the swept keys) get a column each.
 `--plot FILE.png` draws one learning curve per configuration from the TensorBoard event files:
 `charts/episodic_return` (every finished training episode, logged from the first step on;
 `eval/return_mean` exists only at eval points, by default only at the end), smoothed per run over
-its last 10 episodes, then the mean over seeds with a min-max band.
+its last 10 episodes and held between episode ends, then the mean over seeds with a min-max band.
 """
 
 from __future__ import annotations
@@ -317,14 +317,15 @@ def trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
 def band(
     curves: Sequence[tuple[np.ndarray, np.ndarray]], grid: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean, min and max over runs of curves interpolated linearly onto `grid`; a run counts only
-    between its first and last point (NaN where no run has data)."""
+    """Mean, min and max over runs, on `grid`, of step curves: a run's value at step g is the
+    value of its last point at or before g (a running mean holds until the next episode ends);
+    a run counts only between its first and last point (NaN where no run has data)."""
     stacked = np.full((len(curves), len(grid)), np.nan)
     for row, (steps, values) in enumerate(curves):
         if len(steps) == 0:
             continue
         inside = (grid >= steps[0]) & (grid <= steps[-1])
-        stacked[row, inside] = np.interp(grid[inside], steps, values)
+        stacked[row, inside] = values[np.searchsorted(steps, grid[inside], side="right") - 1]
     counts = np.sum(~np.isnan(stacked), axis=0)
     filled = np.where(np.isnan(stacked), 0.0, stacked)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -359,7 +360,13 @@ def plot_groups(groups: Sequence[Group], keys: Sequence[str], path: Path) -> int
         for run in item.runs:
             steps, values = read_curve(run.path)
             if len(steps):
-                runs.append((steps, trailing_mean(values, SMOOTH_EPISODES)))
+                smooth = trailing_mean(values, SMOOTH_EPISODES)
+                # the last value holds until the run ended, not only until its last episode did:
+                # otherwise runs with long episodes drop out of the mean before the end
+                end = float(run.summary.get("steps") or steps[-1])
+                if end > steps[-1]:
+                    steps, smooth = np.append(steps, end), np.append(smooth, smooth[-1])
+                runs.append((steps, smooth))
         if runs:
             curves.append((item, runs))
     if not curves:

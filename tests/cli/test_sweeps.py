@@ -107,6 +107,29 @@ def test_joblib_2x2_sweep_runs_four_jobs_two_at_a_time(joblib_sweep, find_run_di
     assert overlapping, spans
 
 
+def test_each_job_appears_in_the_hparams_tab_with_its_swept_keys_and_eval_return(
+    joblib_sweep, find_run_dirs, summary_of, tb_events, tb_scalars
+):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    sweep, _ = joblib_sweep
+    for run in find_run_dirs(sweep):
+        summary = summary_of(run)
+        content = tb_events(run).PluginTagToContent("hparams")
+        start = plugin_data_pb2.HParamsPluginData.FromString(
+            content["_hparams_/session_start_info"]
+        ).session_start_info
+        lr = float(summary["overrides"][0].split("=")[1])
+        assert start.hparams["algo.lr"].number_value == pytest.approx(lr)
+        assert start.hparams["seed"].number_value == summary["seed"]
+        experiment = plugin_data_pb2.HParamsPluginData.FromString(
+            content["_hparams_/experiment"]
+        ).experiment
+        assert [info.name.tag for info in experiment.metric_infos] == ["hparams/eval_return_mean"]
+        ((_, value),) = tb_scalars(run)["hparams/eval_return_mean"]
+        assert value == pytest.approx(summary["eval_return_mean"])
+
+
 def test_summary_groups_the_seeds_of_each_configuration(
     joblib_sweep, run_cli, summary_of, tmp_path
 ):

@@ -115,15 +115,16 @@ def test_trailing_mean_matches_hand_computed_values():
     assert len(trailing_mean(np.zeros(0), 3)) == 0
 
 
-def test_band_interpolates_each_run_only_inside_its_own_steps():
-    grid = np.array([0.0, 5.0, 10.0, 15.0, 20.0])
+def test_band_holds_each_run_value_and_counts_it_only_inside_its_own_steps():
+    grid = np.array([0.0, 5.0, 10.0, 15.0, 20.0, 25.0])
     first = (np.array([0.0, 10.0, 20.0]), np.array([0.0, 10.0, 20.0]))
     second = (np.array([5.0, 15.0]), np.array([100.0, 200.0]))
     mean, low, high = band([first, second], grid)
-    # step 0: only the first run; 5: 5 and 100; 10: 10 and 150; 15: 15 and 200; 20: only 20
-    assert mean == pytest.approx([0.0, 52.5, 80.0, 107.5, 20.0])
-    assert low == pytest.approx([0.0, 5.0, 10.0, 15.0, 20.0])
-    assert high == pytest.approx([0.0, 100.0, 150.0, 200.0, 20.0])
+    # first run: 0, 0, 10, 10, 20, - ; second run: -, 100, 100, 200, -, -
+    assert mean[:5] == pytest.approx([0.0, 50.0, 55.0, 105.0, 20.0])
+    assert low[:5] == pytest.approx([0.0, 0.0, 10.0, 10.0, 20.0])
+    assert high[:5] == pytest.approx([0.0, 100.0, 100.0, 200.0, 20.0])
+    assert np.isnan(mean[5]) and np.isnan(low[5]) and np.isnan(high[5])
 
 
 def test_find_runs_reads_overrides_and_skips_unfinished_runs(tmp_path):
