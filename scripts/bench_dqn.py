@@ -8,7 +8,8 @@
    in scripts/sb3_runner.py), seeds interleaved so drifts in machine load hit both alike: time
    from process launch and env steps until the mean of the last 10 training returns >= 475, and
    the final deterministic 10-episode eval (scripts/benchlib.py measures both the same way).
-   Both run the RL Zoo budget of 5e4 steps (`--total-steps` changes ours only).
+   Both run the RL Zoo budget of 5e4 steps (`--total-steps` changes ours only; our preset's
+   budget is 1e5, see conf/tuned/dqn_cartpole.yaml).
 2. Replay memory: peak RSS of a process that builds and fills an Atari-shaped replay buffer
    (4x84x84 uint8 stacks, 1 env, `--capacity` transitions): rltrain's buffer as DQN builds it
    (`make_replay_buffer`, frames stored once) beside SB3's ReplayBuffer with
@@ -142,7 +143,13 @@ def main() -> str:
     parts = []
     if not args.skip_cartpole:
         ours, theirs = [], []
-        overrides = ["algo=dqn", "env=cartpole", f"total_steps={args.total_steps}"]
+        # no periodic evaluation: SB3's side has none either
+        overrides = [
+            "algo=dqn",
+            "env=cartpole",
+            f"total_steps={args.total_steps}",
+            "eval_interval=0",
+        ]
         for seed in range(args.seeds):  # interleaved, so drifts in machine load hit both alike
             ours.append(run_rltrain("rltrain DQN", overrides, seed, 475.0))
             print(ours[-1], flush=True)
