@@ -163,7 +163,8 @@ class SweepChecks(Callback):
                 "ranges as overrides, e.g. `rltrain -m hydra/sweeper=optuna "
                 "'algo.lr=tag(log,interval(1e-4,1e-2))' algo.gamma=0.98,0.99`"
             )
-        if str(sweeper.get("direction")) == "minimize" and not any(
+        direction = sweeper.get("direction")
+        if getattr(direction, "name", direction) == "minimize" and not any(
             str(item).lstrip("+~").startswith("hydra.sweeper.direction=")
             for item in config.hydra.overrides.hydra
         ):

@@ -254,15 +254,33 @@ def test_an_optuna_search_without_a_search_space_says_how_to_give_one(
     assert not (workdir / "multirun" / "search" / "ppo_cartpole" / "optuna.db").exists()
 
 
+def sweep_checks() -> list[str]:
+    """The override that enables rltrain.sweeps.SweepChecks, unless conf/config.yaml does."""
+    if "rltrain.sweeps.SweepChecks" in (REPO / "conf" / "config.yaml").read_text():
+        return []
+    return ["+hydra.callbacks.rltrain_sweeps._target_=rltrain.sweeps.SweepChecks"]
+
+
 @needs_optuna
 def test_a_bare_optuna_sweeper_without_a_search_space_says_how_to_give_one(
     run_cli, workdir, one_error_line
 ):
-    config = (REPO / "conf" / "config.yaml").read_text()
-    if "rltrain.sweeps.SweepChecks" not in config:
-        pytest.skip("conf/config.yaml does not register rltrain.sweeps.SweepChecks (yet)")
-    message = one_error_line(run_cli(["-m", "hydra/sweeper=optuna", *SMALL], workdir))
+    message = one_error_line(run_cli(["-m", "hydra/sweeper=optuna", *sweep_checks(), *SMALL],
+                                     workdir))
     assert "no search space" in message and "+search=" in message
+    assert not (workdir / "multirun").exists()  # stopped before any trial
+
+
+@needs_optuna
+def test_a_bare_optuna_search_maximises_the_return_unless_told_otherwise(run_cli, workdir):
+    args = ["-m", "hydra/sweeper=optuna", *sweep_checks(), "hydra.sweeper.n_trials=1",
+            "algo.lr=tag(log,interval(1e-4,1e-2))", *SMALL, "total_steps=64", "logger=none"]
+    result = run_cli(args, workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Directions: ['maximize']" in result.stdout
+    result = run_cli([*args, "hydra.sweeper.direction=minimize"], workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Directions: ['minimize']" in result.stdout
 
 
 @pytest.mark.skipif(
