@@ -1,0 +1,98 @@
+"""`rltrain eval`, `rltrain summary` and a joblib multirun through the installed console script."""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+
+import pytest
+
+
+def test_eval_prints_each_episode_and_the_mean(trained_run, run_cli, workdir):
+    result = run_cli(["eval", str(trained_run), "--episodes", "3", "--seed", "5"], workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    episodes = re.findall(r"^episode\s+(\d+): return ([\d.]+)$", result.stdout, flags=re.M)
+    assert [int(index) for index, _ in episodes] == [1, 2, 3]
+    returns = [float(value) for _, value in episodes]
+    assert all(8 <= value <= 500 for value in returns)  # CartPole: 1 per step, at most 500
+    mean = re.search(
+        r"ppo on cartpole, step 512: mean ([\d.]+) ± ([\d.]+) over 3 episodes", result.stdout
+    )
+    assert mean, result.stdout
+    assert float(mean.group(1)) == pytest.approx(sum(returns) / 3, abs=0.006)
+    assert not (workdir / "runs").exists()
+
+
+def test_multirun_joblib_with_flags_after_overrides_then_summary(
+    run_cli, workdir, tiny, find_run_dirs, summary_of, tb_scalars
+):
+    """`-m` after the overrides and a launcher override: two jobs under multirun/<time>/0 and /1,
+    then `rltrain summary --csv` over the sweep gives one row per job."""
+    result = run_cli(["seed=0,1", "hydra/launcher=joblib", *tiny, "-m"], workdir, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Joblib" in result.stdout  # the joblib launcher ran the jobs, not the basic one
+    (sweep,) = (workdir / "multirun").iterdir()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d-\d{6}", sweep.name)
+    runs = find_run_dirs(sweep)
+    assert [run.name for run in runs] == ["0", "1"]
+    assert [summary_of(run)["seed"] for run in runs] == [0, 1]
+    assert all(summary_of(run)["steps"] == 512 for run in runs)
+    assert not (workdir / "runs").exists()
+    # different seeds: different learning curves
+    assert tb_scalars(runs[0])["losses/policy_loss"] != tb_scalars(runs[1])["losses/policy_loss"]
+
+    # --no-group: one row per run, in run-directory order
+    per_run_csv = workdir / "runs.csv"
+    result = run_cli(["summary", str(sweep), "--no-group", "--csv", str(per_run_csv)], workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 runs in" in result.stdout
+    for run in ("0", "1"):
+        assert re.search(
+            rf"^│ {run}\s+│ ppo\s+│ cartpole\s+│ seed={run} ", result.stdout, flags=re.M
+        ), result.stdout
+    with open(per_run_csv) as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["run"] for row in rows] == ["0", "1"]
+    for row, run in zip(rows, runs, strict=True):
+        summary = summary_of(run)
+        assert row["algo"] == "ppo" and row["env"] == "cartpole" and row["steps"] == "512"
+        assert float(row["eval_return"]) == summary["eval_return_mean"]
+        assert float(row["wall_time_s"]) == summary["wall_time"] > 0
+        assert row["overrides"].split() == summary["overrides"]
+
+    # the default groups the seeds of one configuration into one row
+    grouped_csv = workdir / "grouped.csv"
+    result = run_cli(["summary", str(sweep), "--csv", str(grouped_csv)], workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 runs in" in result.stdout and "1 configurations" in result.stdout
+    with open(grouped_csv) as handle:
+        (row,) = list(csv.DictReader(handle))
+    returns = [summary_of(run)["eval_return_mean"] for run in runs]
+    assert row["seeds"] == "0,1" and row["n_runs"] == "2"
+    assert float(row["eval_return_mean"]) == pytest.approx(sum(returns) / 2)
+    assert float(row["eval_return_min"]) == min(returns)
+    assert float(row["eval_return_max"]) == max(returns)
+    assert "seed=" not in row["overrides"]
+
+
+def test_summary_of_one_run_directory(trained_run, run_cli, workdir):
+    copy = workdir / "one_run"
+    shutil.copytree(trained_run, copy)
+    result = run_cli(["summary", str(copy), "--no-group"], workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 runs in" in result.stdout
+    assert re.search(r"^│ \.\s+│ ppo\s+│ cartpole\s+│ seed=0 ", result.stdout, flags=re.M)
+
+
+def test_summary_ignores_unfinished_runs(trained_run, run_cli, workdir):
+    """A run without summary.json (interrupted, or failed before training) is not a table row."""
+    root = workdir / "runs"
+    shutil.copytree(trained_run, root / "finished")
+    unfinished = root / "unfinished"
+    shutil.copytree(trained_run, unfinished)
+    (unfinished / "summary.json").unlink()
+    result = run_cli(["summary", str(root), "--no-group"], workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 runs in" in result.stdout and "finished" in result.stdout
+    assert "unfinished" not in result.stdout

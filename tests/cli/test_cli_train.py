@@ -1,0 +1,171 @@
+"""`rltrain` training through the installed console script: the run directory, reproducibility,
+TensorBoard contents, and the commands that run nothing (--cfg job, --help, list)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import torch
+import yaml
+
+# Issue 2 item 8: what every PPO run must log.
+SCALAR_TAGS = [
+    "charts/episodic_return",
+    "charts/episodic_length",
+    "charts/sps",
+    "charts/learning_rate",
+    "eval/return_mean",
+    "eval/return_std",
+    "values/v_mean",
+    "values/q_mean",
+    "values/advantage_mean",
+    "values/advantage_std",
+    "values/explained_variance",
+    "losses/policy_loss",
+    "losses/value_loss",
+    "losses/entropy",
+    "policy/entropy",
+    "policy/approx_kl",
+    "policy/clip_fraction",
+]
+HISTOGRAM_TAGS = ["values/v", "values/advantage"]
+# Differ between identical runs by design: throughput and wall-clock.
+NONDETERMINISTIC_TAGS = {"charts/sps"}
+
+
+def test_train_writes_a_complete_run_directory(trained_run, summary_of, trained_run_args):
+    # runs/<env>/<algo>/<time> under the working directory
+    assert trained_run.parent.name == "ppo" and trained_run.parent.parent.name == "cartpole"
+    assert trained_run.parent.parent.parent.name == "runs"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d-\d{6}", trained_run.name), trained_run.name
+
+    config = yaml.safe_load((trained_run / ".hydra" / "config.yaml").read_text())
+    assert config["algo"]["name"] == "ppo" and config["env"]["id"] == "CartPole-v1"
+    assert config["total_steps"] == 500 and config["env"]["num_envs"] == 2
+    assert config["algo"]["n_steps"] == 32
+    overrides = yaml.safe_load((trained_run / ".hydra" / "overrides.yaml").read_text())
+    assert overrides == trained_run_args
+
+    summary = summary_of(trained_run)
+    rollout = 2 * 32
+    assert summary["steps"] == math.ceil(500 / rollout) * rollout == 512
+    assert summary["total_steps"] == 500
+    assert summary["algo"] == "ppo" and summary["env"] == "cartpole" and summary["seed"] == 0
+    assert summary["eval_episodes"] == 2
+    assert 8 <= summary["eval_return_mean"] <= 500  # CartPole returns, whatever was learnt
+    assert summary["overrides"] == trained_run_args
+
+    last = trained_run / "checkpoints" / "last.pt"
+    state = torch.load(last, map_location="cpu", weights_only=True)
+    assert state["step"] == 512 and state["algo"] == "ppo" and state["env"] == "cartpole"
+    assert not list((trained_run / "checkpoints").glob("*.tmp"))
+
+    out = (trained_run.parents[3] / "train.out").read_text()
+    assert "Traceback" not in out
+    assert re.search(r"done: 512 steps in .* eval return [\d.]+ ± [\d.]+ over 2 episodes", out), out
+
+
+def test_event_files_hold_every_contract_tag(trained_run, tb_events):
+    events = tb_events(trained_run)
+    tags = events.Tags()
+    missing = [tag for tag in SCALAR_TAGS if tag not in tags["scalars"]]
+    assert not missing, f"missing scalar tags {missing}; logged: {sorted(tags['scalars'])}"
+    for tag in SCALAR_TAGS:
+        values = [event.value for event in events.Scalars(tag)]
+        assert values and all(math.isfinite(v) for v in values), tag
+    assert [e.step for e in events.Scalars("losses/policy_loss")] == [128, 256, 384, 512]
+    assert [e.step for e in events.Scalars("eval/return_mean")] == [512]
+    # approx KL is an expectation of (r - 1) - log r >= 0; fractions lie in [0, 1]
+    assert all(e.value >= -1e-6 for e in events.Scalars("policy/approx_kl"))
+    assert all(0 <= e.value <= 1 for e in events.Scalars("policy/clip_fraction"))
+    assert all(e.value >= 8 for e in events.Scalars("charts/episodic_length"))
+
+    for tag in HISTOGRAM_TAGS:
+        assert tag in tags["histograms"], f"missing histogram {tag}: {tags['histograms']}"
+        histograms = events.Histograms(tag)
+        # PPO flattens a 32 x 2 rollout
+        assert histograms and histograms[-1].histogram_value.num == 64, tag
+
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    content = events.PluginTagToContent("hparams")
+    assert "_hparams_/session_start_info" in content, sorted(content)
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/session_start_info"]
+    ).session_start_info
+    assert start.hparams["algo.name"].string_value == "ppo"
+    assert start.hparams["total_steps"].number_value == 500
+    assert math.isclose(start.hparams["algo.lr"].number_value, 1e-3)
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/experiment"]
+    ).experiment
+    metric_tags = [info.name.tag for info in experiment.metric_infos]
+    assert metric_tags == ["hparams/eval_return_mean"]
+
+
+def test_train_subcommand_equals_bare_overrides_and_is_reproducible(
+    trained_run, run_cli, workdir, trained_run_args, tb_scalars, summary_of, find_run_dirs
+):
+    """`rltrain train k=v` trains like `rltrain k=v` (the shared run), and the same seed on the
+    CPU gives identical logged scalars: every tag, step and value, except throughput."""
+    result = run_cli(["train", *trained_run_args], workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (run,) = find_run_dirs(workdir / "runs")
+    assert run.parent.parent.name == "cartpole"
+    assert summary_of(run)["steps"] == summary_of(trained_run)["steps"] == 512
+
+    first, second = tb_scalars(trained_run), tb_scalars(run)
+    assert sorted(first) == sorted(second)
+    compared = 0
+    for tag in sorted(set(first) - NONDETERMINISTIC_TAGS):
+        assert first[tag] == second[tag], f"{tag} differs between two seed-0 runs"
+        compared += len(first[tag])
+    assert compared > 100
+    for key in ("eval_return_mean", "eval_return_std", "train_return_last10"):
+        assert summary_of(run)[key] == summary_of(trained_run)[key], key
+
+
+def test_cfg_job_prints_the_composed_config_and_runs_nothing(run_cli, workdir):
+    result = run_cli(["algo.lr=0.0123", "--cfg", "job", "env.num_envs=3"], workdir)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    assert config["algo"]["name"] == "ppo" and config["algo"]["lr"] == 0.0123
+    assert config["env"]["num_envs"] == 3
+    # the tuned RL Zoo preset for ppo x cartpole is picked automatically
+    assert config["algo"]["gae_lambda"] == 0.8 and config["total_steps"] == 100_000
+    assert {"algo", "device", "env", "logger", "network", "seed", "total_steps"} <= set(config)
+    assert not (workdir / "runs").exists() and not (workdir / "outputs").exists()
+    assert list(workdir.iterdir()) == []
+
+
+def test_help_lists_the_subcommands(run_cli, workdir):
+    result = run_cli(["--help"], workdir)
+    assert result.returncode == 0, result.stderr
+    for command in ("train", "eval", "resume", "list", "summary", "board"):
+        assert re.search(rf"^\s+{command}\s+\S", result.stdout, flags=re.M), command
+    assert "rltrain list" in result.stdout  # how to see the config groups
+    assert list(workdir.iterdir()) == []
+
+
+def test_list_shows_groups_and_options_with_descriptions(run_cli, workdir):
+    result = run_cli(["list"], workdir)
+    assert result.returncode == 0, result.stderr
+    for group in ("algo:", "env:", "network:", "device:", "logger:"):
+        assert re.search(rf"^{group}$", result.stdout, flags=re.M), group
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("  ")}
+    for option in ("ppo", "cartpole", "gym", "mlp", "auto", "cpu", "cuda", "tensorboard"):
+        assert option in lines, option
+        assert len(lines[option].split()) > 2, f"no description: {lines[option]!r}"
+    assert "Proximal Policy Optimisation" in lines["ppo"]
+
+
+def test_list_one_group(run_cli, workdir):
+    result = run_cli(["list", "algo"], workdir)
+    assert result.returncode == 0, result.stderr
+    body = result.stdout.splitlines()
+    assert body[0] == "algo:"
+    options = [line.split()[0] for line in body[1:] if line.startswith("  ")]
+    assert "ppo" in options and "dqn" in options
+    assert all(len(line.split()) > 2 for line in body[1:] if line.startswith("  "))
+    assert "env:" not in result.stdout and "cartpole" not in options
