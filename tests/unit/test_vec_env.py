@@ -18,7 +18,7 @@ from rltrain.envs.vec import GymVecEnv, Transition
 SAME_STEP = gym.vector.AutoresetMode.SAME_STEP
 
 
-class CounterEnv(gym.Env[np.ndarray, int]):
+class CounterEnv(gym.Env[np.ndarray, np.int64]):
     """Observation [offset + t]; terminates after `terminate_after` steps (None: never)."""
 
     def __init__(self, offset: float, terminate_after: int | None) -> None:
@@ -36,7 +36,7 @@ class CounterEnv(gym.Env[np.ndarray, int]):
         self.t = 0
         return self._obs(), {}
 
-    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def step(self, action: np.int64) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         reward = 1.0 + float(action) + self.t / 2
         self.t += 1
         terminated = self.terminate_after is not None and self.t >= self.terminate_after
@@ -187,7 +187,7 @@ def test_episode_statistics_from_the_inner_wrapper():
 
     def make() -> gym.Env[Any, Any]:
         env: gym.Env[Any, Any] = gym.wrappers.RecordEpisodeStatistics(CounterEnv(0.0, 3))
-        return gym.wrappers.TransformReward(env, lambda r: 10.0 * r)
+        return gym.wrappers.TransformReward(env, lambda r: 10.0 * float(r))
 
     vector = gym.vector.SyncVectorEnv([make, make], autoreset_mode=SAME_STEP)
     env = GymVecEnv(vector, episode_info=True)
