@@ -85,7 +85,8 @@ def greedy_path(q: np.ndarray, model: TabularModel, start: int, limit: int = 100
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_q_learning_reaches_q_star_everywhere_on_the_default_gridworld(seed: int) -> None:
-    # Budget: 50k env steps (8 envs x 6,250). Measured max |Q - Q*| over seeds 0-9: <= 0.0008.
+    # Budget: 50k env steps (8 envs x 6,250). Measured max |Q - Q*|: 0.00025, 0.00002, 0.0 for
+    # seeds 0-2 (at most 0.0008 over seeds 0-9).
     algo, _ = drive([
         "algo=q_learning", "env=gridworld", "env.num_envs=8", "total_steps=50000",
         f"seed={seed}", "algo.gamma=0.95", "algo.alpha_omega=0.51", *DECAYING,
@@ -100,9 +101,11 @@ def test_q_learning_reaches_q_star_everywhere_on_the_default_gridworld(seed: int
 @pytest.mark.parametrize("name", ["sarsa", "expected_sarsa"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_on_policy_learners_reach_q_star_along_their_greedy_path(name: str, seed: int) -> None:
-    # Budget: 30k env steps, one env, epsilon 1 -> 0 over 24k steps.
+    # Budget: 30k env steps (8 envs x 3,750), epsilon 1 -> 0 over 24k. Measured: the greedy
+    # path (along the top row, then down: away from the trap) exact to 1e-5 for seeds 0-2,
+    # while max |Q - Q*| over all decision states stays 1.1-1.4 (states 8, 9, 12, 13).
     algo, _ = drive([
-        f"algo={name}", "env=gridworld", "total_steps=30000", f"seed={seed}",
+        f"algo={name}", "env=gridworld", "env.num_envs=8", "total_steps=30000", f"seed={seed}",
         "algo.gamma=0.95", "algo.alpha_omega=0.51", *DECAYING,
     ])
     oracle = algo.info.oracle
@@ -168,6 +171,8 @@ def test_cliff_walking_q_learning_walks_the_edge_and_sarsa_the_safe_path(
         assert not set(path) & set(edge), f"SARSA's greedy path touches the cliff edge: {path}"
 
 
+# Measured (seeds 0-2, 500 episodes): Q-learning's path is the 13-step edge path, mean online
+# return -53.9 / -55.4 / -55.2; SARSA's the 17-step path along the top row, -35.4 / -35.0 / -34.9.
 def test_cliff_walking_sarsa_earns_more_online_than_q_learning(
     cliff_runs: dict[str, list[tuple[list[int], float]]],
 ) -> None:
