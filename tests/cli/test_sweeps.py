@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -372,6 +373,21 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def ray_env() -> dict[str, str]:
+    """Keeps Ray on loopback and turns its token authentication on with a token of this test
+    (Ray 2.60 turns it on by itself once ~/.ray/auth_token exists, and a client must then say
+    RAY_AUTH_MODE=token): the head and the `rltrain` client share it; ~/.ray is not read."""
+    return sweep_env(
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+        RAY_USAGE_STATS_ENABLED="0",
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=RAY_TOKEN,
+    )
+
+
+RAY_TOKEN = secrets.token_hex(32)
+
+
 @pytest.fixture
 def ray_head() -> Iterator[str]:
     """A Ray head on 127.0.0.1 in a process group of its own; stopped (that group only) after."""
@@ -387,7 +403,7 @@ def ray_head() -> Iterator[str]:
          f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
          f"--dashboard-port={free_port()}", f"--ray-client-server-port={free_port()}",
          "--disable-usage-stats", f"--temp-dir={temp_dir}"],
-        env=sweep_env(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_USAGE_STATS_ENABLED="0"),
+        env=ray_env(),
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
@@ -453,7 +469,7 @@ def test_ray_sweep_on_a_head_joined_by_address(
          f"hydra.sweep.dir={sweep_dir}", "seed=0,1", *SMALL, "logger=none"],
         workdir,
         timeout=400,
-        env=sweep_env(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_USAGE_STATS_ENABLED="0"),
+        env=ray_env(),
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
