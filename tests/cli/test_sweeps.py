@@ -73,22 +73,31 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 # joblib: a 2 x 2 multirun, two jobs at a time, then the summary
 
 
-@pytest.fixture(scope="module")
-def joblib_sweep(
-    run_cli, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Path, subprocess.CompletedProcess[str]]]:
-    cwd = tmp_path_factory.mktemp("joblib_sweep")
-    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-            "algo.lr=1e-3,3e-4", "seed=0,1", *SMALL]
-    result = run_cli(args, cwd, timeout=420)
-    assert result.returncode == 0, result.stdout + result.stderr
+@pytest.fixture(scope="session")
+def joblib_sweep(run_cli, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """(sweep dir, launcher stdout) of one 2 x 2 joblib multirun, run once per test session and
+    shared by the pytest-xdist workers (the first one runs it, the others wait on a file lock)."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the base temp dir shared by this session's workers
+    cwd = root / "joblib_sweep"
+    with FileLock(str(root / "joblib_sweep.lock")):
+        if not (cwd / "stdout.txt").is_file():
+            cwd.mkdir(exist_ok=True)
+            args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                    "algo.lr=1e-3,3e-4", "seed=0,1", *SMALL]
+            result = run_cli(args, cwd, timeout=420)
+            assert result.returncode == 0, result.stdout + result.stderr
+            (cwd / "stdout.txt").write_text(result.stdout)
     (sweep,) = (cwd / "multirun").iterdir()
-    yield sweep, result
+    return sweep, (cwd / "stdout.txt").read_text()
 
 
 def test_joblib_2x2_sweep_runs_four_jobs_two_at_a_time(joblib_sweep, find_run_dirs, summary_of):
-    sweep, result = joblib_sweep
-    assert "Joblib.Parallel(n_jobs=2" in result.stdout and "launching 4 jobs" in result.stdout
+    sweep, stdout = joblib_sweep
+    assert "Joblib.Parallel(n_jobs=2" in stdout and "launching 4 jobs" in stdout
     runs = find_run_dirs(sweep)
     assert [run.name for run in runs] == ["0", "1", "2", "3"]
     configs = {(s["overrides"][0], s["seed"]) for s in map(summary_of, runs)}
