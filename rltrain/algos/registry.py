@@ -68,5 +68,26 @@ ALGOS: dict[str, AlgoSpec] = {
             "PolicyIteration",
             "policy iteration on the env's exact model (Howard 1960)",
         ),
+        AlgoSpec(
+            "reinforce",
+            "rltrain.algos.reinforce",
+            "ReinforceConfig",
+            "Reinforce",
+            "Monte-Carlo policy gradient with a learned baseline (Williams 1992)",
+        ),
+        AlgoSpec(
+            "a2c",
+            "rltrain.algos.a2c",
+            "A2CConfig",
+            "A2C",
+            "synchronous n-step advantage actor-critic (Mnih et al. 2016)",
+        ),
+        AlgoSpec(
+            "a3c",
+            "rltrain.algos.a3c",
+            "A3CConfig",
+            "A3C",
+            "asynchronous advantage actor-critic, worker processes (Mnih et al. 2016)",
+        ),
     ]
 }

@@ -8,6 +8,7 @@ from rltrain.envs.traffic_light import TrafficLightConfig
 
 ENVS: dict[str, type] = {
     "cartpole": GymEnvConfig,
+    "pendulum": GymEnvConfig,
     "gym": GymEnvConfig,
     "gridworld": GridWorldConfig,
     "traffic_light": TrafficLightConfig,

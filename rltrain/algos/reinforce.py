@@ -1,0 +1,310 @@
+"""REINFORCE: Monte-Carlo policy gradient with an optional learned baseline (Williams 1992).
+
+Read top to bottom: the config, then the collection of whole episodes (every vector env plays
+its next `episodes_per_update / num_envs` episodes from a fresh reset with the current policy),
+then the update
+
+    grad J ~ mean_t [ grad log pi(a_t|s_t) * (G_t - b(s_t)) ],    G_t = sum_k gamma^k r_{t+k}
+
+with b = V(s) regressed on the same returns (Sutton & Barto 2018, sec. 13.4), and the gradient
+variance diagnostic that shows what the baseline buys.
+
+Episodes, not fixed-length rollouts: each env contributes exactly its first m episodes after the
+reset. Taking "the first K episodes to finish" across envs instead would over-sample short
+episodes (they finish first) and bias the gradient. Steps an env takes after its m-th episode,
+while the slower envs finish, are discarded (and counted: they were simulated).
+
+A time-limit truncation bootstraps from V(final_obs) when the baseline exists (Pardo et al.
+2018); without a critic the return simply ends at the cut.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from rltrain.algos.a2c import check_policy_gradient_env, obs_to_tensor, to_env_actions
+from rltrain.algos.base import Context
+from rltrain.core.optim import Adam
+from rltrain.core.returns import discounted_returns
+from rltrain.core.stats import explained_variance
+from rltrain.errors import UserError
+from rltrain.networks import ActorCritic, build_actor_critic
+
+
+@dataclass
+class ReinforceConfig:
+    name: str = "reinforce"
+    lr: float = 1e-3  # Adam
+    anneal_lr: bool = False  # linear decay to 0 over the step budget
+    gamma: float = 0.99
+    baseline: bool = True  # learned V(s) subtracted from the return
+    # standardise the policy-gradient weights (G - V, or G without baseline) over the batch
+    normalize_returns: bool = True
+    episodes_per_update: int = 8  # a multiple of env.num_envs: each env plays the same number
+    vf_coef: float = 0.5  # loss = pg + vf_coef * mean((V - G)^2) - ent_coef * H
+    # gradient steps per batch on the value loss: the first comes with the policy step, the rest
+    # fit V alone (Spinning Up's VPG takes 80); one step a batch leaves V far behind the returns
+    value_steps: int = 20
+    ent_coef: float = 0.0
+    max_grad_norm: float = 0.5
+    adam_eps: float = 1e-5
+    # per-episode gradients each update for policy/grad_variance (one batched backward pass)
+    grad_variance: bool = True
+
+    def __post_init__(self) -> None:
+        for key in ("lr", "episodes_per_update", "max_grad_norm", "adam_eps", "value_steps"):
+            if getattr(self, key) <= 0:
+                raise UserError(f"algo.{key}={getattr(self, key)} must be positive")
+        if not 0.0 < self.gamma <= 1.0:
+            raise UserError(f"algo.gamma={self.gamma} must be in (0, 1]")
+        for key in ("ent_coef", "vf_coef"):
+            if getattr(self, key) < 0:
+                raise UserError(f"algo.{key}={getattr(self, key)} must be >= 0")
+
+
+class EpisodeBatch(NamedTuple):
+    """The recorded steps of whole episodes, flattened to [B] (B = steps in the batch)."""
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    returns: torch.Tensor  # G_t, reward-to-go inside its episode
+    episode: torch.Tensor  # [B] long: which of the K episodes the step belongs to
+    num_episodes: int
+    episode_returns: np.ndarray  # [K] undiscounted return of each episode (for the charts)
+    episode_lengths: np.ndarray  # [K]
+
+
+def per_episode_gradient_variance(
+    log_probs: torch.Tensor,
+    weights: torch.Tensor,
+    episode: torch.Tensor,
+    num_episodes: int,
+    params: list[nn.Parameter],
+) -> torch.Tensor:
+    """Total variance of the per-episode policy-gradient estimate over a batch of K episodes.
+
+    For episode i:  g_i = sum_{t in i} weights_t * grad log pi(a_t|s_t)   (a vector over all
+    policy parameters), and the result is the trace of their sample covariance
+
+        tr Cov(g) = 1 / (K - 1) * sum_i || g_i - mean_j g_j ||^2 .
+
+    `weights` is [W, B] for W weightings of the same steps (e.g. G - V and G), and the result is
+    [W]: all K x W vector-Jacobian products come from one batched backward pass.
+    """
+    onehot = torch.nn.functional.one_hot(episode, num_episodes).to(log_probs.dtype)  # [B, K]
+    grad_outputs = (weights.unsqueeze(1) * onehot.t().unsqueeze(0)).flatten(0, 1)  # [W*K, B]
+    grads = torch.autograd.grad(
+        log_probs, params, grad_outputs=grad_outputs, is_grads_batched=True,
+        retain_graph=True, allow_unused=True,
+    )
+    flat = torch.cat([g.flatten(1) for g in grads if g is not None], dim=1)  # [W*K, P]
+    flat = flat.view(weights.shape[0], num_episodes, -1)
+    centred = flat - flat.mean(dim=1, keepdim=True)
+    return centred.pow(2).sum(dim=(1, 2)) / max(1, num_episodes - 1)
+
+
+class Reinforce:
+    @staticmethod
+    def check_env(obs_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:
+        check_policy_gradient_env("reinforce", obs_space, action_space)
+
+    def __init__(self, cfg: ReinforceConfig, ctx: Context) -> None:
+        self.cfg, self.ctx = cfg, ctx
+        env = ctx.env
+        if cfg.episodes_per_update % env.num_envs:
+            raise UserError(
+                f"algo.episodes_per_update={cfg.episodes_per_update} must be a multiple of "
+                f"env.num_envs={env.num_envs} (every env plays the same number of episodes)"
+            )
+        self.episodes_per_env = cfg.episodes_per_update // env.num_envs
+        self.net: ActorCritic = build_actor_critic(
+            env.single_observation_space, env.single_action_space, ctx.cfg.network
+        ).to(ctx.device)
+        self.optimizer = Adam(self.net.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+        self.action_space = env.single_action_space
+        self._seed: int | None = ctx.cfg.seed  # the first reset is seeded, later ones continue
+        self._last: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._episodes: list[tuple[np.ndarray, np.ndarray]] = []
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        actions, _, _ = self.net.act(obs_to_tensor(obs, self.ctx.device), deterministic)
+        return to_env_actions(actions, self.action_space)
+
+    # --- collection ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def collect(self) -> tuple[EpisodeBatch, int]:
+        """Each env plays its next `episodes_per_env` whole episodes; returns them and the number
+        of env steps simulated (including the discarded steps of envs that finished early)."""
+        env, device, m = self.ctx.env, self.ctx.device, self.episodes_per_env
+        N = env.num_envs
+        obs = env.reset(seed=self._seed)
+        self._seed = None
+        obs_l: list[torch.Tensor] = []
+        act_l: list[torch.Tensor] = []
+        rew_l: list[np.ndarray] = []
+        term_l: list[np.ndarray] = []
+        trunc_l: list[np.ndarray] = []
+        rec_l: list[np.ndarray] = []
+        truncated_final: list[tuple[int, np.ndarray, np.ndarray]] = []
+        finished = np.zeros(N, dtype=np.int64)
+        recording = np.ones(N, dtype=bool)
+        while recording.any():
+            obs_t = obs_to_tensor(obs, device)
+            actions, _, _ = self.net.act(obs_t)
+            step = env.step(to_env_actions(actions, self.action_space))
+            t = len(obs_l)
+            obs_l.append(obs_t)
+            act_l.append(actions)
+            rew_l.append(step.reward)
+            term_l.append(step.terminated)
+            trunc_l.append(step.truncated)
+            rec_l.append(recording.copy())
+            cut = step.truncated & ~step.terminated & recording
+            if self.cfg.baseline and cut.any():
+                rows = np.flatnonzero(cut)
+                truncated_final.append((t, rows, step.final_obs[rows]))
+            finished += (step.terminated | step.truncated) & recording
+            recording &= finished < m
+            obs = step.obs
+        T = len(obs_l)
+
+        rewards = torch.from_numpy(np.stack(rew_l)).to(device)
+        terminated = torch.from_numpy(np.stack(term_l)).to(device)
+        truncated = torch.from_numpy(np.stack(trunc_l)).to(device)
+        mask = torch.from_numpy(np.stack(rec_l)).to(device)
+        # Bootstrap only where a time limit cut an episode (and only with a critic).
+        next_values = torch.zeros_like(rewards)
+        if truncated_final:
+            finals = obs_to_tensor(np.concatenate([f for _, _, f in truncated_final]), device)
+            times = np.concatenate([np.full(len(r), t) for t, r, _ in truncated_final])
+            rows = np.concatenate([r for _, r, _ in truncated_final])
+            next_values[times, rows] = self.net.value(finals)
+        returns = discounted_returns(rewards, next_values, terminated, truncated, self.cfg.gamma)
+
+        # Episode id of each recorded step: env n's j-th episode is n * m + j.
+        ends = (terminated | truncated).long()
+        index_in_env = torch.cumsum(ends, dim=0) - ends
+        episode = (index_in_env + m * torch.arange(N, device=device))[mask]
+        episode_rewards = torch.zeros(N * m, dtype=torch.float64, device=device)
+        episode_rewards.index_add_(0, episode, rewards[mask].double())
+        batch = EpisodeBatch(
+            obs=torch.stack(obs_l)[mask],
+            actions=torch.stack(act_l)[mask],
+            returns=returns[mask],
+            episode=episode,
+            num_episodes=N * m,
+            episode_returns=episode_rewards.cpu().numpy(),
+            episode_lengths=torch.bincount(episode, minlength=N * m).cpu().numpy(),
+        )
+        # The env also saw the discarded episodes of envs that finished early; the charts get
+        # the episodes trained on (see pop_episodes).
+        env.pop_episodes()
+        return batch, T * N
+
+    # --- update -------------------------------------------------------------------------------
+    def update(self, batch: EpisodeBatch) -> None:
+        cfg, rec = self.cfg, self.ctx.recorder
+        lr = cfg.lr * (1.0 - self.ctx.progress) if cfg.anneal_lr else cfg.lr
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+        log_probs, entropy, values = self.net.evaluate(batch.obs, batch.actions)
+        returns = batch.returns
+        baseline = values.detach() if cfg.baseline else torch.zeros_like(returns)
+        advantages = returns - baseline
+
+        if cfg.grad_variance and batch.num_episodes > 1:
+            # Same batch, same parameters: the estimator used (G - V) and the one without the
+            # baseline (G), before normalisation so that they differ by the baseline only.
+            if cfg.baseline:
+                weights = torch.stack([advantages, returns])
+                variance = per_episode_gradient_variance(
+                    log_probs, weights, batch.episode, batch.num_episodes, self._policy_params()
+                )
+                rec.scalar("policy/grad_variance", variance[0])
+                rec.scalar("policy/grad_variance_no_baseline", variance[1])
+            else:
+                variance = per_episode_gradient_variance(
+                    log_probs, returns.unsqueeze(0), batch.episode, batch.num_episodes,
+                    self._policy_params(),
+                )
+                rec.scalar("policy/grad_variance", variance[0])
+
+        weights = advantages
+        if cfg.normalize_returns and weights.numel() > 1:
+            weights = (weights - weights.mean()) / (weights.std() + 1e-8)
+        policy_loss = -(weights * log_probs).mean()
+        entropy_mean = entropy.mean()
+        loss = policy_loss - cfg.ent_coef * entropy_mean
+        value_loss = (values - returns).pow(2).mean()
+        if cfg.baseline:
+            loss = loss + cfg.vf_coef * value_loss
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.clip_grad_norm(cfg.max_grad_norm)
+        self.optimizer.step()
+        if cfg.baseline:
+            for _ in range(cfg.value_steps - 1):
+                fit = (self.net.value(batch.obs) - returns).pow(2).mean()
+                self.optimizer.zero_grad()
+                (cfg.vf_coef * fit).backward()
+                self.optimizer.clip_grad_norm(cfg.max_grad_norm)
+                self.optimizer.step()
+
+        rec.scalar("charts/learning_rate", lr)
+        rec.scalar("losses/policy_loss", policy_loss.detach())
+        rec.scalar("losses/entropy", entropy_mean.detach())
+        rec.scalar("policy/entropy", entropy_mean.detach())
+        if cfg.baseline:
+            # Without a baseline V is never trained, so there is nothing to report about it.
+            v = values.detach()
+            rec.scalar("losses/value_loss", value_loss.detach())
+            rec.scalar("values/v_mean", v.mean())
+            rec.scalar("values/advantage_mean", advantages.mean())
+            rec.scalar("values/advantage_std", advantages.std())
+            rec.scalar("values/explained_variance", explained_variance(v, returns))
+            self._last = (v, advantages.detach())
+        # Q(s_t, a_t) estimate: the Monte-Carlo return itself (= A + V).
+        rec.scalar("values/q_mean", returns.mean())
+
+    def _policy_params(self) -> list[nn.Parameter]:
+        """Parameters log pi depends on (the critic-only ones get no gradient)."""
+        return [p for name, p in self.net.named_parameters() if not name.startswith("value_head")]
+
+    def iterate(self) -> int:
+        batch, steps = self.collect()
+        self._episodes.append((batch.episode_returns, batch.episode_lengths))
+        self.update(batch)
+        return steps
+
+    def pop_episodes(self) -> tuple[np.ndarray, np.ndarray]:
+        """The episodes trained on since the last call (each env's first episodes after a reset),
+        for charts/episodic_return. The env's own list would add the discarded episodes of envs
+        that finished early, which over-represents short episodes. Returns are sums of training
+        rewards (for Atari's clipped rewards these differ from game scores)."""
+        if not self._episodes:
+            return np.zeros(0), np.zeros(0, dtype=np.int64)
+        returns = np.concatenate([r for r, _ in self._episodes]).astype(np.float64)
+        lengths = np.concatenate([n for _, n in self._episodes]).astype(np.int64)
+        self._episodes.clear()
+        return returns, lengths
+
+    def diagnostics(self) -> None:
+        if self._last is not None:
+            self.ctx.recorder.histogram("values/v", self._last[0])
+            self.ctx.recorder.histogram("values/advantage", self._last[1])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self._seed = None  # a resumed run continues its env streams instead of replaying them
