@@ -3,7 +3,7 @@ more groups of runs from their TensorBoard event files, and print the mean over 
 of training per run and per group.
 
     python scripts/plot_q_bias.py --run "DQN=runs/dqn_seed*" --run "Double DQN=runs/ddqn_seed*" \
-        --out docs/q_bias_cartpole.png
+        --tag values/q_bias --tag values/q_mean --bound 100 --out docs/q_bias_cartpole.png
 
 Each `--run LABEL=GLOB` is a group (e.g. the seeds of one configuration); GLOB matches run
 directories. Thin lines are single runs, the thick line their mean (on the union of logged steps,
@@ -63,44 +63,63 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", action="append", required=True, help="LABEL=GLOB (repeatable)")
     parser.add_argument("--out", type=Path, default=Path("docs/q_bias_cartpole.png"))
-    parser.add_argument("--tag", default="values/q_bias")
-    parser.add_argument("--title", default="Overestimation on CartPole-v1: Q(s,a) - return")
+    parser.add_argument(
+        "--tag", action="append", help="scalar tag, one panel each (default values/q_bias)"
+    )
+    parser.add_argument(
+        "--bound",
+        type=float,
+        help="dashed line on the panels other than q_bias, e.g. 100 = 1/(1-gamma), the largest "
+        "discounted return of CartPole (reward 1 per step)",
+    )
+    parser.add_argument("--title", default="CartPole-v1")
     args = parser.parse_args()
+    tags = args.tag or ["values/q_bias"]
+    groups = [parse_group(text) for text in args.run]
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=120)
+    fig, axes = plt.subplots(1, len(tags), figsize=(6.5 * len(tags), 4.2), dpi=110, squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    lines = [f"mean {args.tag} over the second half of training", ""]
-    for i, text in enumerate(args.run):
-        label, dirs = parse_group(text)
-        curves = [read_curve(d, args.tag) for d in dirs]
-        color = colors[i % len(colors)]
-        for curve in curves:
-            ax.plot(curve.steps, curve.values, color=color, alpha=0.25, linewidth=0.8)
-        grid = np.unique(np.concatenate([c.steps for c in curves]))
-        mean = np.mean([np.interp(grid, c.steps, c.values) for c in curves], axis=0)
-        halves = [c.second_half_mean() for c in curves]
-        group_mean = float(np.mean(halves))
-        ax.plot(
-            grid, mean, color=color, linewidth=2.0, label=f"{label} (2nd half {group_mean:.1f})"
-        )
-        for curve, value in zip(curves, halves, strict=True):
-            lines.append(f"  {label:<14} {curve.run_dir}: {value:8.2f}")
-        lines.append(f"  {label:<14} mean of {len(curves)} runs: {group_mean:8.2f}")
-    ax.axhline(0.0, color="black", linewidth=0.6)
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("Q(s,a) - discounted return")
-    ax.set_title(args.title)
-    ax.legend(loc="best", fontsize=9)
-    ax.grid(alpha=0.3)
+    lines: list[str] = []
+    for ax, tag in zip(axes[0], tags, strict=True):
+        lines += [f"mean {tag} over the second half of training", ""]
+        for i, (label, dirs) in enumerate(groups):
+            curves = [read_curve(d, tag) for d in dirs]
+            color = colors[i % len(colors)]
+            for curve in curves:
+                ax.plot(curve.steps, curve.values, color=color, alpha=0.25, linewidth=0.8)
+            grid = np.unique(np.concatenate([c.steps for c in curves]))
+            mean = np.mean([np.interp(grid, c.steps, c.values) for c in curves], axis=0)
+            halves = [c.second_half_mean() for c in curves]
+            group_mean = float(np.mean(halves))
+            ax.plot(
+                grid, mean, color=color, linewidth=2.0, label=f"{label} (2nd half {group_mean:.1f})"
+            )
+            for curve, value in zip(curves, halves, strict=True):
+                lines.append(f"  {label:<14} {curve.run_dir}: {value:8.2f}")
+            lines.append(f"  {label:<14} mean of {len(curves)} runs: {group_mean:8.2f}")
+        lines.append("")
+        if tag == "values/q_bias":
+            ax.axhline(0.0, color="black", linewidth=0.6)
+            ax.set_ylabel("Q(s,a) - discounted return that followed")
+        else:
+            if args.bound is not None:
+                ax.axhline(args.bound, color="black", linestyle="--", linewidth=0.8)
+                ax.annotate(f"max possible {args.bound:g}", (0, args.bound), fontsize=8,
+                            xytext=(4, 3), textcoords="offset points")  # fmt: skip
+            ax.set_ylabel(tag)
+        ax.set_xlabel("environment steps")
+        ax.set_title(f"{args.title}: {tag} (thin: single seeds)", fontsize=10)
+        ax.legend(loc="best", fontsize=9)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out)
-    lines.append(f"\nwrote {args.out}")
+    lines.append(f"wrote {args.out}")
     print("\n".join(lines))
 
 
