@@ -48,6 +48,9 @@ class A2CConfig:
     rms_alpha: float = 0.99  # RMSprop smoothing constant
     eps: float = 1e-5  # RMSprop / Adam epsilon
     normalize_advantages: bool = False
+    # divide rewards by a running std of the discounted return (RL Zoo's `normalize: true`);
+    # V and the values/* diagnostics are then in those scaled units
+    normalize_rewards: bool = False
 
     def __post_init__(self) -> None:
         check_actor_critic_config(self)
@@ -116,6 +119,49 @@ def make_optimizer(
     return Adam(params, lr=lr, eps=eps)
 
 
+class RewardScaler:
+    """Reward scaling by the running standard deviation of the discounted return.
+
+        R_t = gamma * R_{t-1} * (1 - done_{t-1}) + r_t        (per env)
+        r_t' = clip(r_t / sqrt(Var[R] + 1e-8), -10, 10)
+
+    with Var[R] a running variance over every env and step seen (Chan et al.'s parallel update).
+    This is Stable-Baselines3's VecNormalize reward normalisation, which RL Zoo's `normalize: true`
+    turns on; Engstrom et al. (2020) show how much such scaling matters for policy gradients.
+    Only the scale changes (no mean is subtracted), so the optimal policy is the same.
+    """
+
+    CLIP = 10.0
+
+    def __init__(self, num_envs: int, gamma: float) -> None:
+        self.gamma = gamma
+        self.returns = np.zeros(num_envs, dtype=np.float64)
+        self.count, self.mean, self.var = 1e-4, 0.0, 1.0
+
+    def __call__(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+        self.returns = self.returns * self.gamma + reward
+        self._update(self.returns)
+        self.returns[done] = 0.0
+        scaled = reward / np.sqrt(self.var + 1e-8)
+        return np.clip(scaled, -self.CLIP, self.CLIP).astype(np.float32)
+
+    def _update(self, batch: np.ndarray) -> None:
+        n, batch_mean, batch_var = batch.size, float(batch.mean()), float(batch.var())
+        delta, total = batch_mean - self.mean, self.count + n
+        self.mean += delta * n / total
+        m2 = self.var * self.count + batch_var * n + delta**2 * self.count * n / total
+        self.var = m2 / total
+        self.count = total
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"returns": torch.from_numpy(self.returns.copy()),
+                "stats": torch.tensor([self.count, self.mean, self.var], dtype=torch.float64)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.returns = state["returns"].numpy().copy()
+        self.count, self.mean, self.var = (float(x) for x in state["stats"])
+
+
 # --- rollout ----------------------------------------------------------------------------------
 class Rollout(NamedTuple):
     """T x N transitions, time-major, on the training device."""
@@ -136,8 +182,16 @@ class NStepCollector:
     hands out numpy arrays anyway, and a numpy row write costs far less than a torch one.
     """
 
-    def __init__(self, env: VecEnv, n_steps: int, device: torch.device, obs: np.ndarray) -> None:
+    def __init__(
+        self,
+        env: VecEnv,
+        n_steps: int,
+        device: torch.device,
+        obs: np.ndarray,
+        reward_scaler: RewardScaler | None = None,
+    ) -> None:
         self.env, self.n_steps, self.device = env, n_steps, device
+        self.reward_scaler = reward_scaler
         self.action_space = env.single_action_space
         self.obs = obs
         T, N = n_steps, env.num_envs
@@ -164,7 +218,10 @@ class NStepCollector:
             if isinstance(self.action_space, gym.spaces.Box):
                 sampled = np.clip(sampled, self.action_space.low, self.action_space.high)
             step = self.env.step(sampled)
-            self.rew_buf[t] = step.reward
+            if self.reward_scaler is None:
+                self.rew_buf[t] = step.reward
+            else:
+                self.rew_buf[t] = self.reward_scaler(step.reward, step.terminated | step.truncated)
             self.term_buf[t] = step.terminated
             self.trunc_buf[t] = step.truncated
             if step.truncated.any():
@@ -260,7 +317,10 @@ class A2C:
             self.net.parameters(), cfg.optimizer, cfg.lr, cfg.rms_alpha, cfg.eps
         )
         self.action_space = env.single_action_space
-        self.collector = NStepCollector(env, cfg.n_steps, ctx.device, env.reset(seed=ctx.cfg.seed))
+        scaler = RewardScaler(env.num_envs, cfg.gamma) if cfg.normalize_rewards else None
+        self.collector = NStepCollector(
+            env, cfg.n_steps, ctx.device, env.reset(seed=ctx.cfg.seed), scaler
+        )
         self._last: Rollout | None = None
 
     @torch.no_grad()
@@ -295,12 +355,18 @@ class A2C:
             self.ctx.recorder.histogram("values/advantage", self._last.advantages.flatten())
 
     def state_dict(self) -> dict[str, Any]:
-        return {
+        state = {
             "net": self.net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "obs": torch.from_numpy(np.ascontiguousarray(self.collector.obs)),
         }
+        if self.collector.reward_scaler is not None:
+            state["reward_scaler"] = self.collector.reward_scaler.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.collector.obs = state["obs"].numpy()  # the observation the saved run acts on next
+        if self.collector.reward_scaler is not None and "reward_scaler" in state:
+            self.collector.reward_scaler.load_state_dict(state["reward_scaler"])

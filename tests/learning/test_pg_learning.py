@@ -97,11 +97,13 @@ def test_solves_cartpole_with_the_tuned_preset(algo: str, seed: int, tmp_path: P
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("algo", ["ppo", "a2c"])
-def test_improves_on_pendulum_with_the_tuned_preset(algo: str, tmp_path: Path) -> None:
-    eval_return, summary = run(algo, "pendulum", 0, tmp_path)
+def test_improves_on_pendulum_with_the_tuned_preset(algo: str, seed: int, tmp_path: Path) -> None:
+    eval_return, summary = run(algo, "pendulum", seed, tmp_path)
     returns = [v for _, _, v in scalars(tmp_path, "charts/episodic_return")]
     first = float(np.mean(returns[:10]))
-    print(f"{algo}/pendulum: first 10 training episodes {first:.0f}, final eval {eval_return:.0f}")
+    print(f"{algo}/pendulum seed {seed}: first 10 training episodes {first:.0f}, "
+          f"final eval {eval_return:.0f}")
     assert first < -900.0  # it starts from the random policy's level ...
     assert eval_return > -400.0, summary  # ... and ends far above it
