@@ -9,12 +9,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from rltrain.config.store import register_configs
-from rltrain.core.loop import train
+from rltrain.sweeps import train_seeds
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="pkg://rltrain.conf", config_name="config")
 def hydra_train(cfg: DictConfig) -> float:
-    """Returns the final evaluation return: the objective an Optuna sweep maximises."""
-    return train(cfg, Path(HydraConfig.get().runtime.output_dir))
+    """Returns the final evaluation return (the mean over seeds with `num_seeds=N`): the objective
+    an Optuna sweep maximises."""
+    return train_seeds(cfg, Path(HydraConfig.get().runtime.output_dir))
