@@ -35,7 +35,8 @@ class RunResult:
 def solved_at(
     events: list[tuple[float, int, float]], threshold: float, window: int = 10
 ) -> tuple[float, int] | None:
-    """(wall_time, step) of the first episode where the mean of the last `window` returns >= threshold.
+    """(wall_time, step) of the first episode where the mean of the last `window` returns is at
+    least `threshold`.
 
     `events` are (wall_time, step, episodic_return) in the order the episodes ended.
     """
@@ -57,7 +58,8 @@ def read_returns(run_dir: Path) -> list[tuple[float, int, float]]:
         acc = EventAccumulator(str(path), size_guidance={"scalars": 0})
         acc.Reload()
         if "charts/episodic_return" in acc.Tags()["scalars"]:
-            events += [(e.wall_time, e.step, e.value) for e in acc.Scalars("charts/episodic_return")]
+            scalars = acc.Scalars("charts/episodic_return")
+            events += [(e.wall_time, e.step, e.value) for e in scalars]
     return sorted(events)
 
 
@@ -83,7 +85,9 @@ def run_rltrain(
     )
 
 
-def run_sb3(name: str, algo: str, env_id: str, seed: int, threshold: float, preset: str) -> RunResult:
+def run_sb3(
+    name: str, algo: str, env_id: str, seed: int, threshold: float, preset: str
+) -> RunResult:
     """Runs scripts/sb3_runner.py in a fresh process; it reports wall-clock times of its own."""
     command = [
         sys.executable, str(HERE / "sb3_runner.py"), "--algo", algo, "--env", env_id,
@@ -91,7 +95,8 @@ def run_sb3(name: str, algo: str, env_id: str, seed: int, threshold: float, pres
     ]
     start = time.time()
     out = subprocess.run(command, check=True, capture_output=True, text=True,
-                         env={**os.environ, "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "")})
+                         env={**os.environ,
+                              "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "")})
     wall = time.time() - start
     data = json.loads(out.stdout.strip().splitlines()[-1])
     solved = data["solved_wall"]
@@ -115,7 +120,8 @@ def fmt(value: float | int | None, digits: int = 1) -> str:
 
 def table(title: str, ours: list[RunResult], theirs: list[RunResult]) -> str:
     lines = [f"## {title}", "",
-             "| run | seed | time to solved (s) | steps to solved | train steps/s | eval return | wall (s) |",
+             "| run | seed | time to solved (s) | steps to solved | train steps/s | eval return "
+             "| wall (s) |",
              "|---|---|---|---|---|---|---|"]
     for r in ours + theirs:
         lines.append(

@@ -21,14 +21,16 @@ def presets(name: str) -> tuple[str, dict, int, int]:
     """(algorithm, kwargs, n_envs, total_steps)."""
     if name == "ppo_cartpole":
         return "PPO", dict(n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20,
-                           ent_coef=0.0, learning_rate=linear(1e-3), clip_range=linear(0.2)), 8, 100_000
+                           ent_coef=0.0, learning_rate=linear(1e-3),
+                           clip_range=linear(0.2)), 8, 100_000
     if name == "a2c_cartpole":
         return "A2C", dict(ent_coef=0.0), 8, 500_000
     if name == "dqn_cartpole":
         return "DQN", dict(learning_rate=2.3e-3, batch_size=64, buffer_size=100_000,
                            learning_starts=1000, gamma=0.99, target_update_interval=10,
                            train_freq=256, gradient_steps=128, exploration_fraction=0.16,
-                           exploration_final_eps=0.04, policy_kwargs=dict(net_arch=[256, 256])), 1, 50_000
+                           exploration_final_eps=0.04,
+                           policy_kwargs=dict(net_arch=[256, 256])), 1, 50_000
     raise SystemExit(f"unknown preset {name}")
 
 
@@ -55,13 +57,16 @@ def main() -> None:
                 if "episode" in info:
                     state["returns"].append(info["episode"]["r"])
                     last = state["returns"][-10:]
-                    if state["solved_wall"] is None and len(last) == 10 and np.mean(last) >= args.threshold:
+                    solved = len(last) == 10 and np.mean(last) >= args.threshold
+                    if state["solved_wall"] is None and solved:
                         state["solved_wall"] = time.time()
                         state["solved_step"] = self.num_timesteps
             return True
 
     env = make_vec_env(args.env, n_envs=n_envs, seed=args.seed)
-    model = getattr(sb3, algo_name)("MlpPolicy", env, seed=args.seed, device="cpu", verbose=0, **kwargs)
+    model = getattr(sb3, algo_name)(
+        "MlpPolicy", env, seed=args.seed, device="cpu", verbose=0, **kwargs
+    )
     start = time.time()
     model.learn(total_timesteps=total, callback=Solved())
     train_time = time.time() - start

@@ -45,11 +45,12 @@ def evaluate(
         rng = np.random.default_rng(seed)
         if epsilon > 0 and not isinstance(space, gym.spaces.Discrete):
             raise UserError("eval_epsilon > 0 needs a discrete action space; use eval_epsilon=0")
+        num_actions = int(space.n) if isinstance(space, gym.spaces.Discrete) else 0
         while (done_count < quota).any():
             actions = act(obs, deterministic)
             if epsilon > 0:
                 explore = rng.random(num_envs) < epsilon
-                actions = np.where(explore, rng.integers(0, int(space.n), num_envs), actions)
+                actions = np.where(explore, rng.integers(0, num_actions, num_envs), actions)
             step = env.step(actions)
             obs = step.obs
             running += step.reward

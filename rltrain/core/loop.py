@@ -217,7 +217,7 @@ def _run(
                     algo.diagnostics()
                     check_finite()
                     rec.flush(ctx.step, cfg.logger.histograms, cfg.logger.images)
-                    progress.update(ctx.step, sps, np.mean(recent) if recent else None)
+                    progress.update(ctx.step, sps, float(np.mean(recent)) if recent else None)
                 if next_eval is not None and ctx.step >= next_eval:
                     next_eval = _next(ctx.step, cfg.eval_interval)
                     eval_mean = float(run_eval().mean())

@@ -62,8 +62,9 @@ class BatchedCartPole:
         self.num_envs = num_envs
         self.max_episode_steps = max_episode_steps
         high = np.array([X_LIMIT * 2, np.inf, THETA_LIMIT * 2, np.inf], dtype=np.float32)
-        self.single_observation_space = gym.spaces.Box(-high, high, dtype=np.float32)
-        self.single_action_space = gym.spaces.Discrete(2)
+        box = gym.spaces.Box(-high, high, dtype=np.float32)
+        self.single_observation_space: gym.Space[Any] = box
+        self.single_action_space: gym.Space[Any] = gym.spaces.Discrete(2)
         self.rng = np.random.default_rng()
         self.state = np.zeros((num_envs, 4))  # float64, as gymnasium keeps it
         self.steps = np.zeros(num_envs, dtype=np.int64)

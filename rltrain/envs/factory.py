@@ -1,4 +1,4 @@
-"""Environment factory: one place that turns an env config into vector envs for training and eval."""
+"""Environment factory: the one place that turns an env config into vector envs (train, eval)."""
 
 from __future__ import annotations
 

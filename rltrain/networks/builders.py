@@ -24,7 +24,8 @@ def is_image_space(space: gym.Space[Any]) -> bool:
 
 def init_layer(layer: nn.Linear | nn.Conv2d, gain: float) -> nn.Module:
     nn.init.orthogonal_(layer.weight, gain)
-    nn.init.zeros_(layer.bias)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
     return layer
 
 
@@ -102,6 +103,7 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.flatten(1)
         for layer in self.layers:
+            assert isinstance(layer, nn.Linear)
             x = self.activation(nn.functional.linear(x, layer.weight, layer.bias))
         return x
 
@@ -209,10 +211,11 @@ class ActorCritic(nn.Module):
             raise UserError(f"action space {action_space} is not supported by actor-critic")
         _check_gaussian_options(action_space, cfg)
         self.actor_trunk, width = build_trunk(obs_space, cfg)
-        if cfg.shared_trunk:
-            self.critic_trunk: nn.Module = self.actor_trunk
-        else:
-            self.critic_trunk, _ = build_trunk(obs_space, cfg)
+        # A shared trunk is the actor's module, not registered a second time: it would appear
+        # twice in the state dict (and in checkpoints) under two names.
+        self._critic_trunk: nn.Module | None = (
+            None if cfg.shared_trunk else build_trunk(obs_space, cfg)[0]
+        )
         self.shared = cfg.shared_trunk
         self.policy_head = _head(width, act_dim, 0.01, cfg.ortho_init)
         self.value_head = _head(width, 1, 1.0, cfg.ortho_init)
@@ -232,6 +235,10 @@ class ActorCritic(nn.Module):
                 high = torch.as_tensor(action_space.high, dtype=torch.float32).flatten()
                 self.register_buffer("action_centre", (high + low) / 2)
                 self.register_buffer("action_half_width", (high - low) / 2)
+
+    @property
+    def critic_trunk(self) -> nn.Module:
+        return self.actor_trunk if self._critic_trunk is None else self._critic_trunk
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (logits or Gaussian mean, V(s))."""

@@ -37,7 +37,7 @@ def test_autoreset_same_step_and_episode_stats() -> None:
     obs = env.reset(seed=3)
     assert obs.shape == (2, 4) and obs.dtype == np.float32
     assert np.all(np.abs(obs) <= 0.05)
-    for t in range(5):
+    for _ in range(5):
         step = env.step(np.zeros(2, dtype=np.int64))
     # The 5th step truncates both (a 5-step limit is too short to fall): obs is the reset state.
     assert step.truncated.all() and not step.terminated.any()
