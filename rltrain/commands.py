@@ -158,7 +158,11 @@ def _option_description(path: Path) -> str:
 
 def list_groups(group: str | None) -> None:
     root = Path(str(resources.files("rltrain.conf")))
-    groups = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_"))
+    # nested groups too (hydra/launcher): every directory that holds options
+    groups = sorted(
+        {str(p.parent.relative_to(root)) for p in root.glob("*/**/*.yaml")
+         if not p.parent.name.startswith("_")}
+    )
     if group is not None and group not in groups:
         raise UserError(f"no config group '{group}'; groups are: {', '.join(groups)}")
     for name in [group] if group else groups:
