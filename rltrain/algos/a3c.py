@@ -416,6 +416,10 @@ class A3C:
                 # Its error report may still be in flight: give it a moment to arrive.
                 self._poll(0.5)
                 self._fail(f"a3c worker {rank} died with exit code {code}")
+        if all(p.exitcode is not None for p in self.processes) and (
+            self.shared.counter.value < self.ctx.cfg.total_steps
+        ):
+            self._fail("every a3c worker exited before the step budget was used")
 
     def _fail(self, message: str) -> None:
         self._closed = True

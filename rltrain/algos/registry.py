@@ -26,11 +26,17 @@ ALGOS: dict[str, AlgoSpec] = {
     spec.name: spec
     for spec in [
         AlgoSpec(
-            "ppo", "rltrain.algos.ppo", "PPOConfig", "PPO",
+            "ppo",
+            "rltrain.algos.ppo",
+            "PPOConfig",
+            "PPO",
             "proximal policy optimisation with GAE (Schulman et al. 2017)",
         ),
         AlgoSpec(
-            "dqn", "rltrain.algos.dqn", "DQNConfig", "DQN",
+            "dqn",
+            "rltrain.algos.dqn",
+            "DQNConfig",
+            "DQN",
             "deep Q-network; flags: double, dueling, n_step, prioritized (Mnih et al. 2015)",
         ),
         AlgoSpec(

@@ -32,12 +32,18 @@ class Progress:
                 transient=False,
             )
             self._bar.start()
-            self._task = self._bar.add_task(description, total=total, completed=start, sps="-", ret="-")
+            self._task = self._bar.add_task(
+                description, total=total, completed=start, sps="-", ret="-"
+            )
 
-    def update(self, step: int, sps: float, recent_return: float | None, force: bool = False) -> None:
+    def update(
+        self, step: int, sps: float, recent_return: float | None, force: bool = False
+    ) -> None:
         ret = "-" if recent_return is None else f"{recent_return:.2f}"
         if self.mode == "bar":
-            self._bar.update(self._task, completed=min(step, self.total), sps=f"{sps:,.0f}", ret=ret)
+            self._bar.update(
+                self._task, completed=min(step, self.total), sps=f"{sps:,.0f}", ret=ret
+            )
         elif self.mode == "lines":
             now = time.monotonic()
             if force or now - self._last_line >= 5.0:

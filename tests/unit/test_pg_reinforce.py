@@ -78,6 +78,10 @@ def test_each_env_contributes_exactly_its_first_episodes() -> None:
     # episode ids: env n's j-th episode is 2n + j; steps come out time-major
     counts = torch.bincount(batch.episode, minlength=4).tolist()
     assert counts == [2, 2, 5, 5]
+    # the charts get exactly these episodes (undiscounted): 1 + 2 = 3 and 1 + ... + 5 = 15
+    assert batch.episode_lengths.tolist() == [2, 2, 5, 5]
+    assert batch.episode_returns.tolist() == [3.0, 3.0, 15.0, 15.0]
+    assert len(algo.ctx.env.pop_episodes()[0]) == 0  # the env's own list (with extras) is drained
     for episode, length in zip(range(4), [2, 2, 5, 5], strict=True):
         rewards = torch.arange(1, length + 1, dtype=torch.float32)
         expected = episode_returns(rewards, 0.5)
