@@ -38,6 +38,7 @@ from torch import nn
 
 from rltrain.algos.base import Context
 from rltrain.core.buffers import PrioritizedReplay, ReplaySample, make_replay_buffer
+from rltrain.core.checkpoint import envs_restored, warn_stderr
 from rltrain.core.optim import Adam
 from rltrain.errors import UserError
 from rltrain.networks.builders import build_q_network, is_image_space
@@ -460,12 +461,23 @@ class DQN:
 
     # --- checkpoint -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        longest = int(self._ep_len.max())
         state: dict[str, Any] = {
             "q_net": self.q_net.state_dict(),
             "target_net": self.target_net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "last_target_update": self.last_target_update,
             "updates": self.updates,
+            # what the envs show now, and the q_bias records of the episodes in flight: with the
+            # envs' own state (saved by the loop) a resumed run continues them exactly
+            "obs": torch.from_numpy(np.ascontiguousarray(self.obs)),
+            "episodes": {
+                "q": torch.from_numpy(self._ep_q[:longest].copy()),
+                "r": torch.from_numpy(self._ep_r[:longest].copy()),
+                "len": torch.from_numpy(self._ep_len.copy()),
+                "bias_sum": self._q_bias_sum,
+                "bias_count": self._q_bias_count,
+            },
         }
         if self.cfg.checkpoint_buffer:
             state["buffer"] = self.buffer.state_dict()
@@ -477,13 +489,38 @@ class DQN:
         self.optimizer.load_state_dict(state["optimizer"])
         self.last_target_update = int(state["last_target_update"])
         self.updates = int(state["updates"])
-        if "buffer" in state:
-            self.buffer.load_state_dict(state["buffer"])
-            # The envs restart with fresh episodes on resume: close each env stream's newest
-            # transition as a time-limit cut, so no n-step window runs into the new episode
-            # (it bootstraps from that transition's true successor, which is stored).
-            inner = (
-                self.buffer.buffer if isinstance(self.buffer, PrioritizedReplay) else self.buffer
+        continued = "obs" in state and envs_restored(self.ctx.env)
+        if continued:
+            self.obs = state["obs"].numpy()
+            episodes = state["episodes"]
+            longest = len(episodes["q"])
+            while longest >= len(self._ep_q):  # same doubling as _track_episodes
+                self._ep_q = np.concatenate([self._ep_q, np.full_like(self._ep_q, np.nan)])
+                self._ep_r = np.concatenate([self._ep_r, np.zeros_like(self._ep_r)])
+            self._ep_q[:longest] = episodes["q"].numpy()
+            self._ep_r[:longest] = episodes["r"].numpy()
+            self._ep_len[:] = episodes["len"].numpy()
+            self._q_bias_sum = float(episodes["bias_sum"])
+            self._q_bias_count = int(episodes["bias_count"])
+        if "buffer" not in state:
+            # algo.checkpoint_buffer=false: the updates go on from the next step, on what the
+            # new buffer holds by then, so the first ones replay far fewer distinct transitions
+            warn_stderr(
+                "warning: the checkpoint holds no replay buffer (algo.checkpoint_buffer=false); "
+                "resuming with an empty replay buffer"
             )
-            if inner.steps_added > 0:
-                inner.truncated[(inner.steps_added - 1) % inner.capacity_per_env] = True
+        else:
+            self.buffer.load_state_dict(state["buffer"])
+            if not continued:
+                # The envs restart with fresh episodes (async sub-envs live in other processes):
+                # close each env stream's newest transition as a time-limit cut, so no n-step
+                # window runs into the new episode (it bootstraps from that transition's true
+                # successor, which is stored).
+                inner = (
+                    self.buffer.buffer
+                    if isinstance(self.buffer, PrioritizedReplay)
+                    else self.buffer
+                )
+                if inner.steps_added > 0:
+                    inner.truncated[(inner.steps_added - 1) % inner.capacity_per_env] = True
+

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from rltrain.algos.base import Context
+from rltrain.core.checkpoint import envs_restored
 from rltrain.core.tabular import (
     TabularModel,
     decision_states,
@@ -542,6 +543,11 @@ class TabularTD:
             "q": torch.from_numpy(self.q.copy()),
             "visits": torch.from_numpy(self.visits.copy()),
             "updates": self.updates,
+            # the states the envs are in and the actions already chosen for them: with the
+            # envs' own state (saved by the loop) a resumed run continues the episodes exactly
+            "obs": torch.from_numpy(self.obs.copy()),
+            "actions": torch.from_numpy(np.asarray(self.actions, dtype=np.int64)),
+            "window": [self._abs_td_sum, self._lr_sum, self._window],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -554,9 +560,15 @@ class TabularTD:
         self.q[...] = q
         self.visits[...] = state["visits"].numpy()
         self.updates = int(state["updates"])
-        # The epsilon schedule is a function of the loop's step counter, which the loop
-        # restores; the env is freshly reset, so choose its first actions again.
-        self.actions = epsilon_greedy(self.q[self.obs], self.epsilon, self.ctx.rng)
+        if "obs" in state and envs_restored(self.ctx.env):
+            self.obs = state["obs"].numpy().astype(np.int64)
+            self.actions = state["actions"].numpy().astype(np.int64)
+            self._abs_td_sum, self._lr_sum = (float(x) for x in state["window"][:2])
+            self._window = int(state["window"][2])
+        else:
+            # The epsilon schedule is a function of the loop's step counter, which the loop
+            # restores; the env is freshly reset, so choose its first actions again.
+            self.actions = epsilon_greedy(self.q[self.obs], self.epsilon, self.ctx.rng)
 
 
 class QLearning(TabularTD):

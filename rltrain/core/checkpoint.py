@@ -133,3 +133,11 @@ def generator_state(rng: np.random.Generator) -> dict[str, Any]:
 
 def set_generator_state(rng: np.random.Generator, state: dict[str, Any]) -> None:
     rng.bit_generator.state = state
+
+
+def envs_restored(env: Any) -> bool:
+    """Whether a checkpoint restores `env`'s internals (batched and sync vector envs: the loop
+    loads their state), so the observations an algorithm saved are still the ones to act on.
+    Async sub-envs live in other processes and restart with fresh episodes on resume."""
+    state_dict = getattr(env, "state_dict", None)
+    return state_dict is not None and state_dict().get("envs", "inline") is not None
