@@ -135,7 +135,10 @@ def validate_atari_config(cfg: AtariConfig) -> str:
         (cfg.screen_size >= 8, f"env.screen_size={cfg.screen_size} must be at least 8"),
         (cfg.noop_max >= 0, f"env.noop_max={cfg.noop_max} must be 0 or more"),
         (cfg.num_envs >= 1, f"env.num_envs={cfg.num_envs} must be at least 1"),
-        (cfg.max_episode_frames >= 1, f"env.max_episode_frames={cfg.max_episode_frames} < 1"),
+        (
+            cfg.max_episode_frames >= 1,
+            f"env.max_episode_frames={cfg.max_episode_frames} must be at least 1",
+        ),
         (
             0.0 <= cfg.repeat_action_probability <= 1.0,
             f"env.repeat_action_probability={cfg.repeat_action_probability} must be in [0, 1]",

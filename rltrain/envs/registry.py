@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rltrain.envs.atari import AtariConfig
 from rltrain.envs.factory import GymEnvConfig
 from rltrain.envs.gridworld import GridWorldConfig
 from rltrain.envs.traffic_light import TrafficLightConfig
@@ -15,4 +16,5 @@ ENVS: dict[str, type] = {
     "frozen_lake": GymEnvConfig,
     "cliff_walking": GymEnvConfig,
     "taxi": GymEnvConfig,
+    "atari": AtariConfig,
 }
