@@ -127,16 +127,11 @@ def run_hydra(args: list[str]) -> Any:
     sys.argv = [saved[0], *reorder_hydra_args(args)]
     sys.stderr = _DropHydraJobError(saved_stderr)
     try:
-        from rltrain.core.loop import Interrupted
         from rltrain.hydra_app import hydra_train
 
         return hydra_train()
-    except UserError as error:
-        fail(str(error))
-    except Interrupted as stop:
-        fail(str(stop), code=128 + stop.signum)
     except (HydraException, OmegaConfBaseException) as error:
-        fail(explain(error))
+        raise UserError(explain(error)) from error
     finally:
         sys.argv, sys.stderr = saved, saved_stderr
 
@@ -214,18 +209,50 @@ def board(
     start_board(directory, port)
 
 
+def _is_click_error(error: BaseException) -> bool:
+    """Typer's usage errors (bad option values, unknown options, missing arguments) are click's
+    ClickException, vendored by recent Typer versions under another module: match by name."""
+    return any(cls.__name__ == "ClickException" for cls in type(error).__mro__)
+
+
+def _click_message(error: Any) -> str:
+    command = getattr(getattr(error, "ctx", None), "command_path", None)
+    text = " ".join(str(error.format_message()).split())
+    return f"{text} (see `{command} --help`)" if command else text
+
+
 def main() -> None:
     args = sys.argv[1:]
     first = args[0] if args else None
     try:
         if first is not None and (first in SUBCOMMANDS[1:] or first in ("--help", "-h")):
-            app()
+            # standalone_mode=False: usage errors come back as exceptions (one line below)
+            # instead of Typer's three-line usage block
+            code = app(standalone_mode=False)
+            if isinstance(code, int) and code == 130:
+                fail("interrupted", code=130)
+            if isinstance(code, int) and code != 0:
+                raise SystemExit(code)
         else:
             run_hydra(args[1:] if first == "train" else args)
     except UserError as error:
         fail(str(error))
     except KeyboardInterrupt:
         fail("interrupted", code=130)
+    except Exception as error:
+        from rltrain.errors import resource_message
+
+        if _is_click_error(error):
+            fail(_click_message(error), code=int(getattr(error, "exit_code", 2)))
+        # SIGINT/SIGTERM during training (train or resume): the checkpoint is saved
+        from rltrain.core.loop import Interrupted
+
+        if isinstance(error, Interrupted):
+            fail(str(error), code=128 + error.signum)
+        message = resource_message(error)
+        if message is None:
+            raise  # a bug, not a user mistake: keep the traceback
+        fail(message, code=1)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,8 @@ def load_run_config(run_dir: Path) -> DictConfig:
     # The directory checks come before the imports: the registries pull in gymnasium and torch
     # (about 4 s of CPU here), which a mistyped path should not wait for.
     if not run_dir.is_dir():
-        raise UserError(
-            f"{run_dir} does not exist; give a run directory such as runs/cartpole/ppo/<time>"
-        )
+        what = "is a file, not a directory" if run_dir.exists() else "does not exist"
+        raise UserError(f"{run_dir} {what}; give a run directory such as runs/cartpole/ppo/<time>")
     path = run_dir / ".hydra" / "config.yaml"
     if not path.is_file():
         raise UserError(f"{run_dir} is not an rltrain run directory (no .hydra/config.yaml)")
@@ -105,15 +104,10 @@ def build_agent(run_dir: Path, which: str) -> tuple[Any, Any, dict[str, Any]]:
         algo = ALGOS[cfg.algo.name].algorithm_class()(cfg.algo, ctx)
         try:
             algo.load_state_dict(state["algo_state"])
-        except (KeyError, RuntimeError, TypeError, ValueError) as error:
+        except (KeyError, RuntimeError, TypeError, ValueError, AttributeError) as error:
             # Weights of another shape or layout: a checkpoint written by an older rltrain, or a
             # config edited after training. A user-supplied file, so one line, no traceback.
-            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-            detail = " ".join(lines[:2])[:200]
-            raise UserError(
-                f"checkpoint in {directory} does not fit the {cfg.algo.name} model this "
-                f"rltrain builds from the run's config ({type(error).__name__}: {detail})"
-            ) from error
+            raise ckpt.does_not_fit(directory, cfg.algo.name, error) from error
     finally:
         env.close()
     return algo, cfg, state

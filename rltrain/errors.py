@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import errno
+
 
 class UserError(Exception):
     """A mistake the user can fix; the CLI prints str(self) on one line and exits non-zero."""
@@ -7,3 +9,48 @@ class UserError(Exception):
 
 class NonFiniteError(UserError):
     """A loss, gradient or value estimate became NaN/inf: training stops with one line."""
+
+
+# What to do about an operating-system error that is the machine's state, not a bug.
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_NOT_ALLOWED = (errno.EACCES, errno.EPERM, errno.EROFS)
+_NOT_A_DIRECTORY = (errno.ENOTDIR, errno.EEXIST)
+OUTPUT_DIR_HINT = (
+    "choose another output directory with hydra.run.dir=DIR (hydra.sweep.dir=DIR for -m)"
+)
+
+
+def os_error_advice(error: OSError) -> str | None:
+    """What to do about a full disk, a directory without write permission, or a file where a
+    directory should be; None for other OS errors (those are bugs worth a traceback)."""
+    if error.errno in _NO_SPACE:
+        return f"free some disk space or {OUTPUT_DIR_HINT}"
+    if error.errno in _NOT_ALLOWED:
+        return f"make it writable or {OUTPUT_DIR_HINT}"
+    if error.errno in _NOT_A_DIRECTORY:
+        return f"a file is in the way of a directory there; {OUTPUT_DIR_HINT}"
+    return None
+
+
+def is_cuda_oom(error: BaseException) -> bool:
+    """torch.cuda.OutOfMemoryError (a RuntimeError subclass), or the plain RuntimeError older
+    torch versions and some kernels raise with the same text; no torch import needed."""
+    return type(error).__name__ == "OutOfMemoryError" or (
+        isinstance(error, RuntimeError) and "CUDA out of memory" in str(error)
+    )
+
+
+def resource_message(error: BaseException) -> str | None:
+    """One line for a resource fault raised anywhere (output directory, disk, GPU memory), or
+    None when `error` is not one."""
+    if is_cuda_oom(error):
+        return (
+            "CUDA out of memory: use a smaller algo.batch_size or env.num_envs (a smaller "
+            "algo.buffer_size for replay), or train on the CPU with device=cpu"
+        )
+    if isinstance(error, OSError):
+        advice = os_error_advice(error)
+        if advice is not None:
+            where = f" {error.filename}" if error.filename else ""
+            return f"cannot write{where}: {error.strerror or error}; {advice}"
+    return None

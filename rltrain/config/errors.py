@@ -9,6 +9,9 @@ from hydra.errors import MissingConfigException, OverrideParseException
 
 from rltrain.config.validate import unknown_key_message
 
+# the subcommands of rltrain/cli.py other than train (named here for messages only)
+COMMANDS = ("eval", "resume", "list", "summary", "board")
+
 
 def _chain(error: BaseException) -> list[BaseException]:
     chain = [error]
@@ -28,9 +31,20 @@ def explain(error: BaseException) -> str:
         if isinstance(item, MissingConfigException):
             return _missing_option(item)
         if isinstance(item, OverrideParseException):
-            return f"cannot parse override '{item.override}': {_first_line(item)}"
+            override = str(item.override)
+            if re.fullmatch(r"[A-Za-z_][\w-]*", override):
+                # a lone word: most likely a mistyped subcommand
+                return (
+                    f"'{override}' is neither a command ({', '.join(COMMANDS)}) nor a "
+                    "key=value override; see `rltrain --help`"
+                )
+            return f"cannot parse override '{override}': {_first_line(item)}"
     deepest = chain[-1]
     text = _first_line(deepest)
+    merging = re.search(r"Error merging override (\S+?)=(\S*)", _first_line(error))
+    if merging and "is not a ListConfig" in text:
+        key, value = merging.groups()
+        return f"{key}={value} is not a list; write it as {key}=[a,b,...], e.g. [64,64]"
     full_key = getattr(deepest, "full_key", None) or _override_key(chain)
     if "not in struct" in text or ("Key '" in text and "not in" in text):
         # Hydra's own advice here ("use +key=value") is wrong for typed configs: the schemas

@@ -7,6 +7,7 @@ Loading uses `torch.load(weights_only=True)`: a checkpoint can never run code.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import random
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rltrain.errors import UserError
+from rltrain.errors import UserError, os_error_advice
 
 FORMAT_VERSION = 1
 LAST = "last.pt"
@@ -42,20 +43,41 @@ def to_saveable(obj: Any) -> Any:
 
 
 def save_atomic(state: dict[str, Any], path: Path, keep_previous: bool = True) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write `state` to `path` through a fsynced temp file and a rename. A full disk or a
+    directory that is not writable is a UserError with one line; the earlier checkpoint at
+    `path` is then left as it was (the temp file is removed)."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        torch.save(to_saveable(state), handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    if keep_previous and path.exists():
-        os.replace(path, path.with_name(PREVIOUS))
-    os.replace(tmp, path)
-    directory = os.open(path.parent, os.O_RDONLY)
     try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as handle:
+            torch.save(to_saveable(state), handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if keep_previous and path.exists():
+            os.replace(path, path.with_name(PREVIOUS))
+        os.replace(tmp, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except OSError as error:
+        advice = os_error_advice(error)
+        if advice is None:
+            raise
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        # a save that fails leaves the files it would have replaced as they were
+        resumable = any((path.parent / name).is_file() for name in (LAST, PREVIOUS))
+        resume = (
+            f"; the last complete checkpoint is kept: `rltrain resume {path.parent.parent}` "
+            "continues from it"
+            if resumable
+            else ""
+        )
+        raise UserError(
+            f"cannot write checkpoint {path}: {error.strerror or error}; {advice}{resume}"
+        ) from error
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -79,6 +101,18 @@ def load(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         raise UserError(f"checkpoint {path} is not an rltrain checkpoint (format {FORMAT_VERSION})")
     return state
+
+
+def does_not_fit(directory: Path, algo_name: str, error: BaseException) -> UserError:
+    """The one line for a checkpoint whose algorithm state does not load into the model the
+    run's config builds: weights of another shape or layout (an older rltrain, a config edited
+    after training) or the state of another algorithm."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    detail = " ".join(lines[:2])[:200]
+    return UserError(
+        f"checkpoint in {directory} does not fit the {algo_name} model this rltrain builds "
+        f"from the run's config ({type(error).__name__}: {detail})"
+    )
 
 
 def warn_stderr(message: str) -> None:

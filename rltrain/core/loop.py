@@ -152,7 +152,10 @@ def _run(
     if saved is not None:
         if saved.get("env_state") is not None and hasattr(ctx.env, "load_state_dict"):
             ctx.env.load_state_dict(saved["env_state"])
-        algo.load_state_dict(saved["algo_state"])
+        try:
+            algo.load_state_dict(saved["algo_state"])
+        except (KeyError, RuntimeError, TypeError, ValueError, AttributeError) as error:
+            raise ckpt.does_not_fit(run_dir / "checkpoints", cfg.algo.name, error) from error
         rec.load_state_dict(saved.get("recorder", {}))
         ckpt.set_rng_state(saved["rng"])
         ckpt.set_generator_state(ctx.rng, saved["generator"])
@@ -182,6 +185,11 @@ def _run(
 
     def save(path_name: str = ckpt.LAST) -> None:
         check_finite()
+        # Events first: once a checkpoint at step S exists, every event up to S must be on disk,
+        # since a resume from it purges only the later ones (a kill right after the save would
+        # otherwise lose the writer's queue, up to flush_secs of points).
+        if rec.writer is not None:
+            rec.writer.flush()
         state = checkpoint_state(algo, cfg, ctx, elapsed(), best, iterations)
         ckpt.save_atomic(state, checkpoint_dir / path_name, keep_previous=path_name == ckpt.LAST)
 

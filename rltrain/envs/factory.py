@@ -73,9 +73,11 @@ def make_vec_env(cfg: Any, num_envs: int, seed: int, training: bool) -> VecEnv:
         return make_atari_vec_env(cfg, num_envs=num_envs, seed=seed, training=training)
     check_vectorization(cfg.vectorization, num_envs)
     if cfg.vectorization == "batched":
-        if cfg.id != "CartPole-v1":
+        env_id = getattr(cfg, "id", None)  # rltrain's own envs (gridworld, ...) have no id
+        if env_id != "CartPole-v1":
             raise UserError(
-                f"env.vectorization=batched exists for CartPole-v1 only, not {cfg.id}; "
+                f"env.vectorization=batched exists for CartPole-v1 only, not "
+                f"env={cfg.name}{f' (env.id={env_id})' if env_id else ''}; "
                 "use env.vectorization=sync"
             )
         from rltrain.envs.batched_cartpole import BatchedCartPole
