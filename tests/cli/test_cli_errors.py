@@ -3,9 +3,11 @@ traceback, and the line says what is wrong (and, where there is a choice, what t
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -117,3 +119,126 @@ def test_checkpoint_that_does_not_fit_the_configured_model(
     config.write_text(text.replace("hidden_sizes:\n  - 64\n  - 64\n", "hidden_sizes:\n  - 16\n"))
     message = one_error_line(run_cli(["eval", str(run), "--episodes", "1"], workdir))
     assert "does not fit" in message and "checkpoints" in message
+
+
+# --- resource faults (issue 8): one line each, saying what to do ---------------------------------
+def _permissions_enforced(directory: Path) -> bool:
+    """False for root (and some containers): a 0o500 directory is still writable there."""
+    probe = directory / "probe"
+    try:
+        probe.mkdir()
+    except PermissionError:
+        return True
+    probe.rmdir()
+    return False
+
+
+def test_an_unwritable_output_directory(run_cli, workdir, one_error_line):
+    locked = workdir / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.geteuid() == 0 or not _permissions_enforced(locked):
+            pytest.skip("file permissions are not enforced for this user (root)")
+        message = one_error_line(run_cli([*_SHORT, f"hydra.run.dir={locked}/run"], workdir))
+    finally:
+        locked.chmod(0o700)
+    assert "Permission denied" in message and "hydra.run.dir=DIR" in message
+
+
+def test_an_output_directory_with_a_file_in_the_way(run_cli, workdir, one_error_line):
+    """Also fails for root, unlike the permission test: mkdir under a regular file."""
+    (workdir / "runs").write_text("not a directory\n")
+    message = one_error_line(run_cli([*_SHORT, "hydra.run.dir=runs/x"], workdir))
+    assert message.startswith("cannot write runs/x: Not a directory;"), message
+    assert "a file is in the way" in message and "hydra.run.dir=DIR" in message
+
+
+def test_a_missing_ale_py_names_the_extra(run_cli, workdir, tmp_path, one_error_line):
+    """ale-py hidden by a package of the same name that fails to import."""
+    hidden = tmp_path / "hidden" / "ale_py"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('ale-py hidden by the test')\n")
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env.update(PYTHONPATH=str(hidden.parent), OMP_NUM_THREADS="1")
+    message = one_error_line(run_cli(["env=atari", *_SHORT], workdir, env=env))
+    assert message == "env=atari needs ale-py: pip install 'rltrain[atari]'"
+
+
+@pytest.mark.parametrize(
+    ("option", "plugin", "extra"),
+    [
+        ("hydra/launcher/joblib", "hydra-joblib-launcher", "sweep"),
+        ("hydra/launcher/ray", "hydra-ray-launcher", "ray"),
+        ("hydra/sweeper/optuna", "hydra-optuna-sweeper", "sweep"),
+    ],
+)
+def test_a_missing_launcher_plugin_names_the_extra(option, plugin, extra):
+    """What Hydra raises when `hydra/launcher=joblib` is asked for without the plugin (its
+    options then lack the plugin's entry); the extras named exist in pyproject.toml."""
+    from hydra.errors import MissingConfigException
+
+    from rltrain.config.errors import explain
+
+    group = option.rpartition("/")[0]
+    error = MissingConfigException(
+        f"In 'config': Could not find '{option}'\n\nAvailable options in '{group}':\n\tbasic",
+        missing_cfg_file=option,
+        options=["basic"],
+    )
+    name = option.rpartition("/")[2]
+    assert explain(error) == (
+        f"{group}={name} needs the {plugin} plugin, which is not installed: "
+        f"pip install 'rltrain[{extra}]'"
+    )
+    pyproject = (Path(__file__).parents[2] / "pyproject.toml").read_text()
+    assert re.search(rf'^{extra} = \[[^\]]*"{plugin}', pyproject, flags=re.M | re.S), extra
+
+
+def _main_raising(monkeypatch, capsys, error: BaseException) -> tuple[int, list[str]]:
+    """Runs rltrain.cli.main() in-process for `rltrain k=v` with training replaced by a function
+    that raises `error`; returns the exit code and the stderr lines."""
+    from rltrain import cli
+
+    def train(args):
+        raise error
+
+    monkeypatch.setattr(cli, "run_hydra", train)
+    monkeypatch.setattr(sys, "argv", ["rltrain", "total_steps=64"])
+    with pytest.raises(SystemExit) as caught:
+        cli.main()
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    return int(caught.value.code), lines  # type: ignore[arg-type]
+
+
+def test_cuda_out_of_memory_is_one_line(monkeypatch, capsys):
+    oom = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 7.00 GiB (GPU 0)")
+    code, lines = _main_raising(monkeypatch, capsys, oom)
+    assert code != 0 and len(lines) == 1
+    assert lines[0].startswith("rltrain: error: CUDA out of memory: ")
+    for advice in ("algo.batch_size", "env.num_envs", "device=cpu"):
+        assert advice in lines[0]
+
+
+def test_a_full_disk_during_training_is_one_line(monkeypatch, capsys):
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "runs/x/events.out.tfevents.1")
+    code, lines = _main_raising(monkeypatch, capsys, full)
+    assert code != 0 and len(lines) == 1
+    assert lines[0] == (
+        f"rltrain: error: cannot write runs/x/events.out.tfevents.1: {os.strerror(errno.ENOSPC)}; "
+        "free some disk space or choose another output directory with hydra.run.dir=DIR "
+        "(hydra.sweep.dir=DIR for -m)"
+    )
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    """Only user mistakes and resource faults become one line; anything else is a bug."""
+    from rltrain import cli
+
+    def train(args):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(cli, "run_hydra", train)
+    monkeypatch.setattr(sys, "argv", ["rltrain", "total_steps=64"])
+    with pytest.raises(ZeroDivisionError):
+        cli.main()

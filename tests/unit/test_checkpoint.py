@@ -3,6 +3,8 @@ RNG state round trips."""
 
 from __future__ import annotations
 
+import errno
+import os
 import random
 from pathlib import Path
 
@@ -225,3 +227,49 @@ def test_rng_states_survive_a_checkpoint(tmp_path):
     np.testing.assert_array_equal(got[2], expected[2])
     torch.testing.assert_close(got[3], expected[3], rtol=0, atol=0)
     np.testing.assert_array_equal(got[4], expected[4])
+
+
+# --- resource faults while saving (issue 8) ------------------------------------------------------
+def _failing_fsync(code: int):
+    def fsync(fd: int) -> None:
+        raise OSError(code, os.strerror(code))
+
+    return fsync
+
+
+@pytest.mark.parametrize(
+    ("code", "advice"),
+    [(errno.ENOSPC, "free some disk space"), (errno.EACCES, "make it writable")],
+)
+def test_a_failed_save_is_one_line_and_keeps_the_last_checkpoint(
+    tmp_path, monkeypatch, code, advice
+):
+    run = tmp_path / "run"
+    path = run / "checkpoints" / ckpt.LAST
+    ckpt.save_atomic(make_state(1), path)
+    monkeypatch.setattr(ckpt.os, "fsync", _failing_fsync(code))
+    with pytest.raises(UserError) as caught:
+        ckpt.save_atomic(make_state(2), path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"cannot write checkpoint {path}: {os.strerror(code)}; {advice}")
+    assert "hydra.run.dir=DIR" in message and f"`rltrain resume {run}`" in message
+    monkeypatch.undo()
+    assert ckpt.load(path)["step"] == 1  # untouched, and no half-written temp file left
+    assert sorted(p.name for p in path.parent.iterdir()) == [ckpt.LAST]
+
+
+def test_a_failed_first_save_does_not_suggest_resume(tmp_path, monkeypatch):
+    monkeypatch.setattr(ckpt.os, "fsync", _failing_fsync(errno.ENOSPC))
+    with pytest.raises(UserError, match="free some disk space") as caught:
+        ckpt.save_atomic(make_state(1), tmp_path / ckpt.LAST)
+    assert "resume" not in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_other_os_errors_while_saving_are_not_disguised(tmp_path, monkeypatch):
+    """An OS error that is not about space or permissions is a bug: it keeps its traceback."""
+    monkeypatch.setattr(ckpt.os, "fsync", _failing_fsync(errno.EIO))
+    with pytest.raises(OSError) as caught:
+        ckpt.save_atomic(make_state(1), tmp_path / ckpt.LAST)
+    assert not isinstance(caught.value, UserError) and caught.value.errno == errno.EIO
