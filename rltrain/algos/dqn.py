@@ -271,11 +271,16 @@ class DQN:
             progress,
         )  # fmt: skip
 
+    def _exploration_draws(self, count: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per env: whether it explores (probability eps) and the uniform random action it takes if
+        so. Drawn before any Q-values are computed, so a step where every env explores needs none."""
+        rng = self.ctx.rng
+        explore = rng.random(count) < eps
+        return explore, rng.integers(0, self.n_actions, size=count)
+
     def _epsilon_greedy(self, q_values: np.ndarray, eps: float) -> np.ndarray:
         """Per env: a uniform random action with probability eps, else argmax_a Q (vectorized)."""
-        rng = self.ctx.rng
-        explore = rng.random(len(q_values)) < eps
-        random_actions = rng.integers(0, self.n_actions, size=len(q_values))
+        explore, random_actions = self._exploration_draws(len(q_values), eps)
         return np.where(explore, random_actions, q_values.argmax(axis=1))
 
     @torch.no_grad()
@@ -293,10 +298,18 @@ class DQN:
             actions = self.ctx.rng.integers(0, self.n_actions, size=self.num_envs)
             q_taken = np.full(self.num_envs, np.nan)
         else:
-            # the one host transfer per step: Q(s, .) of all envs (it carries the greedy action)
-            q_values = self.q_net(self._to_tensor(self.obs)).cpu().numpy()
-            actions = self._epsilon_greedy(q_values, self.epsilon(step))
-            q_taken = q_values[self._env_index, actions]
+            explore, random_actions = self._exploration_draws(self.num_envs, self.epsilon(step))
+            if explore.all():
+                # No greedy action to pick, so no forward pass (most steps early on with one env).
+                # q_bias then averages over the transitions that had a prediction: a subset chosen
+                # by the exploration coin, which does not depend on the state, so still unbiased.
+                actions = random_actions
+                q_taken = np.full(self.num_envs, np.nan)
+            else:
+                # the one host transfer per step: Q(s, .) of all envs (it carries the greedy action)
+                q_values = self.q_net(self._to_tensor(self.obs)).cpu().numpy()
+                actions = np.where(explore, random_actions, q_values.argmax(axis=1))
+                q_taken = q_values[self._env_index, actions]
         tr = self.ctx.env.step(actions)
         self.buffer.add(self.obs, actions, tr.reward, tr.terminated, tr.truncated, tr.final_obs)
         self._track_episodes(q_taken, tr.reward, tr.terminated, tr.truncated, tr.final_obs)
@@ -325,8 +338,9 @@ class DQN:
         # a time limit is not the end of the MDP: bootstrap the tail with max_a Q(s_T, a)
         boot = np.zeros(self.num_envs)
         cut = ended[truncated[ended] & ~terminated[ended]]
-        # (after the warm-up every step has a prediction, so the last one tells)
-        cut = cut[np.isfinite(self._ep_q[self._ep_len[cut] - 1, cut])]
+        # (an episode with no prediction at all, e.g. during the warm-up, has no q_bias to give)
+        predicted = np.isfinite(self._ep_q[: self._ep_len.max()]).any(axis=0)
+        cut = cut[predicted[cut]]
         if cut.size:
             q_final = self.q_net(self._to_tensor(final_obs[cut]))
             boot[cut] = q_final.max(dim=-1).values.cpu().numpy()
