@@ -92,6 +92,12 @@ def build_agent(run_dir: Path, which: str) -> tuple[Any, Any, dict[str, Any]]:
 
     rng = seed_everything(cfg.seed)
     env = make_vec_env(cfg.env, num_envs=1, seed=cfg.seed, training=False)
+    # the thread rule of training (one thread for MLPs): torch's default of every core makes a
+    # batch-of-one CNN forward many times slower as soon as another process wants a core
+    from rltrain.core.seeding import configure_threads
+    from rltrain.networks.builders import is_image_space
+
+    configure_threads(cfg.device, is_image_space(env.single_observation_space))
     ctx = Context(
         cfg=cfg,
         env=env,
@@ -119,11 +125,26 @@ def evaluate_run(
     if episodes < 1:
         raise UserError(f"--episodes {episodes} must be at least 1")
     algo, cfg, state = build_agent(run_dir, which)
-    from rltrain.core.evaluate import evaluate
+    import numpy as np
 
-    returns = evaluate(
-        algo.act, cfg.env, episodes, seed, deterministic=deterministic, epsilon=cfg.eval_epsilon
-    )
+    paths: list[Path] = []
+    if video:
+        # the scored episodes are the recorded ones: what the user reads is what the videos show
+        from rltrain.core.video import record_episodes
+
+        recorded = record_episodes(
+            algo.act, cfg.env, run_dir / "videos", episodes, seed, deterministic,
+            epsilon=cfg.eval_epsilon,
+        )  # fmt: skip
+        paths = [path for path, _ in recorded]
+        returns = np.array([value for _, value in recorded])
+    else:
+        from rltrain.core.evaluate import evaluate
+
+        returns = evaluate(
+            algo.act, cfg.env, episodes, seed, deterministic=deterministic,
+            epsilon=cfg.eval_epsilon,
+        )  # fmt: skip
     for index, value in enumerate(returns.tolist()):
         print(f"episode {index + 1:>3}: return {value:.2f}")
     print(
@@ -133,13 +154,8 @@ def evaluate_run(
     view = getattr(algo, "terminal_view", None)
     if view is not None:
         print(view())
-    if video:
-        from rltrain.core.video import record_episodes
-
-        videos = run_dir / "videos"
-        paths = record_episodes(algo.act, cfg.env, videos, episodes, seed, deterministic)
-        for path in paths:
-            print(f"video: {path}")
+    for path in paths:
+        print(f"video: {path}")
 
 
 def _option_description(path: Path) -> str:

@@ -272,8 +272,8 @@ class DQN:
         )  # fmt: skip
 
     def _exploration_draws(self, count: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
-        """Per env: whether it explores (probability eps) and the uniform random action it takes if
-        so. Drawn before any Q-values are computed, so a step where every env explores needs none."""
+        """Per env: whether it explores (probability eps) and the uniform random action it takes
+        if so. Drawn before any Q-values, so a step where every env explores needs none."""
         rng = self.ctx.rng
         explore = rng.random(count) < eps
         return explore, rng.integers(0, self.n_actions, size=count)

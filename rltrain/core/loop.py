@@ -203,8 +203,9 @@ def _run(
             from rltrain.core.video import record_episodes
 
             record_episodes(
-                algo.act, cfg.env, run_dir / "videos", 1, cfg.seed, True, prefix=f"step{ctx.step}-"
-            )
+                algo.act, cfg.env, run_dir / "videos", 1, cfg.seed, True,
+                prefix=f"step{ctx.step}-", epsilon=cfg.eval_epsilon,
+            )  # fmt: skip
         return returns
 
     sps = 0.0

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from rltrain.errors import UserError
@@ -27,30 +28,57 @@ def record_episodes(
     seed: int,
     deterministic: bool,
     prefix: str = "",
-) -> list[Path]:
-    """One MP4 per episode (Atari: per whole game, at the full ALE resolution) in `out_dir`."""
+    epsilon: float = 0.0,
+) -> list[tuple[Path, float]]:
+    """Plays `episodes` whole episodes (Atari: whole games, raw scores) and writes one MP4 per
+    episode to `out_dir`; returns (video path, episode return) per episode, so that the scores a
+    user reads are those of the games in the videos. With `epsilon` > 0 a uniformly random action
+    replaces the policy's with that probability (the Atari evaluation protocol)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if env_cfg.name == "atari":
-        return _record_atari(act, env_cfg, out_dir, episodes, seed, deterministic, prefix)
+        return _record_atari(
+            act, env_cfg, out_dir, episodes, seed, deterministic, prefix, epsilon
+        )
     from rltrain.envs.factory import make_single_env
 
     env = make_single_env(env_cfg, render_mode="rgb_array")
-    paths = []
+    choose = _with_epsilon(act, epsilon, seed, env.action_space)
+    results: list[tuple[Path, float]] = []
     try:
         for episode in range(episodes):
             obs, _ = env.reset(seed=seed + episode)
             frames = [_render(env)]
-            done = False
+            done, episode_return = False, 0.0
             while not done:
-                action = act(np.asarray(obs)[None], deterministic)[0]
-                obs, _, terminated, truncated, _ = env.step(action)
+                action = choose(np.asarray(obs)[None], deterministic)[0]
+                obs, reward, terminated, truncated, _ = env.step(action)
+                episode_return += float(reward)
                 frames.append(_render(env))
                 done = terminated or truncated
             fps = float(env.metadata.get("render_fps", 30) or 30)
-            paths.append(_write(out_dir / f"{prefix}episode-{episode + 1}.mp4", frames, fps))
+            path = _write(out_dir / f"{prefix}episode-{episode + 1}.mp4", frames, fps)
+            results.append((path, episode_return))
     finally:
         env.close()
-    return paths
+    return results
+
+
+def _with_epsilon(
+    act: Callable[[np.ndarray, bool], np.ndarray], epsilon: float, seed: int, action_space: Any
+) -> Callable[[np.ndarray, bool], np.ndarray]:
+    """`act` with a uniformly random action in place of the policy's with probability epsilon."""
+    if epsilon <= 0:
+        return act
+    if not isinstance(action_space, gym.spaces.Discrete):
+        raise UserError("eval_epsilon > 0 needs a discrete action space; use eval_epsilon=0")
+    rng, count = np.random.default_rng(seed), int(action_space.n)
+
+    def choose(obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        actions = np.asarray(act(obs, deterministic))
+        explore = rng.random(len(actions)) < epsilon
+        return np.where(explore, rng.integers(0, count, len(actions)), actions)
+
+    return choose
 
 
 def _render(env: Any) -> np.ndarray:
@@ -75,20 +103,28 @@ def _record_atari(
     seed: int,
     deterministic: bool,
     prefix: str,
-) -> list[Path]:
+    epsilon: float,
+) -> list[tuple[Path, float]]:
     from rltrain.envs.atari import make_atari_eval_env
 
     env = make_atari_eval_env(env_cfg, seed=seed, record=True)
-    paths: list[Path] = []
+    choose = _with_epsilon(act, epsilon, seed, env.single_action_space)
+    results: list[tuple[Path, float]] = []
+    returns: list[float] = []  # raw scores of the games finished so far, in order
+    running = 0.0
     try:
         obs = env.reset(seed=seed)
-        while len(paths) < episodes:
-            obs = env.step(act(obs, deterministic)).obs
+        while len(results) < episodes:
+            step = env.step(choose(obs, deterministic))
+            obs = step.obs
+            running += float(step.reward[0])
+            if step.terminated[0] or step.truncated[0]:
+                returns.append(running)
+                running = 0.0
             for video in env.pop_videos():
-                if len(paths) < episodes:
-                    paths.append(
-                        _write(out_dir / f"{prefix}game-{len(paths) + 1}.mp4", video, env.fps)
-                    )
+                if len(results) < episodes:
+                    path = _write(out_dir / f"{prefix}game-{len(results) + 1}.mp4", video, env.fps)
+                    results.append((path, returns[len(results)]))
     finally:
         env.close()
-    return paths
+    return results

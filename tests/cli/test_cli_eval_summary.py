@@ -96,3 +96,28 @@ def test_summary_ignores_unfinished_runs(trained_run, run_cli, workdir):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 runs in" in result.stdout and "finished" in result.stdout
     assert "unfinished" not in result.stdout
+
+
+def test_eval_video_scores_the_recorded_episodes(run_cli, workdir, find_run_dirs):
+    """`eval --video` on a grid world: one MP4 per episode, and the printed returns are those of
+    the recorded episodes (here the exact optimum: value iteration on the deterministic 4x4)."""
+    pytest.importorskip("av")
+    from rltrain.envs.video import read_video_frames
+
+    train = run_cli(
+        ["algo=value_iteration", "env=gridworld", "env.slip=0", "total_steps=50"], workdir
+    )
+    assert train.returncode == 0, train.stdout + train.stderr
+    (run,) = find_run_dirs(workdir / "runs")
+    result = run_cli(["eval", str(run), "--episodes", "2", "--video"], workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    returns = [float(v) for v in re.findall(r"^episode\s+\d+: return (-?[\d.]+)$", result.stdout,
+                                             flags=re.M)]
+    assert len(returns) == 2
+    # the optimal path of the default 4x4 reaches the goal (+1) and nothing else pays
+    assert returns[0] == returns[1] > 0
+    videos = re.findall(r"^video: (.+\.mp4)$", result.stdout, flags=re.M)
+    assert len(videos) == 2
+    for path in videos:
+        frames = read_video_frames(path)
+        assert frames.ndim == 4 and frames.shape[0] >= 2 and frames.shape[-1] == 3
