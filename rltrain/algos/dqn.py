@@ -246,6 +246,9 @@ class DQN:
         self.obs = env.reset(seed=ctx.cfg.seed)
         self.last_target_update = 0  # env step of the last target-update boundary handled
         self.updates = 0
+        # updates begin once the env step passes this; a resume without a saved replay buffer
+        # moves it learning_starts steps on, so the new buffer fills before it is replayed
+        self.learning_starts_at = cfg.learning_starts
         self._env_index = np.arange(self.num_envs)
         # In-flight episode records for q_bias: Q(s_t, a_t) predicted when acting (NaN during
         # the random warm-up) and the training reward, [t, env]; grown by doubling.
@@ -432,7 +435,7 @@ class DQN:
         consumed = vector_steps * self.num_envs
         now = ctx.step + consumed
         ctx.recorder.scalar("charts/epsilon", self.epsilon(now))
-        if now > cfg.learning_starts:
+        if now > self.learning_starts_at:
             self._maybe_update_target(now)
             if isinstance(self.buffer, PrioritizedReplay):
                 for _ in range(cfg.gradient_steps):
@@ -482,6 +485,8 @@ class DQN:
             "optimizer": self.optimizer.state_dict(),
             "last_target_update": self.last_target_update,
             "updates": self.updates,
+            "step": self.ctx.step,
+            "learning_starts_at": self.learning_starts_at,
             # what the envs show now, and the q_bias records of the episodes in flight: with the
             # envs' own state (saved by the loop) a resumed run continues them exactly
             "obs": torch.from_numpy(np.ascontiguousarray(self.obs)),
@@ -503,6 +508,7 @@ class DQN:
         self.optimizer.load_state_dict(state["optimizer"])
         self.last_target_update = int(state["last_target_update"])
         self.updates = int(state["updates"])
+        self.learning_starts_at = int(state["learning_starts_at"])
         continued = "obs" in state and envs_restored(self.ctx.env)
         if continued:
             self.obs = state["obs"].numpy()
@@ -517,11 +523,13 @@ class DQN:
             self._q_bias_sum = float(episodes["bias_sum"])
             self._q_bias_count = int(episodes["bias_count"])
         if "buffer" not in state:
-            # algo.checkpoint_buffer=false: the updates go on from the next step, on what the
-            # new buffer holds by then, so the first ones replay far fewer distinct transitions
+            # algo.checkpoint_buffer=false: the policy acts on from where it was, and the updates
+            # wait until the new buffer holds learning_starts transitions again
+            self.learning_starts_at = int(state["step"]) + self.cfg.learning_starts
             warn_stderr(
                 "warning: the checkpoint holds no replay buffer (algo.checkpoint_buffer=false); "
-                "resuming with an empty replay buffer"
+                f"resuming with an empty replay buffer, updates resume after "
+                f"{self.cfg.learning_starts:,} more steps (algo.learning_starts)"
             )
         else:
             self.buffer.load_state_dict(state["buffer"])

@@ -53,6 +53,10 @@ class PPOConfig:
             raise UserError(f"algo.gae_lambda={self.gae_lambda} must be in [0, 1]")
         if self.clip_coef <= 0:
             raise UserError(f"algo.clip_coef={self.clip_coef} must be positive")
+        if self.ent_coef < 0 or self.vf_coef < 0:
+            raise UserError(
+                f"algo.ent_coef={self.ent_coef} and algo.vf_coef={self.vf_coef} must be >= 0"
+            )
 
 
 class Rollout(NamedTuple):
@@ -76,6 +80,12 @@ class PPO:
         self.cfg, self.ctx = cfg, ctx
         env, device = ctx.env, ctx.device
         self.num_envs = env.num_envs
+        rollout_size = cfg.n_steps * self.num_envs
+        if ctx.run_dir is not None and cfg.batch_size > rollout_size:  # training, not `eval`
+            raise UserError(
+                f"algo.batch_size={cfg.batch_size} is larger than a rollout (algo.n_steps x "
+                f"env.num_envs = {rollout_size}); use algo.batch_size<={rollout_size}"
+            )
         self.net = build_actor_critic(
             env.single_observation_space, env.single_action_space, ctx.cfg.network
         ).to(device)

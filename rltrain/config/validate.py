@@ -74,6 +74,9 @@ def typed_config(node: DictConfig) -> Config:
         raise UserError(f"total_steps={cfg.total_steps} must be at least 1")
     if not 0.0 <= cfg.eval_epsilon <= 1.0:
         raise UserError(f"eval_epsilon={cfg.eval_epsilon} must be in [0, 1]")
+    for key in ("eval_interval", "checkpoint_interval"):
+        if getattr(cfg, key) < 0:
+            raise UserError(f"{key}={getattr(cfg, key)} must be >= 0 (0 = only at the end)")
     if cfg.eval_episodes < 1:
         raise UserError(f"eval_episodes={cfg.eval_episodes} must be at least 1")
     if cfg.logger.log_interval < 1:

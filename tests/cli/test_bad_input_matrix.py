@@ -42,6 +42,15 @@ TRAIN_CASES: dict[str, tuple[list[str], list[str]]] = {
     "clip_coef_negative": (["algo.clip_coef=-0.2"], [r"algo\.clip_coef=-0\.2 must be positive"]),
     "ppo_batch_size_zero": (["algo.batch_size=0"], [r"algo\.batch_size=0 must be positive"]),
     "ppo_epochs_zero": (["algo.n_epochs=0"], [r"algo\.n_epochs=0 must be positive"]),
+    "ppo_batch_larger_than_rollout": (
+        ["env.num_envs=2", "algo.n_steps=16", "algo.batch_size=64"],
+        [r"algo\.batch_size=64 is larger than a rollout", r"= 32\)", r"batch_size<=32"],
+    ),
+    "ppo_negative_entropy_coef": (["algo.ent_coef=-0.01"], [r"algo\.ent_coef=-0\.01", r">= 0"]),
+    "negative_checkpoint_interval": (
+        ["checkpoint_interval=-5"],
+        [r"^checkpoint_interval=-5 must be >= 0 \(0 = only at the end\)$"],
+    ),
     "gae_lambda_above_one": (["algo.gae_lambda=1.5"], [r"algo\.gae_lambda=1\.5", r"\[0, 1\]"]),
     "dqn_batch_size_negative": (
         ["algo=dqn", "algo.batch_size=-1"],

@@ -244,7 +244,8 @@ def test_killed_off_policy_and_tabular_runs_resume_exactly(
 def test_resume_without_a_saved_replay_buffer_says_it_starts_empty(tmp_path: Path) -> None:
     run = tmp_path / "run"
     args = [
-        "algo=dqn", "env=cartpole", "total_steps=800", "algo.learning_starts=100",
+        # a budget far past the kill point: the run must still be going when the kill comes
+        "algo=dqn", "env=cartpole", "total_steps=4000", "algo.learning_starts=100",
         "algo.train_freq=16", "algo.gradient_steps=2", "checkpoint_interval=400",
         "eval_episodes=1", "algo.checkpoint_buffer=false", "logger.progress=none",
     ]  # fmt: skip
@@ -256,7 +257,11 @@ def test_resume_without_a_saved_replay_buffer_says_it_starts_empty(tmp_path: Pat
     lines = [line for line in resumed.stderr.splitlines() if line.strip()]
     assert lines == [
         "rltrain: warning: the checkpoint holds no replay buffer (algo.checkpoint_buffer=false); "
-        "resuming with an empty replay buffer"
+        "resuming with an empty replay buffer, updates resume after 100 more steps "
+        "(algo.learning_starts)"
     ], resumed.stderr
-    assert 400 <= cut < 800
-    assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["step"] == 800
+    assert 400 <= cut < 4000
+    final = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert final["step"] == 4000
+    # the updates waited for learning_starts new transitions after the resume point
+    assert final["algo_state"]["learning_starts_at"] == cut + 100
