@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS ?= dev,atari,plot,sweep
 
-.PHONY: help install run test test-slow lint type bench board clean
+.PHONY: help install run test test-slow lint type bench board docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ bench: $(STAMP)  ## rltrain vs Stable-Baselines3, side by side (installs the ben
 
 board: $(STAMP)  ## TensorBoard on ./runs
 	$(BIN)/rltrain board runs
+
+docs: $(STAMP)  ## regenerate the README's config reference from the schemas
+	$(BIN)/python scripts/config_reference.py --write README.md
 
 clean:  ## remove run outputs and caches (keeps .venv)
 	rm -rf runs multirun outputs .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
