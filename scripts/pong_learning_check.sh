@@ -3,7 +3,8 @@
 # PPO with the tuned Atari preset (conf/tuned/ppo_atari.yaml) on Pong must improve by at least
 # 5 points from where a random policy starts (about -21), on a CPU, within 2M env steps.
 #
-#   scripts/pong_learning_check.sh [OUT_DIR]      # default OUT_DIR: runs/pong_check
+#   scripts/pong_learning_check.sh [OUT_DIR [OVERRIDE ...]]   # default OUT_DIR: runs/pong_check
+#   STEPS=1200000 taskset -c 1 scripts/pong_learning_check.sh /tmp/pong device.threads=1
 #
 # Budget: 2,000,000 env steps (2,000,000 / 1,024 = 1,953 PPO rollouts of 8 envs x 128 steps),
 # the preset's schedules annealed over those 2M steps (total_steps sets the horizon). At the
@@ -22,12 +23,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-runs/pong_check}"
+shift || true
+STEPS="${STEPS:-2000000}"
 PYTHON="${PYTHON:-.venv/bin/python}"
 RLTRAIN="${RLTRAIN:-.venv/bin/rltrain}"
 
 "$RLTRAIN" algo=ppo env=atari env.game=pong device=cpu seed=0 \
-  total_steps=2000000 eval_interval=250000 eval_episodes=5 \
-  logger.progress=lines "hydra.run.dir=$OUT"
+  "total_steps=$STEPS" "eval_interval=$((STEPS / 8))" eval_episodes=5 \
+  logger.progress=lines "hydra.run.dir=$OUT" "$@"
 
 "$PYTHON" - "$OUT" <<'EOF'
 import sys
@@ -57,7 +60,7 @@ if evals:
     ax.plot(*zip(*evals), "o-", label="evaluation, 5 games, epsilon 0.05")
 ax.set_xlabel("environment steps")
 ax.set_ylabel("Pong score")
-ax.set_title("rltrain PPO on Pong, tuned preset, 2 CPU cores")
+ax.set_title(f"rltrain PPO on Pong, tuned preset, CPU, {int(steps[-1]):,} steps")
 ax.legend(loc="lower right")
 ax.grid(alpha=0.3)
 fig.tight_layout()
