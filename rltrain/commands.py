@@ -41,7 +41,15 @@ def load_run_config(run_dir: Path) -> DictConfig:
     schema = OmegaConf.structured(Config)
     schema.algo = OmegaConf.structured(ALGOS[algo_name].config_class())
     schema.env = OmegaConf.structured(ENVS[env_name])
-    merged = OmegaConf.merge(schema, loaded)
+    try:
+        merged = OmegaConf.merge(schema, loaded)
+    except Exception as error:  # a key or value this rltrain's schemas do not have
+        from rltrain.config.errors import explain
+
+        raise UserError(
+            f"{path} does not fit this rltrain's config schemas ({explain(error)}); it was edited "
+            "or written by another rltrain version: fix that entry, or train a new run"
+        ) from None
     assert isinstance(merged, DictConfig)
     return merged
 

@@ -216,6 +216,18 @@ def _case_config_of_unknown_algo(w: Path, ppo: Path, dqn: Path) -> list[str]:
     return ["resume", str(run)]
 
 
+def _case_config_with_a_key_of_another_version(w: Path, ppo: Path, dqn: Path) -> list[str]:
+    run = _copy(ppo, w)
+    _edit_config(run, "env.frames_per_step", 3)  # a key this rltrain's schema lacks
+    return ["eval", str(run)]
+
+
+def _case_config_with_a_value_of_the_wrong_type(w: Path, ppo: Path, dqn: Path) -> list[str]:
+    run = _copy(ppo, w)
+    _edit_config(run, "algo.lr", "fast")
+    return ["resume", str(run)]
+
+
 def _case_eval_a_file(w: Path, ppo: Path, dqn: Path) -> list[str]:
     (w / "notes.txt").write_text("hello\n")
     return ["eval", "notes.txt"]
@@ -268,6 +280,15 @@ RUN_DIR_CASES: dict[str, tuple[Setup, list[str]]] = {
     "resume_a_config_of_an_unknown_algo": (
         _case_config_of_unknown_algo,
         [r"algo=nope", r"which this rltrain lacks"],
+    ),
+    "eval_a_config_with_a_key_of_another_version": (
+        _case_config_with_a_key_of_another_version,
+        [r"does not fit this rltrain's config schemas",
+         r"unknown config key 'env\.frames_per_step'"],
+    ),
+    "resume_a_config_with_a_value_of_the_wrong_type": (
+        _case_config_with_a_value_of_the_wrong_type,
+        [r"does not fit this rltrain's config schemas", r"algo\.lr=fast is not a valid float"],
     ),
     "eval_a_file": (_case_eval_a_file, [r"notes\.txt is a file, not a directory"]),
     "eval_a_checkpoint_of_another_algo": (
