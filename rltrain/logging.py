@@ -43,6 +43,33 @@ class Recorder:
         """An HxWx3 uint8 image, written at the next flush."""
         self._images[tag] = image
 
+    def video(self, tag: str, frames: np.ndarray, step: int, fps: float) -> None:
+        """Write uint8 [T, H, W, 3] frames now, as an animated GIF in TensorBoard's Images tab.
+
+        GIF rather than torch's add_video, which needs moviepy; Pillow comes with imageio.
+        """
+        if self.writer is None or len(frames) == 0:
+            return
+        import io
+
+        from PIL import Image
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        pictures = [Image.fromarray(np.ascontiguousarray(frame)) for frame in frames]
+        buffer = io.BytesIO()
+        pictures[0].save(
+            buffer, format="GIF", save_all=True, append_images=pictures[1:],
+            duration=max(20, round(1000 / fps)), loop=0,
+        )  # fmt: skip
+        height, width = frames.shape[1:3]
+        image = Summary.Image(
+            height=height, width=width, colorspace=3, encoded_image_string=buffer.getvalue()
+        )
+        # the file writer is how SummaryWriter's own add_* methods write a prepared summary
+        self.writer._get_file_writer().add_summary(
+            Summary(value=[Summary.Value(tag=tag, image=image)]), step
+        )
+
     def write(self, tag: str, value: float, step: int) -> None:
         """Write one host-side number now (episode returns, eval results)."""
         self.latest[tag] = float(value)

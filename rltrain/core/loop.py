@@ -29,6 +29,11 @@ from rltrain.errors import NonFiniteError, UserError
 from rltrain.logging import Recorder
 from rltrain.networks.builders import is_image_space
 
+# logger.video: each evaluation's whole game is an MP4 in <run>/videos; TensorBoard gets a short
+# clip of it (every other frame of the first 2 x 150: 20 s of Atari play shown at 15 fps)
+VIDEO_CLIP_FRAMES = 150
+VIDEO_CLIP_FPS = 15.0
+
 
 class Interrupted(Exception):
     """SIGINT / SIGTERM: a checkpoint was written; the CLI exits non-zero with this message."""
@@ -201,14 +206,19 @@ def _run(
         rec.write("eval/return_std", float(returns.std()), ctx.step)
         if cfg.logger.video:
             from rltrain.core.video import record_episodes
+            from rltrain.envs.video import read_video_frames
 
-            record_episodes(
+            ((path, _),) = record_episodes(
                 algo.act, cfg.env, run_dir / "videos", 1, cfg.seed, True,
                 prefix=f"step{ctx.step}-", epsilon=cfg.eval_epsilon,
             )  # fmt: skip
+            # the clip in TensorBoard: the first VIDEO_CLIP_FRAMES frames, every other one
+            frames = read_video_frames(path)[: 2 * VIDEO_CLIP_FRAMES : 2]
+            rec.video("eval/video", frames, ctx.step, fps=VIDEO_CLIP_FPS)
         return returns
 
     sps = 0.0
+    last_eval: tuple[int, np.ndarray] | None = None  # (step, returns) of the latest evaluation
     with _StopFlag() as stop:
         try:
             while ctx.step < cfg.total_steps and not finished(algo):
@@ -229,7 +239,8 @@ def _run(
                     progress.update(ctx.step, sps, float(np.mean(recent)) if recent else None)
                 if next_eval is not None and ctx.step >= next_eval:
                     next_eval = _next(ctx.step, cfg.eval_interval)
-                    eval_mean = float(run_eval().mean())
+                    last_eval = (ctx.step, run_eval())
+                    eval_mean = float(last_eval[1].mean())
                     if eval_mean > best:
                         best = eval_mean
                         save(ckpt.BEST)
@@ -251,7 +262,9 @@ def _run(
             algo.diagnostics()
             check_finite()
             rec.flush(ctx.step, cfg.logger.histograms, cfg.logger.images)
-        eval_returns = run_eval()
+        # the final evaluation, unless a periodic one just ran at this very step
+        done_here = last_eval is not None and last_eval[0] == ctx.step
+        eval_returns = last_eval[1] if last_eval is not None and done_here else run_eval()
         eval_mean = float(eval_returns.mean())
         if eval_mean > best:
             best = eval_mean

@@ -121,3 +121,30 @@ def test_eval_video_scores_the_recorded_episodes(run_cli, workdir, find_run_dirs
     for path in videos:
         frames = read_video_frames(path)
         assert frames.ndim == 4 and frames.shape[0] >= 2 and frames.shape[-1] == 3
+
+
+def test_logger_video_writes_mp4s_and_a_tensorboard_clip(run_cli, workdir, find_run_dirs):
+    """`logger.video=true`: one MP4 per evaluation in <run>/videos and an animated clip under
+    eval/video in TensorBoard (a GIF in the Images tab)."""
+    pytest.importorskip("av")
+    import io
+
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train = run_cli(
+        ["algo=q_learning", "env=gridworld", "total_steps=400", "eval_interval=200",
+         "eval_episodes=1", "logger.video=true"],
+        workdir,
+    )
+    assert train.returncode == 0, train.stdout + train.stderr
+    (run,) = find_run_dirs(workdir / "runs")
+    videos = sorted(p.name for p in (run / "videos").glob("*.mp4"))
+    assert videos == ["step200-episode-1.mp4", "step400-episode-1.mp4"]
+    acc = EventAccumulator(str(run), size_guidance={"images": 0})
+    acc.Reload()
+    clips = acc.Images("eval/video")
+    assert [clip.step for clip in clips] == [200, 400]
+    gif = Image.open(io.BytesIO(clips[-1].encoded_image_string))
+    assert gif.format == "GIF" and gif.n_frames >= 2  # the start frame and at least one move
+    assert (gif.width, gif.height) == (clips[-1].width, clips[-1].height)
