@@ -33,6 +33,7 @@ import dataclasses
 import os
 import queue as queue_module
 import signal
+import threading
 import time
 import traceback
 import weakref
@@ -331,6 +332,22 @@ class A3C:
 
     # --- workers ------------------------------------------------------------------------------
     def _start(self) -> None:
+        # Workers are started with SIGINT ignored: an ignored signal stays ignored across exec,
+        # and Python then installs no KeyboardInterrupt handler, so a Ctrl-C that reaches the
+        # process group while a worker is still importing cannot end it with a traceback. (A
+        # Ctrl-C in the few milliseconds of this loop is ignored by the main process too.)
+        if threading.current_thread() is not threading.main_thread():
+            self._start_workers()  # signal handlers can only be set from the main thread
+            return
+        # getsignal is None for a handler set outside Python: Python's default then
+        previous = signal.getsignal(signal.SIGINT) or signal.default_int_handler
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            self._start_workers()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _start_workers(self) -> None:
         root = self.ctx.cfg
         for rank in range(self.num_workers):
             spec = WorkerSpec(
