@@ -141,6 +141,11 @@ class Recorder:
         self._images.clear()
         return means
 
+    def flush_events(self) -> None:
+        """Push what the TensorBoard writer has queued to disk now (it does so every 10 s)."""
+        if self.writer is not None:
+            self.writer.flush()
+
     def hparams(self, params: dict[str, Any], metrics: dict[str, float]) -> None:
         if self.writer is not None:
             self.writer.add_hparams(params, metrics, run_name=".")

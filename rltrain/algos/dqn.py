@@ -485,7 +485,6 @@ class DQN:
             "optimizer": self.optimizer.state_dict(),
             "last_target_update": self.last_target_update,
             "updates": self.updates,
-            "step": self.ctx.step,
             "learning_starts_at": self.learning_starts_at,
             # what the envs show now, and the q_bias records of the episodes in flight: with the
             # envs' own state (saved by the loop) a resumed run continues them exactly
@@ -525,7 +524,7 @@ class DQN:
         if "buffer" not in state:
             # algo.checkpoint_buffer=false: the policy acts on from where it was, and the updates
             # wait until the new buffer holds learning_starts transitions again
-            self.learning_starts_at = int(state["step"]) + self.cfg.learning_starts
+            self.learning_starts_at = self.ctx.step + self.cfg.learning_starts  # the resume step
             warn_stderr(
                 "warning: the checkpoint holds no replay buffer (algo.checkpoint_buffer=false); "
                 f"resuming with an empty replay buffer, updates resume after "

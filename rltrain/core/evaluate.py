@@ -15,6 +15,25 @@ EVAL_SEED_OFFSET = 1_000_003  # eval envs never share seeds with training envs
 MAX_EVAL_ENVS = 16
 
 
+def with_epsilon(
+    act: Callable[[np.ndarray, bool], np.ndarray], epsilon: float, seed: int, action_space: Any
+) -> Callable[[np.ndarray, bool], np.ndarray]:
+    """`act` with a uniformly random action in place of the policy's, per env, with probability
+    epsilon (the evaluation protocol of Mnih et al. 2015); `act` itself when epsilon is 0."""
+    if epsilon <= 0:
+        return act
+    if not isinstance(action_space, gym.spaces.Discrete):
+        raise UserError("eval_epsilon > 0 needs a discrete action space; use eval_epsilon=0")
+    rng, count = np.random.default_rng(seed), int(action_space.n)
+
+    def choose(obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        actions = np.asarray(act(obs, deterministic))
+        explore = rng.random(len(actions)) < epsilon
+        return np.where(explore, rng.integers(0, count, len(actions)), actions)
+
+    return choose
+
+
 def evaluate(
     act: Callable[[np.ndarray, bool], np.ndarray],
     env_cfg: Any,
@@ -41,17 +60,9 @@ def evaluate(
         returns: list[list[float]] = [[] for _ in range(num_envs)]
         running = np.zeros(num_envs)
         done_count = np.zeros(num_envs, dtype=np.int64)
-        space = env.single_action_space
-        rng = np.random.default_rng(seed)
-        if epsilon > 0 and not isinstance(space, gym.spaces.Discrete):
-            raise UserError("eval_epsilon > 0 needs a discrete action space; use eval_epsilon=0")
-        num_actions = int(space.n) if isinstance(space, gym.spaces.Discrete) else 0
+        choose = with_epsilon(act, epsilon, seed, env.single_action_space)
         while (done_count < quota).any():
-            actions = act(obs, deterministic)
-            if epsilon > 0:
-                explore = rng.random(num_envs) < epsilon
-                actions = np.where(explore, rng.integers(0, num_actions, num_envs), actions)
-            step = env.step(actions)
+            step = env.step(choose(obs, deterministic))
             obs = step.obs
             running += step.reward
             ended = np.flatnonzero(step.terminated | step.truncated)

@@ -157,6 +157,8 @@ def _run(
     if saved is not None:
         if saved.get("env_state") is not None and hasattr(ctx.env, "load_state_dict"):
             ctx.env.load_state_dict(saved["env_state"])
+        # the counters first: an algorithm's load_state_dict may read ctx.step (schedules)
+        ctx.step, iterations = int(saved["step"]), int(saved["iterations"])
         try:
             algo.load_state_dict(saved["algo_state"])
         except (KeyError, RuntimeError, TypeError, ValueError, AttributeError) as error:
@@ -164,7 +166,6 @@ def _run(
         rec.load_state_dict(saved.get("recorder", {}))
         ckpt.set_rng_state(saved["rng"])
         ckpt.set_generator_state(ctx.rng, saved["generator"])
-        ctx.step, iterations = int(saved["step"]), int(saved["iterations"])
         elapsed_before, best = float(saved["elapsed"]), float(saved["best_eval"])
     checkpoint_dir = run_dir / "checkpoints"
     log_every = max(1, cfg.logger.log_interval)
@@ -193,8 +194,7 @@ def _run(
         # Events first: once a checkpoint at step S exists, every event up to S must be on disk,
         # since a resume from it purges only the later ones (a kill right after the save would
         # otherwise lose the writer's queue, up to flush_secs of points).
-        if rec.writer is not None:
-            rec.writer.flush()
+        rec.flush_events()
         state = checkpoint_state(algo, cfg, ctx, elapsed(), best, iterations)
         ckpt.save_atomic(state, checkpoint_dir / path_name, keep_previous=path_name == ckpt.LAST)
 
@@ -213,7 +213,7 @@ def _run(
                 prefix=f"step{ctx.step}-", epsilon=cfg.eval_epsilon,
             )  # fmt: skip
             # the clip in TensorBoard: the first VIDEO_CLIP_FRAMES frames, every other one
-            frames = read_video_frames(path)[: 2 * VIDEO_CLIP_FRAMES : 2]
+            frames = read_video_frames(path, max_frames=2 * VIDEO_CLIP_FRAMES)[::2]
             rec.video("eval/video", frames, ctx.step, fps=VIDEO_CLIP_FPS)
         return returns
 
@@ -262,9 +262,10 @@ def _run(
             algo.diagnostics()
             check_finite()
             rec.flush(ctx.step, cfg.logger.histograms, cfg.logger.images)
-        # the final evaluation, unless a periodic one just ran at this very step
-        done_here = last_eval is not None and last_eval[0] == ctx.step
-        eval_returns = last_eval[1] if last_eval is not None and done_here else run_eval()
+        if last_eval is not None and last_eval[0] == ctx.step:
+            eval_returns = last_eval[1]  # a periodic evaluation just ran at this very step
+        else:
+            eval_returns = run_eval()
         eval_mean = float(eval_returns.mean())
         if eval_mean > best:
             best = eval_mean

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
+from rltrain.core.evaluate import with_epsilon
 from rltrain.errors import UserError
 
 
@@ -42,7 +42,7 @@ def record_episodes(
     from rltrain.envs.factory import make_single_env
 
     env = make_single_env(env_cfg, render_mode="rgb_array")
-    choose = _with_epsilon(act, epsilon, seed, env.action_space)
+    choose = with_epsilon(act, epsilon, seed, env.action_space)
     results: list[tuple[Path, float]] = []
     try:
         for episode in range(episodes):
@@ -61,24 +61,6 @@ def record_episodes(
     finally:
         env.close()
     return results
-
-
-def _with_epsilon(
-    act: Callable[[np.ndarray, bool], np.ndarray], epsilon: float, seed: int, action_space: Any
-) -> Callable[[np.ndarray, bool], np.ndarray]:
-    """`act` with a uniformly random action in place of the policy's with probability epsilon."""
-    if epsilon <= 0:
-        return act
-    if not isinstance(action_space, gym.spaces.Discrete):
-        raise UserError("eval_epsilon > 0 needs a discrete action space; use eval_epsilon=0")
-    rng, count = np.random.default_rng(seed), int(action_space.n)
-
-    def choose(obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        actions = np.asarray(act(obs, deterministic))
-        explore = rng.random(len(actions)) < epsilon
-        return np.where(explore, rng.integers(0, count, len(actions)), actions)
-
-    return choose
 
 
 def _render(env: Any) -> np.ndarray:
@@ -108,7 +90,7 @@ def _record_atari(
     from rltrain.envs.atari import make_atari_eval_env
 
     env = make_atari_eval_env(env_cfg, seed=seed, record=True)
-    choose = _with_epsilon(act, epsilon, seed, env.single_action_space)
+    choose = with_epsilon(act, epsilon, seed, env.single_action_space)
     results: list[tuple[Path, float]] = []
     returns: list[float] = []  # raw scores of the games finished so far, in order
     running = 0.0

@@ -50,7 +50,11 @@ def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: float = 30) -
     return path
 
 
-def read_video_frames(path: str | Path) -> np.ndarray:
-    """Decodes a video into uint8 [T, H, W, 3] RGB frames (for tests and inspection)."""
+def read_video_frames(path: str | Path, max_frames: int | None = None) -> np.ndarray:
+    """Decodes a video into uint8 [T, H, W, 3] RGB frames, the first `max_frames` of it when
+    given (decoded one by one: a whole Atari game can be tens of thousands of frames)."""
     iio = _imageio()
-    return np.asarray(iio.imread(Path(path), plugin="pyav"))  # type: ignore[attr-defined]
+    if max_frames is None:
+        return np.asarray(iio.imread(Path(path), plugin="pyav"))  # type: ignore[attr-defined]
+    frames = iio.imiter(Path(path), plugin="pyav")  # type: ignore[attr-defined]
+    return np.stack([frame for _, frame in zip(range(max_frames), frames, strict=False)])

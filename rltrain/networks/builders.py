@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -102,8 +103,7 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.flatten(1)
-        for layer in self.layers:
-            assert isinstance(layer, nn.Linear)
+        for layer in cast("Iterable[nn.Linear]", self.layers):  # only Linear layers go in
             x = self.activation(nn.functional.linear(x, layer.weight, layer.bias))
         return x
 
@@ -216,7 +216,6 @@ class ActorCritic(nn.Module):
         self._critic_trunk: nn.Module | None = (
             None if cfg.shared_trunk else build_trunk(obs_space, cfg)[0]
         )
-        self.shared = cfg.shared_trunk
         self.policy_head = _head(width, act_dim, 0.01, cfg.ortho_init)
         self.value_head = _head(width, 1, 1.0, cfg.ortho_init)
         self.log_std: nn.Parameter | None = None
@@ -243,13 +242,13 @@ class ActorCritic(nn.Module):
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (logits or Gaussian mean, V(s))."""
         features = self.actor_trunk(obs)
-        critic_features = features if self.shared else self.critic_trunk(obs)
+        critic_features = features if self._critic_trunk is None else self._critic_trunk(obs)
         return self.policy_head(features), self.value_head(critic_features).squeeze(-1)
 
     def _heads(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """(logits or mean, log-std or None for categorical, V(s)) in one pass over the trunks."""
         features = self.actor_trunk(obs)
-        critic_features = features if self.shared else self.critic_trunk(obs)
+        critic_features = features if self._critic_trunk is None else self._critic_trunk(obs)
         out = self.policy_head(features)
         value = self.value_head(critic_features).squeeze(-1)
         if self.discrete:

@@ -233,28 +233,16 @@ def _case_eval_a_file(w: Path, ppo: Path, dqn: Path) -> list[str]:
     return ["eval", "notes.txt"]
 
 
-def _case_eval_foreign(w: Path, ppo: Path, dqn: Path) -> list[str]:
-    run = _copy(ppo, w)
-    _foreign_checkpoint(run, dqn)
-    return ["eval", str(run), "--episodes", "1"]
+def _with_dqn_checkpoint(command: str, damage: Callable[[Path, Path], None]) -> Setup:
+    """A PPO run given a DQN checkpoint by `damage`, then `eval` (as it is) or `resume` (with
+    budget left, so that resume gets as far as loading)."""
 
+    def setup(w: Path, ppo: Path, dqn: Path) -> list[str]:
+        run = _copy(ppo, w) if command == "eval" else _unfinished(_copy(ppo, w))
+        damage(run, dqn)
+        return [command, str(run), *(["--episodes", "1"] if command == "eval" else [])]
 
-def _case_resume_foreign(w: Path, ppo: Path, dqn: Path) -> list[str]:
-    run = _unfinished(_copy(ppo, w))
-    _foreign_checkpoint(run, dqn)
-    return ["resume", str(run)]
-
-
-def _case_eval_relabelled(w: Path, ppo: Path, dqn: Path) -> list[str]:
-    run = _copy(ppo, w)
-    _relabelled_dqn_checkpoint(run, dqn)
-    return ["eval", str(run), "--episodes", "1"]
-
-
-def _case_resume_relabelled(w: Path, ppo: Path, dqn: Path) -> list[str]:
-    run = _unfinished(_copy(ppo, w))
-    _relabelled_dqn_checkpoint(run, dqn)
-    return ["resume", str(run)]
+    return setup
 
 
 def _case_resume_edited_network(w: Path, ppo: Path, dqn: Path) -> list[str]:
@@ -292,11 +280,11 @@ RUN_DIR_CASES: dict[str, tuple[Setup, list[str]]] = {
     ),
     "eval_a_file": (_case_eval_a_file, [r"notes\.txt is a file, not a directory"]),
     "eval_a_checkpoint_of_another_algo": (
-        _case_eval_foreign,
+        _with_dqn_checkpoint("eval", _foreign_checkpoint),
         [r"checkpoint is from algo=dqn", r"run is algo=ppo"],
     ),
     "resume_a_checkpoint_of_another_algo": (
-        _case_resume_foreign,
+        _with_dqn_checkpoint("resume", _foreign_checkpoint),
         [r"from algo=dqn env=cartpole", r"configured for algo=ppo"],
     ),
     "resume_a_checkpoint_of_another_env": (
@@ -304,11 +292,11 @@ RUN_DIR_CASES: dict[str, tuple[Setup, list[str]]] = {
         [r"from algo=ppo env=cartpole", r"env=pendulum"],
     ),
     "eval_another_algos_state_under_this_algos_label": (
-        _case_eval_relabelled,
+        _with_dqn_checkpoint("eval", _relabelled_dqn_checkpoint),
         [r"does not fit the ppo model"],
     ),
     "resume_another_algos_state_under_this_algos_label": (
-        _case_resume_relabelled,
+        _with_dqn_checkpoint("resume", _relabelled_dqn_checkpoint),
         [r"does not fit the ppo model", r"KeyError"],
     ),
     "resume_after_the_network_was_edited": (

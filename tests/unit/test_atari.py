@@ -311,6 +311,8 @@ def test_video_roundtrip(tmp_path: Path) -> None:
     back = read_video_frames(path)
     assert back.shape == (9, 210, 160, 3) and back.dtype == np.uint8
     assert np.abs(back.astype(int) - np.stack(frames)).mean() < 3  # lossy H.264
+    first = read_video_frames(path, max_frames=4)  # decodes only the start of a long video
+    assert first.shape == (4, 210, 160, 3) and np.array_equal(first, back[:4])
     odd = read_video_frames(write_mp4(tmp_path / "odd.mp4", [np.zeros((33, 45, 3), np.uint8)] * 2))
     assert odd.shape == (2, 34, 46, 3)  # odd sides padded for yuv420p
     with pytest.raises(ValueError):
