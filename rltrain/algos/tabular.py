@@ -9,8 +9,9 @@ The three algorithms are the same loop and differ only in the TD target of the u
     expected SARSA  target = r + g * sum_a' pi(a'|s') Q(s', a'), pi the epsilon-greedy
                     policy itself                                       (van Seijen et al. 2009)
 
-Everything else is shared: the epsilon-greedy behaviour with a schedule, the step size (constant
-or ``alpha / N(s, a)^omega`` per state-action pair), optimistic initial values, and, when the env
+Everything else is shared: the epsilon-greedy behaviour with a schedule, the step size (constant,
+``alpha / N(s, a)^omega`` per state-action pair, or decaying linearly), optimistic initial values,
+a uniform first action per episode (for exploring starts), and, when the env
 exposes its model, the exact optimum Q* from value iteration as an oracle for the diagnostics.
 
 Read top to bottom: config, schedules and targets (pure functions), the table update, the
@@ -44,7 +45,7 @@ from rltrain.envs.factory import make_single_env
 from rltrain.errors import UserError
 from rltrain.logging import Recorder
 
-ALPHA_SCHEDULES = ("constant", "visits")
+ALPHA_SCHEDULES = ("constant", "visits", "linear")
 EPSILON_SCHEDULES = ("linear", "exponential")
 
 
@@ -61,9 +62,13 @@ class TDConfig:
     # GLIE exploration schedule too (Singh et al. 2000). omega < 1 forgets early targets
     # faster than a plain average, which converges polynomially rather than exponentially
     # slowly in 1 / (1 - gamma) (Even-Dar & Mansour 2003).
+    # linear: alpha -> alpha_end in a straight line over the whole budget, the same for every
+    # pair. Not Robbins-Monro, but it forgets the early targets of an on-policy learner (values
+    # of the exploring policy) geometrically, where 1 / N^omega keeps a polynomial share of them.
     alpha: float = 0.1
-    alpha_schedule: str = "constant"  # constant | visits
+    alpha_schedule: str = "constant"  # constant | visits | linear
     alpha_omega: float = 0.8
+    alpha_end: float = 0.1
     # Epsilon-greedy exploration from epsilon_start to epsilon_end over the first
     # epsilon_fraction of total_steps, then constant. linear: straight line; exponential:
     # geometric, eps = start * (end / start)^(progress / fraction) (needs both > 0).
@@ -74,6 +79,12 @@ class TDConfig:
     # Initial value of every Q(s, a); above the largest return it is "optimism in the face of
     # uncertainty": untried actions look best until tried (Sutton & Barto 2018, sec. 2.6).
     initial_q: float = 0.0
+    # The first action of every training episode is uniform at random, whatever epsilon is.
+    # With env.random_start=true (gridworld) these are exploring starts (Sutton & Barto 2018,
+    # sec. 5.3): every (s, a) keeps being updated after epsilon has decayed, which SARSA and
+    # expected SARSA need to reach Q* everywhere, since they learn the values of the policy
+    # they follow and a greedy policy stops visiting the pairs it does not choose.
+    random_first_action: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.gamma <= 1.0:
@@ -89,6 +100,11 @@ class TDConfig:
             raise UserError(
                 f"algo.alpha_omega={self.alpha_omega} must be in (0.5, 1] "
                 "(Robbins-Monro: the step sizes must sum to infinity, their squares must not)"
+            )
+        if self.alpha_schedule == "linear" and not 0.0 <= self.alpha_end <= self.alpha:
+            raise UserError(
+                f"algo.alpha_end={self.alpha_end} must be in [0, algo.alpha={self.alpha}] "
+                "(alpha_schedule=linear decays alpha to alpha_end)"
             )
         for key in ("epsilon_start", "epsilon_end"):
             if not 0.0 <= getattr(self, key) <= 1.0:
@@ -136,8 +152,17 @@ def epsilon_at(progress: float, start: float, end: float, fraction: float, sched
     return start + p * (end - start)
 
 
+def alpha_at(progress: float, alpha: float, end: float, schedule: str) -> float:
+    """Base step size after `progress` (in [0, 1]) of the budget: ``alpha + progress * (end -
+    alpha)`` for the linear schedule, ``alpha`` for the others (visits divides it per pair)."""
+    if schedule == "linear":
+        return alpha + min(1.0, progress) * (end - alpha)
+    return alpha
+
+
 def step_sizes(alpha: float, visits: np.ndarray, schedule: str, omega: float) -> np.ndarray:
-    """Step size per updated pair: ``alpha`` (constant) or ``alpha / N^omega`` (visits, N >= 1)."""
+    """Step size per updated pair: ``alpha / N^omega`` (visits, N >= 1), else ``alpha`` (constant,
+    and linear, whose caller passes the decayed `alpha_at`)."""
     if schedule == "visits":
         return alpha / np.power(visits, omega)
     return np.full(visits.shape, alpha)
@@ -467,7 +492,7 @@ class TabularTD:
         self.updates = 0  # TD updates so far (transitions)
 
         self.obs = env.reset(seed=ctx.cfg.seed).astype(np.int64)
-        self.actions = epsilon_greedy(self.q[self.obs], self.epsilon, ctx.rng)
+        self.actions = self._first_actions(self.obs)
         # Log-window accumulators (written at diagnostics(), not per step).
         self._abs_td_sum = 0.0
         self._lr_sum = 0.0
@@ -480,6 +505,12 @@ class TabularTD:
             self.ctx.progress, c.epsilon_start, c.epsilon_end, c.epsilon_fraction,
             c.epsilon_schedule,
         )
+
+    def _first_actions(self, obs: np.ndarray) -> np.ndarray:
+        """Actions in the first states of new episodes: uniform with random_first_action."""
+        if self.cfg.random_first_action:
+            return np.asarray(self.ctx.rng.integers(self.n_actions, size=obs.shape[0]))
+        return epsilon_greedy(self.q[obs], self.epsilon, self.ctx.rng)
 
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         rows = self.q[np.asarray(obs, dtype=np.int64)]
@@ -495,6 +526,10 @@ class TabularTD:
         # The actions taken next are chosen before the update, as in S&B's SARSA (for
         # Q-learning this reads Q one update earlier, which is immaterial).
         next_actions = epsilon_greedy(self.q[next_obs], eps, rng)
+        if cfg.random_first_action:
+            restarted = np.flatnonzero(step.terminated | step.truncated)
+            if restarted.size:
+                next_actions[restarted] = rng.integers(self.n_actions, size=restarted.size)
 
         q_next = self.q[final_obs]
         # A termination cuts the bootstrap; a time-limit truncation keeps it.
@@ -515,8 +550,9 @@ class TabularTD:
             targets = q_learning_target(reward, discount, q_next)
 
         deltas, lr = td_update(
-            self.q, self.visits, states, actions, targets, cfg.alpha, cfg.alpha_schedule,
-            cfg.alpha_omega,
+            self.q, self.visits, states, actions, targets,
+            alpha_at(self.ctx.progress, cfg.alpha, cfg.alpha_end, cfg.alpha_schedule),
+            cfg.alpha_schedule, cfg.alpha_omega,
         )
         self.updates += self.num_envs
         self._abs_td_sum += float(np.abs(deltas).sum())
@@ -568,7 +604,7 @@ class TabularTD:
         else:
             # The epsilon schedule is a function of the loop's step counter, which the loop
             # restores; the env is freshly reset, so choose its first actions again.
-            self.actions = epsilon_greedy(self.q[self.obs], self.epsilon, self.ctx.rng)
+            self.actions = self._first_actions(self.obs)
 
 
 class QLearning(TabularTD):

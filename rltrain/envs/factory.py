@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import gymnasium as gym
@@ -72,6 +72,9 @@ def make_vec_env(cfg: Any, num_envs: int, seed: int, training: bool) -> VecEnv:
 
         return make_atari_vec_env(cfg, num_envs=num_envs, seed=seed, training=training)
     check_vectorization(cfg.vectorization, num_envs)
+    if not training and getattr(cfg, "random_start", False):
+        # Exploring starts are for learning; a policy is scored from the env's own start.
+        cfg = replace(cfg, random_start=False)
     if cfg.vectorization == "batched":
         env_id = getattr(cfg, "id", None)  # rltrain's own envs (gridworld, ...) have no id
         if env_id != "CartPole-v1":

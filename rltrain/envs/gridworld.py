@@ -64,6 +64,10 @@ class GridWorldConfig:
     trap_reward: float = -1.0
     # Episode length limit; the last step returns truncated=True.
     max_steps: int = 100
+    # Training episodes start in a uniformly random cell that S can reach and that is not a
+    # goal or trap (the state half of exploring starts, with algo.random_first_action);
+    # evaluation episodes always start at S.
+    random_start: bool = False
 
 
 def parse_layout(layout: str) -> list[str]:
@@ -174,6 +178,7 @@ class GridWorldEnv(gymnasium.Env[int, int]):
         trap_reward: float = -1.0,
         max_steps: int = 100,
         render_mode: str | None = None,
+        random_start: bool = False,
     ) -> None:
         if not 0.0 <= float(slip) <= 1.0:
             raise UserError(f"env.slip must be in [0, 1], got {slip}")
@@ -198,9 +203,14 @@ class GridWorldEnv(gymnasium.Env[int, int]):
         # Bool mask over states (like TabularModel.terminal_states): the G and H cells.
         self.terminal_states: np.ndarray = (cells == GOAL) | (cells == TRAP)
         self.start_state: int = int(np.flatnonzero(cells == START)[0])
+        self.random_start = bool(random_start)
         # Toy-text name for the start distribution (FrozenLake, CliffWalking and Taxi use it).
         self.initial_state_distrib: np.ndarray = np.zeros(n_states)
-        self.initial_state_distrib[self.start_state] = 1.0
+        if self.random_start:
+            starts = self._reachable_from_start()
+            self.initial_state_distrib[starts] = 1.0 / len(starts)
+        else:
+            self.initial_state_distrib[self.start_state] = 1.0
 
         self.observation_space = spaces.Discrete(n_states)
         self.action_space = spaces.Discrete(len(MOVES))
@@ -227,6 +237,19 @@ class GridWorldEnv(gymnasium.Env[int, int]):
         if not (0 <= rr < self.rows and 0 <= cc < self.cols) or self.grid[rr][cc] == WALL:
             return s
         return rr * self.cols + cc
+
+    def _reachable_from_start(self) -> list[int]:
+        """Non-terminal cells reachable from S without passing a goal or trap (any slip reaches
+        only cells some intended move reaches too, so this holds for every slip)."""
+        seen, frontier = {self.start_state}, [self.start_state]
+        while frontier:
+            s = frontier.pop()
+            for action in range(len(MOVES)):
+                ns = self._move(s, action)
+                if ns not in seen and not self.terminal_states[ns]:
+                    seen.add(ns)
+                    frontier.append(ns)
+        return sorted(seen)
 
     def _entry_reward(self, cell: str) -> tuple[float, bool]:
         if cell == GOAL:
@@ -269,7 +292,12 @@ class GridWorldEnv(gymnasium.Env[int, int]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[int, dict[str, Any]]:
         super().reset(seed=seed)
-        self.s = self.start_state
+        if self.random_start:
+            cells = self.observation_space.n
+            self.s = int(self.np_random.choice(cells, p=self.initial_state_distrib))
+        else:
+            # No draw: the random stream of fixed-start runs stays as it was.
+            self.s = self.start_state
         self.lastaction = None
         self._elapsed = 0
         return self.s, {"prob": 1.0}
@@ -333,6 +361,7 @@ def make_gridworld(cfg: GridWorldConfig, render_mode: str | None = None) -> Grid
         trap_reward=cfg.trap_reward,
         max_steps=cfg.max_steps,
         render_mode=render_mode,
+        random_start=cfg.random_start,
     )
 
 

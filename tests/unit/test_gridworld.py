@@ -9,6 +9,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import rltrain.envs.gridworld as gw
+from rltrain.envs.factory import make_vec_env
 from rltrain.envs.gridworld import (
     DOWN,
     LAYOUTS,
@@ -224,3 +225,27 @@ def test_make_gridworld_from_config() -> None:
     assert env.step_reward == -1.0 and env.trap_reward == -100.0 and env.goal_reward == 1.0
     assert env.render_mode == "ansi"
     assert GridWorldConfig().name == "gridworld"
+
+
+def test_random_start_is_uniform_over_cells_reachable_from_s_and_only_in_training() -> None:
+    layout = "S.#./..##/...G"  # (0, 3) is enclosed by walls and the edge
+    env = GridWorldEnv(layout=layout, random_start=True)
+    reachable = [0, 1, 4, 5, 8, 9, 10]  # every floor cell except the pocket (3) and G (11)
+    np.testing.assert_allclose(env.initial_state_distrib[reachable], 1 / 7)
+    assert env.initial_state_distrib.sum() == pytest.approx(1.0)
+    starts = [env.reset(seed=seed)[0] for seed in range(700)]
+    counts = np.bincount(starts, minlength=12)
+    assert set(np.flatnonzero(counts)) == set(reachable)
+    assert counts[reachable].min() > 60, counts  # 100 expected each
+    # Evaluation envs start at S whatever random_start says.
+    cfg = GridWorldConfig(layout=layout, random_start=True, num_envs=4)
+    for training, expected in ((True, None), (False, 0)):
+        vec = make_vec_env(cfg, num_envs=4, seed=3, training=training)
+        try:
+            first = {int(s) for seed in range(10) for s in vec.reset(seed=seed)}
+        finally:
+            vec.close()
+        if expected is None:
+            assert len(first) > 1
+        else:
+            assert first == {expected}

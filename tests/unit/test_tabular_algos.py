@@ -26,6 +26,7 @@ from rltrain.algos.tabular import (
     Sarsa,
     SarsaConfig,
     TabularTD,
+    alpha_at,
     epsilon_at,
     epsilon_greedy,
     epsilon_greedy_probs,
@@ -67,6 +68,17 @@ def test_step_sizes() -> None:
     np.testing.assert_allclose(step_sizes(0.5, visits, "constant", 0.8), [0.5, 0.5, 0.5])
     np.testing.assert_allclose(step_sizes(0.5, visits, "visits", 1.0), [0.5, 0.125, 0.03125])
     np.testing.assert_allclose(step_sizes(1.0, visits, "visits", 0.5), [1.0, 0.5, 0.25])
+
+
+def test_linear_alpha_decays_to_the_end_value_over_the_budget() -> None:
+    # 1 -> 0.1: a quarter of the way is 1 - 0.25 * 0.9 = 0.775
+    assert alpha_at(0.0, 1.0, 0.1, "linear") == pytest.approx(1.0)
+    assert alpha_at(0.25, 1.0, 0.1, "linear") == pytest.approx(0.775)
+    assert alpha_at(1.0, 1.0, 0.1, "linear") == pytest.approx(0.1)
+    assert alpha_at(1.5, 1.0, 0.1, "linear") == pytest.approx(0.1)  # past the budget: stays
+    # the other schedules keep their base alpha (visits divides it per pair)
+    assert alpha_at(0.5, 0.3, 0.1, "constant") == alpha_at(0.5, 0.3, 0.1, "visits") == 0.3
+    np.testing.assert_allclose(step_sizes(0.775, np.array([1, 9]), "linear", 0.8), [0.775] * 2)
 
 
 # --- policies and targets ---------------------------------------------------------------------
@@ -159,6 +171,8 @@ def test_td_update_merges_duplicate_pairs_of_a_batch() -> None:
         ({"epsilon_schedule": "exponential", "epsilon_end": 0.0}, "algo.epsilon_schedule"),
         ({"alpha_schedule": "harmonic"}, "algo.alpha_schedule"),
         ({"alpha_schedule": "visits", "alpha_omega": 0.5}, "algo.alpha_omega"),
+        ({"alpha_schedule": "linear", "alpha": 0.5, "alpha_end": 0.6}, "algo.alpha_end"),
+        ({"alpha_schedule": "linear", "alpha_end": -0.1}, "algo.alpha_end"),
     ],
 )
 def test_td_config_checks(kwargs: dict[str, Any], key: str) -> None:
@@ -302,6 +316,27 @@ def test_vectorized_learner_steps_every_env() -> None:
     algo = _learner(GridWorldConfig(num_envs=4), steps=200)
     assert algo.ctx.step == 200 and algo.visits.sum() == 200 and algo.updates == 200
     assert algo.act(np.array([0, 5, 9]), deterministic=True).shape == (3,)
+
+
+@pytest.mark.parametrize("flag", [False, True])
+def test_random_first_action_is_uniform_in_the_first_state_of_every_episode(flag: bool) -> None:
+    # Greedy behaviour (epsilon 0) with Q(0, right) far ahead, and every step ends the episode
+    # back in state 0: without the flag the next action is always "right", with it uniform.
+    cfg = SarsaConfig(
+        alpha=0.01, epsilon_start=0.0, epsilon_end=0.0, random_first_action=flag
+    )
+    algo, env = _scripted(cfg)
+    algo.q[0] = [0.0, 5.0, 0.0, 0.0]
+    env.next = _ended(terminated=True)
+    chosen = []
+    for _ in range(400):
+        algo.iterate()
+        chosen.append(int(algo.actions[0]))
+    counts = np.bincount(chosen, minlength=4)
+    if flag:
+        assert counts.min() > 60, counts  # 100 expected per action
+    else:
+        np.testing.assert_array_equal(counts, [0, 400, 0, 0])
 
 
 def test_checkpoint_round_trip() -> None:
