@@ -109,6 +109,10 @@ class Adam(_FlatOptimizer):
         self.eps = eps
         self.exp_avg = torch.zeros_like(self.flat)
         self.exp_avg_sq = torch.zeros_like(self.flat)
+        # Scratch for the denominator, written in place: with a fresh tensor per step, a Nature
+        # CNN's 1.7M-parameter step took 7.6 ms here instead of 1.5 ms (two short-lived
+        # buffers of that size each step go back to the kernel and fault in again).
+        self._denom = torch.empty_like(self.flat)
 
     def _buffers(self) -> dict[str, torch.Tensor]:
         return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}
@@ -120,7 +124,8 @@ class Adam(_FlatOptimizer):
         g = self.flat_grad
         self.exp_avg.lerp_(g, 1.0 - self.beta1)
         self.exp_avg_sq.mul_(self.beta2).addcmul_(g, g, value=1.0 - self.beta2)
-        denom = (self.exp_avg_sq.sqrt() / math.sqrt(1.0 - self.beta2**t)).add_(self.eps)
+        denom = torch.sqrt(self.exp_avg_sq, out=self._denom)
+        denom.mul_(1.0 / math.sqrt(1.0 - self.beta2**t)).add_(self.eps)
         self.flat.addcdiv_(self.exp_avg, denom, value=-self.lr / (1.0 - self.beta1**t))
 
 
@@ -136,6 +141,7 @@ class RMSprop(_FlatOptimizer):
         super().__init__(params, lr)
         self.alpha, self.eps = alpha, eps
         self.square_avg = torch.zeros_like(self.flat)
+        self._denom = torch.empty_like(self.flat)  # scratch, as in Adam
 
     def _buffers(self) -> dict[str, torch.Tensor]:
         return {"square_avg": self.square_avg}
@@ -145,4 +151,5 @@ class RMSprop(_FlatOptimizer):
         self.steps += 1
         g = self.flat_grad
         self.square_avg.mul_(self.alpha).addcmul_(g, g, value=1.0 - self.alpha)
-        self.flat.addcdiv_(g, self.square_avg.sqrt().add_(self.eps), value=-self.lr)
+        denom = torch.sqrt(self.square_avg, out=self._denom).add_(self.eps)
+        self.flat.addcdiv_(g, denom, value=-self.lr)
