@@ -5,6 +5,7 @@
     python scripts/bench_atari.py --skip-train           # the raw env table only
     python scripts/bench.py --only atari                 # through `make bench`
     python scripts/bench_atari.py --device cuda          # training on a GPU (both sides)
+    python scripts/bench_atari.py --conv-dtype bfloat16  # rltrain's convolutions in bfloat16
 
 The issue's measurement (30k steps, Breakout, median of 3) is
 `python scripts/bench_atari.py --steps 30000 --repeats 3`: on 2 CPU cores about 18 minutes per
@@ -130,7 +131,8 @@ class Timers:
 
 # ----------------------------------------------------------------------------- the children
 def rltrain_overrides(
-    algo: str, steps: int, learning_starts: int, threads: int, device: str = "cpu"
+    algo: str, steps: int, learning_starts: int, threads: int, device: str = "cpu",
+    conv_dtype: str = "float32",
 ) -> list[str]:
     common = [
         f"algo={algo}",
@@ -144,6 +146,7 @@ def rltrain_overrides(
         "logger.progress=none",
         f"device={device}",
         f"device.threads={threads}",
+        f"network.conv_dtype={conv_dtype}",
     ]
     if algo == "dqn":
         common += [f"algo.learning_starts={learning_starts}", "algo.checkpoint_buffer=false"]
@@ -151,7 +154,8 @@ def rltrain_overrides(
 
 
 def child_rltrain(
-    algo: str, steps: int, learning_starts: int, threads: int, seed: int, device: str
+    algo: str, steps: int, learning_starts: int, threads: int, seed: int, device: str,
+    conv_dtype: str = "float32",
 ) -> dict:
     import numpy as np
     from hydra import compose, initialize_config_module
@@ -182,7 +186,10 @@ def child_rltrain(
     loop.evaluate = lambda *args, **kwargs: np.zeros(1)  # type: ignore[assignment]
 
     register_configs()
-    overrides = [*rltrain_overrides(algo, steps, learning_starts, threads, device), f"seed={seed}"]
+    overrides = [
+        *rltrain_overrides(algo, steps, learning_starts, threads, device, conv_dtype),
+        f"seed={seed}",
+    ]
     with initialize_config_module(config_module="rltrain.conf", version_base="1.3"):
         node = compose(config_name="config", overrides=overrides)
     with tempfile.TemporaryDirectory(prefix="bench-atari-") as run_dir:
@@ -191,8 +198,10 @@ def child_rltrain(
 
 
 def child_sb3(
-    algo: str, steps: int, learning_starts: int, threads: int, seed: int, device: str
+    algo: str, steps: int, learning_starts: int, threads: int, seed: int, device: str,
+    conv_dtype: str = "float32",
 ) -> dict:
+    del conv_dtype  # SB3 has no such option: its side is always float32
     import ale_py
     import gymnasium as gym
     import stable_baselines3 as sb3
@@ -252,7 +261,7 @@ def run_child(side: str, algo: str, args: argparse.Namespace, seed: int) -> dict
     command = [
         sys.executable, __file__, "--child", side, "--algo", algo, "--steps", str(args.steps),
         "--learning-starts", str(args.learning_starts), "--threads", str(args.threads),
-        "--seed", str(seed), "--device", args.device,
+        "--seed", str(seed), "--device", args.device, "--conv-dtype", args.conv_dtype,
     ]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if out.returncode != 0:
@@ -273,7 +282,7 @@ def training_table(algo: str, runs: dict[str, list[dict]], args: argparse.Namesp
     }[algo]
     lines = [
         f"## Training: {title}, Breakout, {args.steps:,} steps, {args.threads} torch threads, "
-        f"device {args.device}",
+        f"device {args.device}, rltrain network.conv_dtype={args.conv_dtype} (SB3: float32)",
         "",
         "| run | steps/s (wall) | CPU ms / step | "
         + ("steps/s after learning starts | CPU ms / step after | " if algo == "dqn" else "")
@@ -368,6 +377,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--device", choices=["cpu", "cuda"], default="cpu", help="training device, both sides"
     )
+    parser.add_argument(
+        "--conv-dtype", choices=["float32", "bfloat16"], default="float32",
+        help="rltrain's network.conv_dtype (SB3 stays float32)",
+    )
     parser.add_argument("--omp-default", action="store_true", help="keep OpenMP's spin-waiting")
     parser.add_argument("--child", choices=["rltrain", "sb3"], help=argparse.SUPPRESS)
     parser.add_argument("--algo", choices=["ppo", "dqn"], help=argparse.SUPPRESS)
@@ -381,7 +394,7 @@ def main() -> str:
     if args.child:
         child = child_rltrain if args.child == "rltrain" else child_sb3
         print(json.dumps(child(args.algo, args.steps, args.learning_starts, args.threads,
-                               args.seed, args.device)))  # fmt: skip
+                               args.seed, args.device, args.conv_dtype)))  # fmt: skip
         return ""
     parts = []
     if not args.skip_env:

@@ -198,7 +198,7 @@ def _worker_loop(spec: WorkerSpec, shared: Shared) -> None:
             local.parameters(), cfg.optimizer, cfg.lr, cfg.rms_alpha, cfg.eps
         )
         shared_optimizer = shared.optimizer
-        shared_optimizer.flat_grad = local_buffers.flat_grad  # private to this worker
+        shared_optimizer.use_worker_buffers(local_buffers)
         collector = NStepCollector(env, cfg.n_steps, torch.device("cpu"), env.reset(seed=spec.seed))
         window, last_report = _Window(), time.monotonic()
         while not shared.stop.is_set() and os.getppid() == spec.parent_pid:

