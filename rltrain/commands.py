@@ -118,7 +118,7 @@ def build_agent(run_dir: Path, which: str) -> tuple[Any, Any, dict[str, Any]]:
         algo = ALGOS[cfg.algo.name].algorithm_class()(cfg.algo, ctx)
         try:
             algo.load_state_dict(state["algo_state"])
-        except (KeyError, RuntimeError, TypeError, ValueError, AttributeError) as error:
+        except ckpt.STATE_LOAD_ERRORS as error:
             # Weights of another shape or layout: a checkpoint written by an older rltrain, or a
             # config edited after training. A user-supplied file, so one line, no traceback.
             raise ckpt.does_not_fit(directory, cfg.algo.name, error) from error

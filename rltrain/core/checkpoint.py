@@ -103,6 +103,11 @@ def load(path: Path) -> dict[str, Any]:
     return state
 
 
+# What a model's load_state_dict raises for a state of another shape, layout or algorithm;
+# callers turn these into `does_not_fit`.
+STATE_LOAD_ERRORS = (KeyError, RuntimeError, TypeError, ValueError, AttributeError)
+
+
 def does_not_fit(directory: Path, algo_name: str, error: BaseException) -> UserError:
     """The one line for a checkpoint whose algorithm state does not load into the model the
     run's config builds: weights of another shape or layout (an older rltrain, a config edited

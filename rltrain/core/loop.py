@@ -161,7 +161,7 @@ def _run(
         ctx.step, iterations = int(saved["step"]), int(saved["iterations"])
         try:
             algo.load_state_dict(saved["algo_state"])
-        except (KeyError, RuntimeError, TypeError, ValueError, AttributeError) as error:
+        except ckpt.STATE_LOAD_ERRORS as error:
             raise ckpt.does_not_fit(run_dir / "checkpoints", cfg.algo.name, error) from error
         rec.load_state_dict(saved.get("recorder", {}))
         ckpt.set_rng_state(saved["rng"])

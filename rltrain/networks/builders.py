@@ -79,15 +79,21 @@ class NatureCNN(nn.Module):
         layout = torch.channels_last if obs.device.type == "cpu" else torch.contiguous_format
         # bfloat16 holds the integers 0-255 exactly, so the frames convert to it directly.
         x = obs.to(dtype=self.conv_dtype, memory_format=layout)
+        if self.conv_dtype == torch.float32:
+            x = self._convolve(x)  # no autocast context on the default path (acting: per step)
+        else:
+            with torch.autocast(obs.device.type, dtype=self.conv_dtype):
+                x = self._convolve(x).float()
+        return torch.relu(self.fc(x.flatten(1)))
+
+    def _convolve(self, x: torch.Tensor) -> torch.Tensor:
         first: nn.Conv2d = self.convs[0]  # type: ignore[assignment]
-        reduced = self.conv_dtype != torch.float32
-        with torch.autocast(obs.device.type, dtype=self.conv_dtype, enabled=reduced):
-            x = nn.functional.conv2d(
-                x, first.weight * (1.0 / 255.0), first.bias, first.stride, first.padding
-            )
-            for layer in list(self.convs)[1:]:
-                x = layer(x)
-        return torch.relu(self.fc(x.flatten(1).float()))
+        x = nn.functional.conv2d(
+            x, first.weight * (1.0 / 255.0), first.bias, first.stride, first.padding
+        )
+        for layer in list(self.convs)[1:]:
+            x = layer(x)
+        return x
 
 
 class MLP(nn.Module):

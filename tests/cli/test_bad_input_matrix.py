@@ -210,22 +210,16 @@ def _case_damaged_config(w: Path, ppo: Path, dqn: Path) -> list[str]:
     return ["eval", str(run)]
 
 
-def _case_config_of_unknown_algo(w: Path, ppo: Path, dqn: Path) -> list[str]:
-    run = _copy(ppo, w)
-    _edit_config(run, "algo.name", "nope")
-    return ["resume", str(run)]
+def _with_edited_config(command: str, key: str, value: object) -> Setup:
+    """A copy of the PPO run whose saved .hydra/config.yaml has `key` set to `value`, then
+    `command` (eval or resume) on it."""
 
+    def setup(w: Path, ppo: Path, dqn: Path) -> list[str]:
+        run = _copy(ppo, w)
+        _edit_config(run, key, value)
+        return [command, str(run)]
 
-def _case_config_with_a_key_of_another_version(w: Path, ppo: Path, dqn: Path) -> list[str]:
-    run = _copy(ppo, w)
-    _edit_config(run, "env.frames_per_step", 3)  # a key this rltrain's schema lacks
-    return ["eval", str(run)]
-
-
-def _case_config_with_a_value_of_the_wrong_type(w: Path, ppo: Path, dqn: Path) -> list[str]:
-    run = _copy(ppo, w)
-    _edit_config(run, "algo.lr", "fast")
-    return ["resume", str(run)]
+    return setup
 
 
 def _case_eval_a_file(w: Path, ppo: Path, dqn: Path) -> list[str]:
@@ -266,16 +260,17 @@ RUN_DIR_CASES: dict[str, tuple[Setup, list[str]]] = {
     "eval_best_without_best": (_case_missing_best, [r"best\.pt does not exist"]),
     "eval_a_damaged_config": (_case_damaged_config, [r"not a readable rltrain config"]),
     "resume_a_config_of_an_unknown_algo": (
-        _case_config_of_unknown_algo,
+        _with_edited_config("resume", "algo.name", "nope"),
         [r"algo=nope", r"which this rltrain lacks"],
     ),
     "eval_a_config_with_a_key_of_another_version": (
-        _case_config_with_a_key_of_another_version,
+        # a key this rltrain's schema lacks
+        _with_edited_config("eval", "env.frames_per_step", 3),
         [r"does not fit this rltrain's config schemas",
          r"unknown config key 'env\.frames_per_step'"],
     ),
     "resume_a_config_with_a_value_of_the_wrong_type": (
-        _case_config_with_a_value_of_the_wrong_type,
+        _with_edited_config("resume", "algo.lr", "fast"),
         [r"does not fit this rltrain's config schemas", r"algo\.lr=fast is not a valid float"],
     ),
     "eval_a_file": (_case_eval_a_file, [r"notes\.txt is a file, not a directory"]),

@@ -43,6 +43,8 @@ DECAYING = [
     "algo.epsilon_end=0.0",
     "algo.epsilon_fraction=0.8",
 ]
+# Exploring starts: a random start cell and a random first action in every training episode.
+EXPLORING_STARTS = ["env.random_start=true", "algo.random_first_action=true"]
 
 
 def drive(overrides: list[str], max_episodes: int | None = None) -> tuple[Any, list[float]]:
@@ -72,6 +74,17 @@ def drive(overrides: list[str], max_episodes: int | None = None) -> tuple[Any, l
     finally:
         env.close()
     return algo, returns[:max_episodes]
+
+
+def suboptimal_states(algo: Any) -> str:
+    """The decision states whose greedy action is not the optimal one ('' when there are none).
+    argmax Q* is unique on the slippery layouts: every action gap there is above 0.006."""
+    oracle = algo.info.oracle
+    greedy, optimal = np.argmax(algo.q, axis=1), np.argmax(oracle.q_star, axis=1)
+    wrong = np.flatnonzero(oracle.decision_mask & (greedy != optimal))
+    if not wrong.size:
+        return ""
+    return f"states {wrong.tolist()}: greedy {greedy[wrong]} vs {optimal[wrong]}"
 
 
 def greedy_path(q: np.ndarray, model: TabularModel, start: int, limit: int = 100) -> list[int]:
@@ -135,7 +148,7 @@ def test_on_policy_learners_reach_q_star_everywhere_with_exploring_starts(
         f"algo={name}", "env=gridworld", "env.num_envs=8", "total_steps=50000", f"seed={seed}",
         "algo.gamma=0.95", "algo.alpha=1.0", "algo.alpha_schedule=linear", "algo.alpha_end=0.1",
         "algo.epsilon_start=1.0", "algo.epsilon_end=0.0", "algo.epsilon_fraction=0.8",
-        "env.random_start=true", "algo.random_first_action=true",
+        *EXPLORING_STARTS,
     ])
     oracle = algo.info.oracle
     error = q_error_vs_optimal(algo.q, oracle.q_star, oracle.decision_mask)
@@ -163,12 +176,8 @@ def test_q_learning_finds_the_optimal_policy_on_a_slippery_gridworld(seed: int) 
         "total_steps=200000", f"seed={seed}", "algo.gamma=0.95", "algo.alpha_omega=0.6",
         *DECAYING,
     ])
-    oracle = algo.info.oracle
-    greedy = np.argmax(algo.q, axis=1)
-    optimal = np.argmax(oracle.q_star, axis=1)  # unique: the gaps are all > 0.006
-    mask = oracle.decision_mask
-    wrong = np.flatnonzero(mask & (greedy != optimal))
-    assert wrong.size == 0, f"states {wrong.tolist()}: greedy {greedy[wrong]} vs {optimal[wrong]}"
+    wrong = suboptimal_states(algo)
+    assert not wrong, wrong
 
 
 @pytest.mark.parametrize("name", ["sarsa", "expected_sarsa"])
@@ -185,15 +194,10 @@ def test_on_policy_learners_find_the_optimal_policy_on_a_slippery_gridworld(
         f"algo={name}", "env=gridworld", "env.slip=0.2", "env.num_envs=16",
         "total_steps=800000", f"seed={seed}", "algo.gamma=0.95", "algo.alpha=1.0",
         "algo.alpha_schedule=visits", "algo.alpha_omega=0.6", "algo.epsilon_start=1.0",
-        "algo.epsilon_end=0.0", "algo.epsilon_fraction=0.1",
-        "env.random_start=true", "algo.random_first_action=true",
+        "algo.epsilon_end=0.0", "algo.epsilon_fraction=0.1", *EXPLORING_STARTS,
     ])
-    oracle = algo.info.oracle
-    greedy = np.argmax(algo.q, axis=1)
-    optimal = np.argmax(oracle.q_star, axis=1)
-    mask = oracle.decision_mask
-    wrong = np.flatnonzero(mask & (greedy != optimal))
-    assert wrong.size == 0, f"states {wrong.tolist()}: greedy {greedy[wrong]} vs {optimal[wrong]}"
+    wrong = suboptimal_states(algo)
+    assert not wrong, wrong
 
 
 CLIFF_START, CLIFF_GOAL, COLS = 36, 47, 12
