@@ -18,19 +18,24 @@ END = "<!-- config-reference:end -->"
 
 
 def field_comments(cls: type) -> dict[str, str]:
-    """Comments on a field's line or on the lines just above it, from the class source."""
+    """Comments on a field's line or on the lines just above it, from the source of the class
+    and of its dataclass bases (sarsa's keys are documented where TDConfig declares them)."""
     comments: dict[str, str] = {}
-    pending: list[str] = []
-    for line in inspect.getsource(cls).splitlines():
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            pending.append(stripped.lstrip("# ").strip())
+    for klass in reversed(cls.__mro__):  # bases first: a subclass's own comment wins
+        if not dataclasses.is_dataclass(klass):
             continue
-        match = re.match(r"\s+(\w+): [^=]+=.*?(?:#\s*(.*))?$", line)
-        if match:
-            parts = [*pending, match.group(2) or ""]
-            comments[match.group(1)] = " ".join(p for p in parts if p)
-        pending = []
+        pending: list[str] = []
+        for line in inspect.getsource(klass).splitlines():
+            stripped = line.strip()
+            if stripped.startswith("#"):
+                pending.append(stripped.lstrip("# ").strip())
+                continue
+            match = re.match(r"\s+(\w+): [^=]+=.*?(?:#\s*(.*))?$", line)
+            if match:
+                text = " ".join(p for p in [*pending, match.group(2) or ""] if p)
+                if text:
+                    comments[match.group(1)] = text
+            pending = []
     return comments
 
 

@@ -51,39 +51,44 @@ EPSILON_SCHEDULES = ("linear", "exponential")
 
 @dataclass
 class TDConfig:
-    """Hyperparameters shared by q_learning, sarsa and expected_sarsa (`algo.<key>`)."""
+    """Hyperparameters shared by q_learning, sarsa and expected_sarsa (`algo.<key>`).
+
+    Step sizes. visits: for 0.5 < omega <= 1 the sequence alpha / N^omega meets the
+    Robbins-Monro conditions (sum alpha = inf, sum alpha^2 < inf) per pair, under which
+    Q-learning converges to Q* (Watkins & Dayan 1992) and SARSA with a GLIE exploration schedule
+    too (Singh et al. 2000); omega < 1 forgets early targets faster than a plain average, which
+    converges polynomially rather than exponentially slowly in 1 / (1 - gamma) (Even-Dar &
+    Mansour 2003). linear is not Robbins-Monro, but it forgets the early targets of an on-policy
+    learner (values of the exploring policy) geometrically, where 1 / N^omega keeps a polynomial
+    share of them.
+
+    random_first_action with env.random_start=true (gridworld) gives exploring starts (Sutton &
+    Barto 2018, sec. 5.3): every (s, a) keeps being updated after epsilon has decayed, which
+    SARSA and expected SARSA need to reach Q* everywhere, since they learn the values of the
+    policy they follow and a greedy policy stops visiting the pairs it does not choose.
+    """
 
     name: str = "q_learning"
-    gamma: float = 0.99
-    # Step size. constant: alpha on every update. visits: alpha / N(s, a)^alpha_omega with
-    # N(s, a) the visits of the pair so far (this one included); for 0.5 < omega <= 1 the
-    # sequence meets the Robbins-Monro conditions (sum alpha = inf, sum alpha^2 < inf) per
-    # pair, under which Q-learning converges to Q* (Watkins & Dayan 1992) and SARSA with a
-    # GLIE exploration schedule too (Singh et al. 2000). omega < 1 forgets early targets
-    # faster than a plain average, which converges polynomially rather than exponentially
-    # slowly in 1 / (1 - gamma) (Even-Dar & Mansour 2003).
-    # linear: alpha -> alpha_end in a straight line over the whole budget, the same for every
-    # pair. Not Robbins-Monro, but it forgets the early targets of an on-policy learner (values
-    # of the exploring policy) geometrically, where 1 / N^omega keeps a polynomial share of them.
+    gamma: float = 0.99  # discount
+    # step size: the constant, the numerator of visits, the start of linear
     alpha: float = 0.1
-    alpha_schedule: str = "constant"  # constant | visits | linear
-    alpha_omega: float = 0.8
-    alpha_end: float = 0.1
+    # constant | visits: alpha / N(s, a)^alpha_omega, N the pair's visits so far (this one
+    # included) | linear: alpha -> alpha_end in a straight line over total_steps
+    alpha_schedule: str = "constant"
+    alpha_omega: float = 0.8  # visits: the exponent, in (0.5, 1]
+    alpha_end: float = 0.1  # linear: the step size at the end of training, in [0, alpha]
     # Epsilon-greedy exploration from epsilon_start to epsilon_end over the first
-    # epsilon_fraction of total_steps, then constant. linear: straight line; exponential:
-    # geometric, eps = start * (end / start)^(progress / fraction) (needs both > 0).
+    # epsilon_fraction of total_steps, then constant.
     epsilon_start: float = 1.0
     epsilon_end: float = 0.05
     epsilon_fraction: float = 0.5
-    epsilon_schedule: str = "linear"  # linear | exponential
+    # linear | exponential: eps = start * (end / start)^(progress / fraction) (both > 0)
+    epsilon_schedule: str = "linear"
     # Initial value of every Q(s, a); above the largest return it is "optimism in the face of
     # uncertainty": untried actions look best until tried (Sutton & Barto 2018, sec. 2.6).
     initial_q: float = 0.0
-    # The first action of every training episode is uniform at random, whatever epsilon is.
-    # With env.random_start=true (gridworld) these are exploring starts (Sutton & Barto 2018,
-    # sec. 5.3): every (s, a) keeps being updated after epsilon has decayed, which SARSA and
-    # expected SARSA need to reach Q* everywhere, since they learn the values of the policy
-    # they follow and a greedy policy stops visiting the pairs it does not choose.
+    # the first action of every training episode is uniform, whatever epsilon is (with
+    # env.random_start=true: exploring starts, which on-policy learners need to reach Q*)
     random_first_action: bool = False
 
     def __post_init__(self) -> None:
