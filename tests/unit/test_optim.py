@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from rltrain.core.optim import Adam, RMSprop
+from rltrain.core.optim import Adam, RMSprop, sqrt_into
 
 
 def _train(make_optimizer, ours: bool, steps: int = 25, clip: float | None = None) -> list:
@@ -100,3 +100,13 @@ def test_a_worker_steps_shared_weights_with_its_own_gradient_and_scratch(cls) ->
     shared.step()
     torch.testing.assert_close(shared.flat, expected.flat)
     assert not torch.equal(shared.flat, local.flat)  # the shared weights moved, not the copy
+
+
+def test_sqrt_into_matches_torch_including_zeros() -> None:
+    # The CPU path goes through NumPy (torch's CPU sqrt is slow on zeros); same values either way.
+    source = torch.tensor([0.0, 1e-30, 2.0, 4.0, 1e20, 0.0])
+    out = torch.empty_like(source)
+    result = sqrt_into(source, out)
+    assert result is out
+    assert torch.equal(out, torch.sqrt(source))
+    assert out[0] == 0.0 and out[3] == 2.0
