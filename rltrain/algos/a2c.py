@@ -24,7 +24,7 @@ from torch import nn
 from rltrain.algos.base import Context
 from rltrain.core.optim import Adam, RMSprop
 from rltrain.core.returns import gae
-from rltrain.core.stats import explained_variance
+from rltrain.core.stats import explained_variance, standardize
 from rltrain.envs.vec import VecEnv
 from rltrain.errors import UserError
 from rltrain.logging import Recorder
@@ -276,7 +276,7 @@ def actor_critic_loss(
     returns = rollout.returns.flatten()
     log_probs, entropy, values = net.evaluate(obs, actions)
     if normalize_advantages and advantages.numel() > 1:
-        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        advantages = standardize(advantages)
     policy_loss = -(advantages * log_probs).mean()
     value_loss = (values - returns).pow(2).mean()
     entropy_mean = entropy.mean()

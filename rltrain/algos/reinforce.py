@@ -32,7 +32,7 @@ from rltrain.algos.a2c import check_policy_gradient_env, obs_to_tensor, to_env_a
 from rltrain.algos.base import Context
 from rltrain.core.optim import Adam
 from rltrain.core.returns import discounted_returns
-from rltrain.core.stats import explained_variance
+from rltrain.core.stats import explained_variance, standardize
 from rltrain.errors import UserError
 from rltrain.networks import ActorCritic, build_actor_critic
 
@@ -239,7 +239,7 @@ class Reinforce:
 
         weights = advantages
         if cfg.normalize_returns and weights.numel() > 1:
-            weights = (weights - weights.mean()) / (weights.std() + 1e-8)
+            weights = standardize(weights)
         policy_loss = -(weights * log_probs).mean()
         entropy_mean = entropy.mean()
         loss = policy_loss - cfg.ent_coef * entropy_mean

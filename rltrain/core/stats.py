@@ -13,3 +13,8 @@ def explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> torch.T
     var_target = target.var()
     ratio = (target - predicted).var() / var_target.clamp_min(1e-12)
     return torch.where(var_target > 1e-12, 1.0 - ratio, torch.zeros_like(ratio))
+
+
+def standardize(values: torch.Tensor) -> torch.Tensor:
+    """(x - mean(x)) / (std(x) + 1e-8): advantages (or returns) on a common scale per batch."""
+    return (values - values.mean()) / (values.std() + 1e-8)

@@ -148,3 +148,14 @@ def test_logger_video_writes_mp4s_and_a_tensorboard_clip(run_cli, workdir, find_
     gif = Image.open(io.BytesIO(clips[-1].encoded_image_string))
     assert gif.format == "GIF" and gif.n_frames >= 2  # the start frame and at least one move
     assert (gif.width, gif.height) == (clips[-1].width, clips[-1].height)
+
+
+def test_hydra_mode_override_still_sweeps(run_cli, workdir, tiny, find_run_dirs, summary_of):
+    """rltrain skips Hydra's mode probe unless the command line can set hydra.mode; with the
+    override, the probe runs and a sweep without `-m` is still a multirun."""
+    result = run_cli(["hydra.mode=MULTIRUN", "seed=0,1", *tiny], workdir, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (sweep,) = (workdir / "multirun").iterdir()
+    runs = find_run_dirs(sweep)
+    assert [summary_of(run)["seed"] for run in runs] == [0, 1]
+    assert not (workdir / "runs").exists()

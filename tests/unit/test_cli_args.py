@@ -3,9 +3,11 @@ them anywhere. Flags move to the front in their order, with their values; overri
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from rltrain.cli import reorder_hydra_args
+from rltrain.cli import reorder_hydra_args, skip_mode_probe
 
 CASES = {
     "empty": ([], []),
@@ -77,3 +79,39 @@ def test_hydra_parses_the_reordered_arguments():
     )
     assert parsed.multirun and parsed.cfg == "job"
     assert parsed.overrides == ["seed=0,1", "hydra/launcher=joblib", "x=2"]
+
+
+# --- skipping Hydra's mode probe --------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "skips"),
+    [
+        (["algo=dqn", "env=atari", "seed=1"], True),
+        (["-m", "seed=0,1", "hydra/launcher=joblib"], True),
+        (["hydra.mode=MULTIRUN", "seed=0,1"], False),
+        (["++hydra.mode=RUN"], False),
+        (["--config-dir", "/tmp/mine", "algo=ppo"], False),
+        (["-cd=/tmp/mine"], False),
+        (["-cn", "other"], False),
+        (["hydra.searchpath=[file:///tmp/mine]"], False),
+    ],
+)
+def test_mode_probe_is_skipped_only_when_nothing_can_set_hydra_mode(args, skips, monkeypatch):
+    from hydra._internal.hydra import Hydra
+
+    original = Hydra.get_mode
+    monkeypatch.setattr(Hydra, "get_mode", original)  # restored after the test
+    assert skip_mode_probe(args) is skips
+    assert (Hydra.get_mode is not original) is skips
+    if skips:
+        assert Hydra.get_mode(None, "config", args) is None  # type: ignore[arg-type]
+
+
+def test_no_shipped_config_sets_hydra_mode():
+    """What makes skipping the probe safe: the probe could only ever find None in them."""
+    import rltrain.conf
+    from omegaconf import OmegaConf
+
+    files = sorted(Path(next(iter(rltrain.conf.__path__))).rglob("*.yaml"))
+    assert len(files) > 30
+    for path in files:
+        assert OmegaConf.select(OmegaConf.load(path), "hydra.mode") is None, path
