@@ -383,9 +383,10 @@ def plot_groups(groups: Sequence[Group], keys: Sequence[str], path: Path) -> int
     for index, (item, runs) in enumerate(curves):
         mean, low, high = band(runs, grid)
         color = f"C{index % 10}"
-        axes.plot(grid, mean, color=color, linewidth=1.6, label=curve_label(item, keys))
+        # every band below every line: a later configuration's band would tint earlier lines
+        axes.plot(grid, mean, color=color, linewidth=1.6, label=curve_label(item, keys), zorder=3)
         if len(runs) > 1:
-            axes.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
+            axes.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0, zorder=2)
     axes.set_xlabel("environment steps")
     axes.set_ylabel(f"episodic return (mean of last {SMOOTH_EPISODES})")
     axes.set_title("training return per configuration: mean over seeds, min-max band", fontsize=10)

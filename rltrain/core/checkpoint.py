@@ -1,7 +1,8 @@
 """Atomic, safe checkpoints.
 
 Written to a temp file, fsynced, then renamed over `last.pt`; the checkpoint it replaces is kept
-as `previous.pt` until the new one is complete, so a kill at any instant leaves a loadable file.
+as `previous.pt` (a second name for the same file, made before the rename), so a kill at any
+instant leaves a loadable file, and `last.pt` itself never goes missing.
 Loading uses `torch.load(weights_only=True)`: a checkpoint can never run code.
 """
 
@@ -42,6 +43,25 @@ def to_saveable(obj: Any) -> Any:
     return obj
 
 
+def keep_as_previous(path: Path) -> None:
+    """Make the checkpoint at `path` also `previous.pt`, leaving `path` in place.
+
+    A hard link under a temp name renamed over previous.pt: `path` never goes missing, so a
+    reader (or a kill) between this and the rename of the new checkpoint still finds the old
+    one there. Where the filesystem has no hard links, `path` is renamed instead; a kill in
+    that gap leaves only previous.pt, which `load_latest` falls back to.
+    """
+    previous = path.with_name(PREVIOUS)
+    link = path.with_name(PREVIOUS + ".tmp")
+    link.unlink(missing_ok=True)
+    try:
+        os.link(path, link)
+    except OSError:
+        os.replace(path, previous)
+        return
+    os.replace(link, previous)
+
+
 def save_atomic(state: dict[str, Any], path: Path, keep_previous: bool = True) -> None:
     """Write `state` to `path` through a fsynced temp file and a rename. A full disk or a
     directory that is not writable is a UserError with one line; the earlier checkpoint at
@@ -54,7 +74,7 @@ def save_atomic(state: dict[str, Any], path: Path, keep_previous: bool = True) -
             handle.flush()
             os.fsync(handle.fileno())
         if keep_previous and path.exists():
-            os.replace(path, path.with_name(PREVIOUS))
+            keep_as_previous(path)
         os.replace(tmp, path)
         directory = os.open(path.parent, os.O_RDONLY)
         try:

@@ -162,7 +162,10 @@ def kill_after_step(args: list[str], run_dir: Path, target: int, delay: float) -
     deadline, seen = time.time() + 120, 0
     try:
         while time.time() < deadline and process.poll() is None:
-            mtime = last.stat().st_mtime_ns if last.exists() else 0
+            try:
+                mtime = last.stat().st_mtime_ns
+            except FileNotFoundError:  # not written yet
+                mtime = 0
             if mtime != seen:
                 seen = mtime
                 step = checkpoint_step(last)

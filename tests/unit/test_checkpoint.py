@@ -160,9 +160,40 @@ def test_load_latest_falls_back_to_previous_with_a_warning(tmp_path):
     assert len(warnings) == 1 and "previous.pt" in warnings[0] and "last.pt" in warnings[0]
 
 
+def test_last_is_in_place_at_every_step_of_a_save(tmp_path, monkeypatch):
+    """previous.pt is a hard link made before the renames: a reader never finds last.pt missing
+    (the kill-and-resume tests poll it while a run saves)."""
+    path = tmp_path / ckpt.LAST
+    ckpt.save_atomic(make_state(1), path)
+    seen: list[int | None] = []
+    real_replace = os.replace
+
+    def replace(source, target):
+        seen.append(ckpt.load(path)["step"] if path.is_file() else None)
+        real_replace(source, target)
+
+    monkeypatch.setattr(ckpt.os, "replace", replace)
+    ckpt.save_atomic(make_state(2), path)
+    assert seen == [1, 1]  # before previous.pt's rename and before the new last.pt's
+    assert ckpt.load(path)["step"] == 2 and ckpt.load(tmp_path / ckpt.PREVIOUS)["step"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [ckpt.LAST, ckpt.PREVIOUS]
+
+
+def test_rotation_without_hard_links_renames(tmp_path, monkeypatch):
+    def no_links(source, target):
+        raise OSError(errno.EPERM, "hard links not supported")
+
+    monkeypatch.setattr(ckpt.os, "link", no_links)
+    path = tmp_path / ckpt.LAST
+    ckpt.save_atomic(make_state(1), path)
+    ckpt.save_atomic(make_state(2), path)
+    assert ckpt.load(path)["step"] == 2 and ckpt.load(tmp_path / ckpt.PREVIOUS)["step"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [ckpt.LAST, ckpt.PREVIOUS]
+
+
 def test_load_latest_after_a_kill_between_the_two_renames(tmp_path):
-    """save_atomic moves last.pt to previous.pt, then the new file to last.pt: a kill in between
-    leaves previous.pt only."""
+    """Without hard links save_atomic moves last.pt to previous.pt, then the new file to
+    last.pt: a kill in between leaves previous.pt only."""
     ckpt.save_atomic(make_state(1), tmp_path / ckpt.LAST)
     (tmp_path / ckpt.LAST).rename(tmp_path / ckpt.PREVIOUS)
     state, path = ckpt.load_latest(tmp_path, warn=lambda message: None)
