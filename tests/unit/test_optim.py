@@ -110,3 +110,5 @@ def test_sqrt_into_matches_torch_including_zeros() -> None:
     assert result is out
     assert torch.equal(out, torch.sqrt(source))
     assert out[0] == 0.0 and out[3] == 2.0
+    half = torch.tensor([0.0, 4.0], dtype=torch.bfloat16)  # no NumPy dtype: torch's sqrt
+    assert torch.equal(sqrt_into(half, torch.empty_like(half)), torch.tensor([0.0, 2.0]).bfloat16())
