@@ -14,6 +14,8 @@ from torch import nn
 from rltrain.config.schema import NetworkConfig
 from rltrain.errors import UserError
 from rltrain.networks import distributions as D
+from rltrain.networks.backprop import ACTIVATIONS as BACKPROP_ACTIVATIONS
+from rltrain.networks.backprop import Layer
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
 _FUNCTIONS = {"tanh": torch.tanh, "relu": torch.relu, "elu": nn.functional.elu}
@@ -112,7 +114,11 @@ class MLP(nn.Module):
                 init_layer(linear, math.sqrt(2))
             self.layers.append(linear)
             in_dim = width
+        self.activation_name = activation
         self.activation = _FUNCTIONS[activation]
+
+    def layer_parameters(self) -> list[Layer]:
+        return [(layer.weight, layer.bias) for layer in cast("Iterable[nn.Linear]", self.layers)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.flatten(1)
@@ -267,6 +273,20 @@ class ActorCritic(nn.Module):
         features = self.actor_trunk(obs)
         critic_features = features if self._critic_trunk is None else self._critic_trunk(obs)
         return self.policy_head(features), self.value_head(critic_features).squeeze(-1)
+
+    def backprop_towers(self) -> tuple[list[Layer], list[Layer], str] | None:
+        """(actor layers, critic layers, activation) for `networks.backprop`, which handles two
+        separate MLP towers under a categorical policy; None for every other shape."""
+        actor, critic = self.actor_trunk, self._critic_trunk
+        if not (self.discrete and isinstance(actor, MLP) and isinstance(critic, MLP)):
+            return None
+        if actor.activation_name not in BACKPROP_ACTIVATIONS:
+            return None
+        return (
+            [*actor.layer_parameters(), (self.policy_head.weight, self.policy_head.bias)],
+            [*critic.layer_parameters(), (self.value_head.weight, self.value_head.bias)],
+            actor.activation_name,
+        )
 
     def _heads(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """(logits or mean, log-std or None for categorical, V(s)) in one pass over the trunks."""

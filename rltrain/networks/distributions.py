@@ -31,6 +31,26 @@ def categorical_entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(log_probs.exp() * log_probs).sum(-1)
 
 
+def categorical_logits_grad(
+    log_probs: torch.Tensor,
+    actions: torch.Tensor,
+    grad_log_prob: torch.Tensor,
+    grad_entropy: float,
+) -> torch.Tensor:
+    """dL/dz for logits z, given dL/d log pi(a|s) (`grad_log_prob`, one per row) and dL/dH.
+
+    From the log-softmax `log_probs` of z, with pi = exp(log_probs):
+        d log pi_a / dz_j = 1[j = a] - pi_j;   dH / dz_j = -pi_j (log pi_j + H)
+    """
+    probs = log_probs.exp()
+    grad = probs * -grad_log_prob.unsqueeze(-1)
+    grad.scatter_add_(-1, actions.long().unsqueeze(-1), grad_log_prob.unsqueeze(-1))
+    if grad_entropy != 0.0:
+        entropy = -(probs * log_probs).sum(-1, keepdim=True)
+        grad -= grad_entropy * probs * (log_probs + entropy)
+    return grad
+
+
 def gaussian_sample(mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
     """a = mean + exp(log_std) * eps, eps ~ N(0, I)."""
     return mean + log_std.exp() * torch.randn_like(mean)

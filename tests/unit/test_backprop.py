@@ -1,0 +1,185 @@
+"""The hand-written backward passes (networks/backprop.py, PPO's loss gradients) against autograd.
+
+Every gradient is computed twice, once by autograd from the loss and once by hand, in float64 so
+that the comparison is tight; the PPO test then checks that a whole update gives the same weights
+both ways in float32.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rltrain.algos.base import Context
+from rltrain.algos.ppo import (
+    PPO,
+    PPOConfig,
+    clipped_surrogate_grad,
+    clipped_surrogate_loss,
+    value_loss,
+    value_loss_grad,
+)
+from rltrain.config.schema import Config, NetworkConfig
+from rltrain.envs.factory import GymEnvConfig, make_vec_env
+from rltrain.logging import Recorder
+from rltrain.networks import distributions as D
+from rltrain.networks.backprop import mlp_backward, mlp_forward
+
+torch.set_num_threads(1)
+
+
+def linear_layers(sizes: list[int], generator: torch.Generator) -> list[nn.Linear]:
+    layers = []
+    for n_in, n_out in itertools.pairwise(sizes):
+        layer = nn.Linear(n_in, n_out).double()
+        with torch.no_grad():
+            layer.weight.copy_(torch.randn(n_out, n_in, generator=generator, dtype=torch.float64))
+            layer.bias.copy_(torch.randn(n_out, generator=generator, dtype=torch.float64))
+        layers.append(layer)
+    return layers
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "elu"])
+@pytest.mark.parametrize("sizes", [[4, 16, 16, 3], [5, 8, 1], [6, 2]])
+def test_mlp_backward_matches_autograd(activation: str, sizes: list[int]) -> None:
+    generator = torch.Generator().manual_seed(len(sizes))
+    layers = linear_layers(sizes, generator)
+    x = torch.randn(32, sizes[0], generator=generator, dtype=torch.float64)
+    upstream = torch.randn(32, sizes[-1], generator=generator, dtype=torch.float64)
+    act = {"tanh": torch.tanh, "relu": torch.relu, "elu": nn.functional.elu}[activation]
+
+    h = x
+    for i, layer in enumerate(layers):
+        h = layer(h)
+        if i < len(layers) - 1:
+            h = act(h)
+    (h * upstream).sum().backward()
+    expected = [(layer.weight.grad.clone(), layer.bias.grad.clone()) for layer in layers]  # type: ignore[union-attr]
+
+    pairs = [(layer.weight, layer.bias) for layer in layers]
+    for weight, bias in pairs:  # stale values that must be overwritten, not added to
+        weight.grad = torch.full_like(weight, 7.0)
+        bias.grad = torch.full_like(bias, 7.0)
+    with torch.no_grad():
+        inputs, output = mlp_forward(x, pairs, activation)
+        mlp_backward(upstream, inputs, pairs, activation)
+    torch.testing.assert_close(output, h.detach())
+    for (weight, bias), (weight_grad, bias_grad) in zip(pairs, expected, strict=True):
+        torch.testing.assert_close(weight.grad, weight_grad)
+        torch.testing.assert_close(bias.grad, bias_grad)
+
+
+def test_mlp_backward_hand_computed() -> None:
+    """One tanh unit then one linear unit: y = v tanh(w x + b) + c, with dL/dy = 1."""
+    w, b, v, c, x = 0.5, -0.25, 2.0, 0.1, 3.0
+    h = np.tanh(w * x + b)  # tanh(1.25)
+    layers = [
+        (torch.tensor([[w]]), torch.tensor([b])),
+        (torch.tensor([[v]]), torch.tensor([c])),
+    ]
+    for weight, bias in layers:
+        weight.grad, bias.grad = torch.zeros_like(weight), torch.zeros_like(bias)
+    inputs, y = mlp_forward(torch.tensor([[x]]), layers, "tanh")
+    mlp_backward(torch.ones(1, 1), inputs, layers, "tanh")
+    assert y.item() == pytest.approx(v * h + c, rel=1e-6)
+    # dy/dv = h, dy/dc = 1, dy/dw = v (1 - h^2) x, dy/db = v (1 - h^2)
+    assert layers[1][0].grad.item() == pytest.approx(h, rel=1e-6)  # type: ignore[union-attr]
+    assert layers[1][1].grad.item() == pytest.approx(1.0)  # type: ignore[union-attr]
+    assert layers[0][0].grad.item() == pytest.approx(v * (1 - h * h) * x, rel=1e-6)  # type: ignore[union-attr]
+    assert layers[0][1].grad.item() == pytest.approx(v * (1 - h * h), rel=1e-6)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("grad_entropy", [0.0, -0.3])
+def test_categorical_logits_grad_matches_autograd(grad_entropy: float) -> None:
+    generator = torch.Generator().manual_seed(1)
+    logits = torch.randn(64, 5, generator=generator, dtype=torch.float64, requires_grad=True)
+    actions = torch.randint(0, 5, (64,), generator=generator)
+    grad_log_prob = torch.randn(64, generator=generator, dtype=torch.float64)
+    loss = (grad_log_prob * D.categorical_log_prob(logits, actions)).sum()
+    loss = loss + grad_entropy * D.categorical_entropy(logits).sum()
+    loss.backward()
+    with torch.no_grad():
+        by_hand = D.categorical_logits_grad(
+            torch.log_softmax(logits, -1), actions, grad_log_prob, grad_entropy
+        )
+    torch.testing.assert_close(by_hand, logits.grad)
+
+
+def test_clipped_surrogate_grad_matches_autograd_in_every_region() -> None:
+    # ratios below, inside and above [0.8, 1.2], with positive and negative advantages
+    ratio = torch.tensor([0.5, 0.9, 1.0, 1.1, 1.5] * 2, dtype=torch.float64)
+    advantages = torch.tensor([1.0] * 5 + [-2.0] * 5, dtype=torch.float64)
+    log_ratio = ratio.log().requires_grad_()
+    clipped_surrogate_loss(log_ratio.exp(), advantages, 0.2).backward()
+    by_hand = clipped_surrogate_grad(ratio, advantages, 0.2)
+    torch.testing.assert_close(by_hand, log_ratio.grad)
+    # by hand: -r A / B where the unclipped term is the minimum, else 0 (B = 10)
+    expected = [-0.5 / 10, -0.9 / 10, -1.0 / 10, -1.1 / 10, 0.0]
+    expected += [0.0, 1.8 / 10, 2.0 / 10, 2.2 / 10, 3.0 / 10]
+    torch.testing.assert_close(by_hand, torch.tensor(expected, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("clip", [None, 0.2])
+def test_value_loss_grad_matches_autograd(clip: float | None) -> None:
+    old = torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0, 1.0], dtype=torch.float64)
+    values = torch.tensor([0.1, 0.5, -0.5, 1.5, 0.7, 1.3], dtype=torch.float64)
+    # (no exact tie between the clipped and unclipped errors: there autograd's max splits the
+    # gradient in halves, a subgradient convention of its own)
+    returns = torch.tensor([1.0, -1.0, 0.2, 0.0, 2.0, 1.26], dtype=torch.float64)
+    leaf = values.clone().requires_grad_()
+    value_loss(leaf, returns, old, clip).backward()
+    by_hand = value_loss_grad(values.clone(), returns, old, clip)
+    torch.testing.assert_close(by_hand, leaf.grad)
+    # the last value moved 0.3 from its old estimate, past the clip: its clipped error 0.06^2 is
+    # the larger, so with clipping it gets no gradient; without, 2 (1.3 - 1.26) / 6
+    assert by_hand[5].item() == pytest.approx(0.0 if clip else 2 * 0.04 / 6)
+
+
+def make_ppo(algo: PPOConfig, network: NetworkConfig, env_id: str = "CartPole-v1") -> PPO:
+    torch.manual_seed(0)
+    env_cfg = GymEnvConfig(name="test", id=env_id)
+    ctx = Context(
+        cfg=Config(algo=algo, env=env_cfg, network=network, seed=0, total_steps=10_000),
+        env=make_vec_env(env_cfg, num_envs=4, seed=0, training=True),
+        device=torch.device("cpu"), recorder=Recorder(None, enabled=False),
+        rng=np.random.default_rng(0), run_dir=None,
+    )  # fmt: skip
+    return PPO(algo, ctx)
+
+
+@pytest.mark.parametrize(
+    ("options", "activation"),
+    [
+        ({}, "tanh"),
+        ({"ent_coef": 0.05, "clip_value_loss": True, "batch_size": 16}, "tanh"),
+        ({"ent_coef": 0.01, "batch_size": 32, "normalize_advantages": False}, "relu"),
+    ],
+)
+def test_ppo_update_by_hand_gives_autograds_weights(options: dict, activation: str) -> None:
+    network = NetworkConfig(activation=activation)
+    base = {"n_steps": 16, "batch_size": 64, "n_epochs": 4, "lr": 3e-3, **options}
+    by_hand = make_ppo(PPOConfig(**base), network)
+    autograd = make_ppo(PPOConfig(**base, manual_backward=False), network)
+    assert by_hand.towers is not None and autograd.towers is None
+    torch.testing.assert_close(by_hand.optimizer.flat, autograd.optimizer.flat, rtol=0, atol=0)
+    rollout = by_hand.collect()
+    rollout = rollout._replace(log_probs=rollout.log_probs + 0.2 * torch.randn(16, 4))
+    torch.manual_seed(1)  # the same minibatch order both ways
+    by_hand.update(rollout)
+    torch.manual_seed(1)
+    autograd.update(rollout)
+    moved = (by_hand.optimizer.flat - make_ppo(PPOConfig(**base), network).optimizer.flat).abs()
+    assert moved.max() > 1e-3  # the update did something
+    torch.testing.assert_close(
+        by_hand.optimizer.flat, autograd.optimizer.flat, rtol=1e-4, atol=1e-6
+    )
+
+
+def test_networks_the_hand_pass_does_not_cover_use_autograd() -> None:
+    shared = make_ppo(PPOConfig(n_steps=8, batch_size=32), NetworkConfig(shared_trunk=True))
+    gaussian = make_ppo(PPOConfig(n_steps=8, batch_size=32), NetworkConfig(), "Pendulum-v1")
+    assert shared.towers is None and gaussian.towers is None
