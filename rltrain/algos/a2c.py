@@ -51,6 +51,9 @@ class A2CConfig:
     # divide rewards by a running std of the discounted return (RL Zoo's `normalize: true`);
     # V and the values/* diagnostics are then in those scaled units
     normalize_rewards: bool = False
+    # Categorical policy on two separate MLP towers: gradients from a hand-written backward pass
+    # (rltrain/networks/backprop.py), the same numbers as autograd's; false = autograd
+    manual_backward: bool = True
 
     def __post_init__(self) -> None:
         check_actor_critic_config(self)
@@ -259,6 +262,18 @@ class LossStats(NamedTuple):
     entropy: torch.Tensor
 
 
+def _flat_batch(
+    rollout: Rollout, normalize_advantages: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(obs, actions, advantages, returns) of a rollout as one batch, advantages standardized
+    when asked (a single transition has no spread to divide by)."""
+    advantages = rollout.advantages.flatten()
+    if normalize_advantages and advantages.numel() > 1:
+        advantages = standardize(advantages)
+    obs, actions = rollout.obs.flatten(0, 1), rollout.actions.flatten(0, 1)
+    return obs, actions, advantages, rollout.returns.flatten()
+
+
 def actor_critic_loss(
     net: ActorCritic,
     rollout: Rollout,
@@ -270,18 +285,38 @@ def actor_critic_loss(
 
     A_t is a constant (no gradient through the advantage), R_t = A_t + V_old(s_t) the target.
     """
-    obs = rollout.obs.flatten(0, 1)
-    actions = rollout.actions.flatten(0, 1)
-    advantages = rollout.advantages.flatten()
-    returns = rollout.returns.flatten()
+    obs, actions, advantages, returns = _flat_batch(rollout, normalize_advantages)
     log_probs, entropy, values = net.evaluate(obs, actions)
-    if normalize_advantages and advantages.numel() > 1:
-        advantages = standardize(advantages)
     policy_loss = -(advantages * log_probs).mean()
     value_loss = (values - returns).pow(2).mean()
     entropy_mean = entropy.mean()
     loss = policy_loss + vf_coef * value_loss - ent_coef * entropy_mean
     return loss, LossStats(policy_loss.detach(), value_loss.detach(), entropy_mean.detach())
+
+
+@torch.no_grad()
+def actor_critic_gradients(
+    net: ActorCritic,
+    rollout: Rollout,
+    vf_coef: float,
+    ent_coef: float,
+    normalize_advantages: bool,
+) -> LossStats:
+    """The gradient of `actor_critic_loss` by hand (`ActorCritic.backward_by_hand`), written into
+    the parameters' .grad; returns the same statistics. Over a batch of B transitions:
+
+        dL/d log pi(a_t|s_t) = -A_t / B,  dL/dV_t = 2 vf_coef (V_t - R_t) / B,
+        dL/dH_t = -ent_coef / B
+    """
+    obs, actions, advantages, returns = _flat_batch(rollout, normalize_advantages)
+    log_probs, entropy, values, saved = net.evaluate_by_hand(obs, actions)
+    batch = advantages.numel()
+    error = values - returns
+    net.backward_by_hand(
+        saved, advantages * (-1.0 / batch), error * (2.0 * vf_coef / batch), -ent_coef / batch
+    )
+    policy_loss = -(advantages * log_probs).mean()
+    return LossStats(policy_loss, error.pow(2).mean(), entropy.mean())
 
 
 def record_value_diagnostics(rec: Recorder, rollout: Rollout) -> None:
@@ -316,6 +351,7 @@ class A2C:
         self.optimizer = make_optimizer(
             self.net.parameters(), cfg.optimizer, cfg.lr, cfg.rms_alpha, cfg.eps
         )
+        self.manual_backward = cfg.manual_backward and self.net.has_hand_backward
         self.action_space = env.single_action_space
         scaler = RewardScaler(env.num_envs, cfg.gamma) if cfg.normalize_rewards else None
         self.collector = NStepCollector(
@@ -335,11 +371,16 @@ class A2C:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
-        loss, stats = actor_critic_loss(
-            self.net, rollout, cfg.vf_coef, cfg.ent_coef, cfg.normalize_advantages
-        )
-        self.optimizer.zero_grad()
-        loss.backward()
+        if self.manual_backward:
+            stats = actor_critic_gradients(
+                self.net, rollout, cfg.vf_coef, cfg.ent_coef, cfg.normalize_advantages
+            )
+        else:
+            loss, stats = actor_critic_loss(
+                self.net, rollout, cfg.vf_coef, cfg.ent_coef, cfg.normalize_advantages
+            )
+            self.optimizer.zero_grad()
+            loss.backward()
         self.optimizer.clip_grad_norm(cfg.max_grad_norm)
         self.optimizer.step()
 

@@ -21,8 +21,6 @@ from rltrain.core.returns import gae
 from rltrain.core.stats import explained_variance, standardize
 from rltrain.errors import UserError
 from rltrain.networks import build_actor_critic
-from rltrain.networks import distributions as D
-from rltrain.networks.backprop import mlp_backward, mlp_forward
 
 
 @dataclass
@@ -143,8 +141,7 @@ class PPO:
             env.single_observation_space, env.single_action_space, ctx.cfg.network
         ).to(device)
         self.optimizer = Adam(self.net.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
-        # (actor layers, critic layers, activation) when the hand-written backward pass applies
-        self.towers = self.net.backprop_towers() if cfg.manual_backward else None
+        self.manual_backward = cfg.manual_backward and self.net.has_hand_backward
         self.discrete = self.net.discrete
         self.action_space = env.single_action_space
 
@@ -278,10 +275,12 @@ class PPO:
                     mb_obs = mb_obs.permute(0, 3, 1, 2)  # an NCHW view of NHWC memory
                 mb_actions, mb_old_values, mb_returns = actions[idx], old_values[idx], returns[idx]
                 value_clip = clip if cfg.clip_value_loss else None
-                if self.towers is None:
+                if self.manual_backward:  # the same numbers, and what the backward pass needs
+                    log_probs, entropy, values, saved = self.net.evaluate_by_hand(
+                        mb_obs, mb_actions
+                    )
+                else:
                     log_probs, entropy, values = self.net.evaluate(mb_obs, mb_actions)
-                else:  # the same quantities, and the gradients written into .grad below
-                    log_probs, entropy, values = self._forward_towers(mb_obs, mb_actions)
                 log_ratio = log_probs - old_log_probs[idx]
                 ratio = log_ratio.exp()
                 if whole:
@@ -299,19 +298,19 @@ class PPO:
                 if cfg.target_kl is not None and approx_kl.item() > 1.5 * cfg.target_kl:
                     stop = True
                     break
-                if self.towers is None:
-                    loss = policy_loss + cfg.vf_coef * critic_loss - cfg.ent_coef * entropy_mean
-                    self.optimizer.zero_grad()
-                    loss.backward()
-                else:
+                if self.manual_backward:
                     # loss = pg + vf_coef * value_loss - ent_coef * mean H, by the chain rule
                     grad_value = value_loss_grad(values, mb_returns, mb_old_values, value_clip)
-                    self._backward_towers(
-                        mb_actions,
+                    self.net.backward_by_hand(
+                        saved,
                         clipped_surrogate_grad(ratio, adv, clip),
                         grad_value.mul_(cfg.vf_coef),
                         -cfg.ent_coef / ratio.numel(),
                     )
+                else:
+                    loss = policy_loss + cfg.vf_coef * critic_loss - cfg.ent_coef * entropy_mean
+                    self.optimizer.zero_grad()
+                    loss.backward()
                 grad_norm = self.optimizer.clip_grad_norm(cfg.max_grad_norm)
                 self.optimizer.step()
 
@@ -333,38 +332,6 @@ class PPO:
         rec.scalar("values/advantage_std", advantages.std())
         rec.scalar("values/explained_variance", explained_variance(old_values, returns))
         self._last_values, self._last_advantages = old_values, advantages
-
-    @torch.no_grad()
-    def _forward_towers(
-        self, obs: torch.Tensor, actions: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """`net.evaluate` through `networks.backprop`, keeping what the backward pass needs."""
-        assert self.towers is not None
-        actor, critic, activation = self.towers
-        self._actor_inputs, logits = mlp_forward(obs, actor, activation)
-        self._critic_inputs, values = mlp_forward(obs, critic, activation)
-        self._log_softmax = torch.log_softmax(logits, dim=-1)
-        log_probs = self._log_softmax.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-        entropy = -(self._log_softmax.exp() * self._log_softmax).sum(-1)
-        return log_probs, entropy, values.squeeze(-1)
-
-    @torch.no_grad()
-    def _backward_towers(
-        self,
-        actions: torch.Tensor,
-        grad_log_prob: torch.Tensor,
-        grad_value: torch.Tensor,
-        grad_entropy: float,
-    ) -> None:
-        """Write the loss gradient into every parameter's .grad, from dL/d log pi(a|s), dL/dV and
-        dL/dH (per row) of the last `_forward_towers` call."""
-        assert self.towers is not None
-        actor, critic, activation = self.towers
-        grad_logits = D.categorical_logits_grad(
-            self._log_softmax, actions, grad_log_prob, grad_entropy
-        )
-        mlp_backward(grad_logits, self._actor_inputs, actor, activation)
-        mlp_backward(grad_value.unsqueeze(-1), self._critic_inputs, critic, activation)
 
     def iterate(self) -> int:
         self.update(self.collect())

@@ -1,4 +1,5 @@
-"""The hand-written backward passes (networks/backprop.py, PPO's loss gradients) against autograd.
+"""The hand-written backward passes (networks/backprop.py, PPO's and A2C's loss gradients) against
+autograd.
 
 Every gradient is computed twice, once by autograd from the loss and once by hand, in float64 so
 that the comparison is tight; the PPO test then checks that a whole update gives the same weights
@@ -14,6 +15,8 @@ import pytest
 import torch
 from torch import nn
 
+from rltrain.algos.a2c import Rollout as A2CRollout
+from rltrain.algos.a2c import actor_critic_gradients, actor_critic_loss
 from rltrain.algos.base import Context
 from rltrain.algos.ppo import (
     PPO,
@@ -24,8 +27,10 @@ from rltrain.algos.ppo import (
     value_loss_grad,
 )
 from rltrain.config.schema import Config, NetworkConfig
+from rltrain.core.optim import Adam
 from rltrain.envs.factory import GymEnvConfig, make_vec_env
 from rltrain.logging import Recorder
+from rltrain.networks import build_actor_critic
 from rltrain.networks import distributions as D
 from rltrain.networks.backprop import mlp_backward, mlp_forward
 
@@ -164,7 +169,7 @@ def test_ppo_update_by_hand_gives_autograds_weights(options: dict, activation: s
     base = {"n_steps": 16, "batch_size": 64, "n_epochs": 4, "lr": 3e-3, **options}
     by_hand = make_ppo(PPOConfig(**base), network)
     autograd = make_ppo(PPOConfig(**base, manual_backward=False), network)
-    assert by_hand.towers is not None and autograd.towers is None
+    assert by_hand.manual_backward and not autograd.manual_backward
     torch.testing.assert_close(by_hand.optimizer.flat, autograd.optimizer.flat, rtol=0, atol=0)
     rollout = by_hand.collect()
     rollout = rollout._replace(log_probs=rollout.log_probs + 0.2 * torch.randn(16, 4))
@@ -182,4 +187,30 @@ def test_ppo_update_by_hand_gives_autograds_weights(options: dict, activation: s
 def test_networks_the_hand_pass_does_not_cover_use_autograd() -> None:
     shared = make_ppo(PPOConfig(n_steps=8, batch_size=32), NetworkConfig(shared_trunk=True))
     gaussian = make_ppo(PPOConfig(n_steps=8, batch_size=32), NetworkConfig(), "Pendulum-v1")
-    assert shared.towers is None and gaussian.towers is None
+    assert not shared.manual_backward and not gaussian.manual_backward
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_a2c_gradients_by_hand_match_autograd(normalize: bool) -> None:
+    torch.manual_seed(0)
+    env = make_vec_env(GymEnvConfig(name="cartpole"), num_envs=1, seed=0, training=True)
+    net = build_actor_critic(env.single_observation_space, env.single_action_space, NetworkConfig())
+    optimizer = Adam(net.parameters(), lr=1e-3)  # the flat .grad views the hand pass writes into
+    generator = torch.Generator().manual_seed(2)
+    rollout = A2CRollout(
+        torch.randn(5, 8, 4, generator=generator),
+        torch.randint(0, 2, (5, 8), generator=generator),
+        torch.zeros(5, 8),
+        torch.randn(5, 8, generator=generator),
+        torch.randn(5, 8, generator=generator),
+    )
+    loss, expected = actor_critic_loss(net, rollout, 0.5, 0.01, normalize)
+    optimizer.zero_grad()
+    loss.backward()
+    autograd = optimizer.flat_grad.clone()
+    optimizer.flat_grad.fill_(3.0)  # overwritten, not added to
+    stats = actor_critic_gradients(net, rollout, 0.5, 0.01, normalize)
+    assert autograd.abs().max() > 1e-3
+    torch.testing.assert_close(optimizer.flat_grad, autograd, rtol=1e-4, atol=1e-7)
+    for got, want in zip(stats, expected, strict=True):
+        torch.testing.assert_close(got, want)
