@@ -260,6 +260,7 @@ class PPO:
         # made the CartPole update phase about 8% faster here.
         whole = batch == size
         whole_advantages = standardize(advantages) if whole and normalize else advantages
+        value_clip = clip if cfg.clip_value_loss else None
 
         stop = False
         for _ in range(cfg.n_epochs):
@@ -274,7 +275,6 @@ class PPO:
                 if channels_last:
                     mb_obs = mb_obs.permute(0, 3, 1, 2)  # an NCHW view of NHWC memory
                 mb_actions, mb_old_values, mb_returns = actions[idx], old_values[idx], returns[idx]
-                value_clip = clip if cfg.clip_value_loss else None
                 if self.manual_backward:  # the same numbers, and what the backward pass needs
                     log_probs, entropy, values, saved = self.net.evaluate_by_hand(
                         mb_obs, mb_actions

@@ -314,9 +314,9 @@ class ActorCritic(nn.Module):
         actor, critic, activation = self._towers
         actor_inputs, logits = mlp_forward(obs, actor, activation)
         critic_inputs, values = mlp_forward(obs, critic, activation)
-        log_softmax = torch.log_softmax(logits, dim=-1)
-        log_probs = log_softmax.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
-        entropy = -(log_softmax.exp() * log_softmax).sum(-1)
+        log_softmax = torch.log_softmax(logits, dim=-1)  # kept: the logits' gradient needs it
+        log_probs = D.log_prob_from_log_softmax(log_softmax, actions)
+        entropy = D.entropy_from_log_softmax(log_softmax)
         saved = HandPass(actor_inputs, critic_inputs, log_softmax, actions)
         return log_probs, entropy, values.squeeze(-1), saved
 

@@ -21,14 +21,22 @@ def categorical_sample(logits: torch.Tensor) -> torch.Tensor:
 
 def categorical_log_prob(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     """log pi(a|s) = logits_a - logsumexp(logits)."""
-    log_probs = torch.log_softmax(logits, dim=-1)
-    return log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+    return log_prob_from_log_softmax(torch.log_softmax(logits, dim=-1), actions)
 
 
 def categorical_entropy(logits: torch.Tensor) -> torch.Tensor:
     """H = -sum_a pi_a log pi_a."""
-    log_probs = torch.log_softmax(logits, dim=-1)
-    return -(log_probs.exp() * log_probs).sum(-1)
+    return entropy_from_log_softmax(torch.log_softmax(logits, dim=-1))
+
+
+def log_prob_from_log_softmax(log_softmax: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """log pi(a|s), picked from log pi(.|s) (for callers that keep the log-softmax)."""
+    return log_softmax.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+
+def entropy_from_log_softmax(log_softmax: torch.Tensor) -> torch.Tensor:
+    """H = -sum_a pi_a log pi_a from log pi(.|s)."""
+    return -(log_softmax.exp() * log_softmax).sum(-1)
 
 
 def categorical_logits_grad(
@@ -46,7 +54,7 @@ def categorical_logits_grad(
     grad = probs * -grad_log_prob.unsqueeze(-1)
     grad.scatter_add_(-1, actions.long().unsqueeze(-1), grad_log_prob.unsqueeze(-1))
     if grad_entropy != 0.0:
-        entropy = -(probs * log_probs).sum(-1, keepdim=True)
+        entropy = entropy_from_log_softmax(log_probs).unsqueeze(-1)
         grad -= grad_entropy * probs * (log_probs + entropy)
     return grad
 
