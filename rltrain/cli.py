@@ -155,7 +155,7 @@ def run_hydra(args: list[str]) -> Any:
     skip_mode_probe(args)
     sys.stderr = _DropHydraJobError(saved_stderr)
     try:
-        from rltrain.hydra_app import hydra_train
+        from rltrain.app.hydra_app import hydra_train
 
         return hydra_train()
     except (HydraException, OmegaConfBaseException) as error:
@@ -178,7 +178,7 @@ def resume(
     run_dir: Path = typer.Argument(..., help="a run directory (runs/<env>/<algo>/<time>)"),
 ) -> None:
     """Continue an interrupted run from its last checkpoint."""
-    from rltrain.commands import resume_run
+    from rltrain.app.commands import resume_run
 
     resume_run(run_dir)
 
@@ -193,7 +193,7 @@ def eval_(
     seed: int = typer.Option(0, help="evaluation seed"),
 ) -> None:
     """Evaluate a checkpoint: per-episode returns, mean and std."""
-    from rltrain.commands import evaluate_run
+    from rltrain.app.commands import evaluate_run
 
     evaluate_run(run_dir, episodes, checkpoint, video, not stochastic, seed)
 
@@ -203,7 +203,7 @@ def list_(
     group: str = typer.Argument(None, help="algo, env, network, device, logger or tuned"),
 ) -> None:
     """Config groups and their options, one line each."""
-    from rltrain.commands import list_groups
+    from rltrain.app.commands import list_groups
 
     list_groups(group)
 
@@ -221,7 +221,7 @@ def summary(
     ),
 ) -> None:
     """One row per configuration (seeds grouped): swept keys, eval return, steps, wall time."""
-    from rltrain.commands import summarize
+    from rltrain.app.commands import summarize
 
     summarize(directory, csv, plot, group)
 
@@ -232,7 +232,7 @@ def board(
     port: int = typer.Option(6006, help="TensorBoard port"),
 ) -> None:
     """Start TensorBoard on the runs."""
-    from rltrain.commands import start_board
+    from rltrain.app.commands import start_board
 
     start_board(directory, port)
 
@@ -273,7 +273,7 @@ def main() -> None:
         if _is_click_error(error):
             fail(_click_message(error), code=int(getattr(error, "exit_code", 2)))
         # SIGINT/SIGTERM during training (train or resume): the checkpoint is saved
-        from rltrain.core.loop import Interrupted
+        from rltrain.runner.loop import Interrupted
 
         if isinstance(error, Interrupted):
             fail(str(error), code=128 + error.signum)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import errno
+import sys
 
 
 class UserError(Exception):
@@ -54,3 +55,8 @@ def resource_message(error: BaseException) -> str | None:
             where = f" {error.filename}" if error.filename else ""
             return f"cannot write{where}: {error.strerror or error}; {advice}"
     return None
+
+
+def warn_stderr(message: str) -> None:
+    """Warnings go to stderr, so stdout stays the command's output (eval returns, tables)."""
+    print(f"rltrain: {message}", file=sys.stderr, flush=True)

@@ -18,7 +18,8 @@ import time
 
 import numpy as np
 
-from rltrain.envs.atari import AtariConfig, make_atari_vec_env
+from rltrain.config.envs import AtariConfig
+from rltrain.envs.atari import make_atari_vec_env
 
 
 def cpu_seconds(pids: list[int]) -> float:

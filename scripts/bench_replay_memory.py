@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from rltrain.core.buffers import FrameReplayBuffer
+from rltrain.blocks.buffers import FrameReplayBuffer
 
 
 def main() -> None:

@@ -57,9 +57,9 @@ def table(title: str, cls: type) -> str:
 
 
 def reference() -> str:
-    from rltrain.algos.registry import ALGOS
+    from rltrain.config.algos import ALGO_SCHEMAS
+    from rltrain.config.envs import ENV_SCHEMAS
     from rltrain.config.schema import Config, DeviceConfig, LoggerConfig, NetworkConfig
-    from rltrain.envs.registry import ENVS
 
     parts = [
         table("top level", Config),
@@ -68,13 +68,13 @@ def reference() -> str:
         table("logger", LoggerConfig),
     ]
     seen: set[type] = set()
-    for cls in ENVS.values():
+    for cls in ENV_SCHEMAS.values():
         if cls not in seen:
             seen.add(cls)
-            users = ", ".join(n for n, c in ENVS.items() if c is cls)
+            users = ", ".join(n for n, c in ENV_SCHEMAS.items() if c is cls)
             parts.append(table(f"env ({users})", cls))
-    for spec in ALGOS.values():
-        parts.append(table(f"algo={spec.name}: {spec.description}", spec.config_class()))
+    for name, entry in ALGO_SCHEMAS.items():
+        parts.append(table(f"algo={name}: {entry.description}", entry.schema))
     return "\n\n".join(parts)
 
 

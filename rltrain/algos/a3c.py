@@ -5,7 +5,7 @@ Read top to bottom: the config; the worker (a process with its own env and local
 model: copy the shared weights, play n_steps, compute A2C's loss gradient on the local copy,
 apply it to the shared weights through the shared optimizer, repeat); and the main-process side
 that the trainer loop drives. The shared model is the flat parameter buffer of an optimizer from
-rltrain/core/optim.py, in shared memory together with the optimizer's statistics: every worker
+rltrain/blocks/optim.py, in shared memory together with the optimizer's statistics: every worker
 updates the same RMSprop/Adam moments, lock-free (the paper's "shared RMSProp").
 
 How it fits the one trainer loop: workers start at the first `iterate()`. Each `iterate()` waits
@@ -38,7 +38,6 @@ import time
 import traceback
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import gymnasium as gym
@@ -46,19 +45,23 @@ import numpy as np
 import torch
 import torch.multiprocessing as mp
 
-from rltrain.algos.a2c import (
-    NStepCollector,
+from rltrain import tags
+from rltrain.algos.actor_critic import (
+    RolloutCollector,
     actor_critic_loss,
-    check_actor_critic_config,
-    check_policy_gradient_env,
+    anneal_lr,
+    check_actor_critic_env,
+    flat_batch,
     make_optimizer,
-    obs_to_tensor,
+    record_losses,
     to_env_actions,
 )
-from rltrain.algos.base import Context
+from rltrain.algos.base import Algorithm, Context, obs_to_tensor
+from rltrain.blocks.optim import Adam, RMSprop
+from rltrain.blocks.schedules import budget_used
+from rltrain.blocks.stats import explained_variance
+from rltrain.config.algos import A3CConfig
 from rltrain.config.schema import NetworkConfig
-from rltrain.core.optim import Adam, RMSprop
-from rltrain.core.stats import explained_variance
 from rltrain.envs.factory import make_vec_env
 from rltrain.envs.vec import VecEnv
 from rltrain.errors import UserError
@@ -68,35 +71,6 @@ POLL_SECONDS = 0.2  # longest iterate() waits for worker reports
 REPORT_SECONDS = 0.1  # how often a worker sends its statistics
 JOIN_SECONDS = 5.0  # shutdown: wait this long for workers before terminating them
 HISTOGRAM_SAMPLES = 512  # V / advantage samples a worker keeps for the histograms
-
-
-@dataclass
-class A3CConfig:
-    name: str = "a3c"
-    num_workers: int = 0  # worker processes; 0 = one per CPU core
-    lr: float = 7e-4
-    anneal_lr: bool = True  # linear decay to 0 over the step budget, as in the paper
-    n_steps: int = 5  # t_max = 5 in the paper: steps a worker plays before each update
-    gamma: float = 0.99
-    gae_lambda: float = 1.0  # 1.0: the paper's n-step returns
-    ent_coef: float = 0.01  # beta = 0.01 in the paper
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5  # global norm of each worker's gradient (SB3's A2C default)
-    optimizer: str = "rmsprop"  # rmsprop (the paper's shared RMSProp) | adam, statistics shared
-    rms_alpha: float = 0.99  # RMSprop decay (alpha = 0.99 in the paper)
-    eps: float = 1e-5  # RMSprop / Adam epsilon
-    normalize_advantages: bool = False
-
-    def __post_init__(self) -> None:
-        if self.num_workers < 0:
-            raise UserError(
-                f"algo.num_workers={self.num_workers} must be >= 0 (0 = one worker per core)"
-            )
-        check_actor_critic_config(self)
-
-    @property
-    def workers(self) -> int:
-        return self.num_workers or (os.cpu_count() or 1)
 
 
 class WorkerError(UserError):
@@ -199,7 +173,9 @@ def _worker_loop(spec: WorkerSpec, shared: Shared) -> None:
         )
         shared_optimizer = shared.optimizer
         shared_optimizer.use_worker_buffers(local_buffers)
-        collector = NStepCollector(env, cfg.n_steps, torch.device("cpu"), env.reset(seed=spec.seed))
+        collector = RolloutCollector(
+            env, cfg.n_steps, torch.device("cpu"), env.reset(seed=spec.seed)
+        )
         window, last_report = _Window(), time.monotonic()
         while not shared.stop.is_set() and os.getppid() == spec.parent_pid:
             taken = shared.counter.value
@@ -208,16 +184,17 @@ def _worker_loop(spec: WorkerSpec, shared: Shared) -> None:
             # theta' <- theta: act and differentiate on a private copy of the shared weights
             local_buffers.flat.copy_(shared_optimizer.flat)
             rollout = collector.collect(local, cfg.gamma, cfg.gae_lambda)
+            obs, actions, advantages, returns = flat_batch(rollout, cfg.normalize_advantages)
             loss, stats = actor_critic_loss(
-                local, rollout, cfg.vf_coef, cfg.ent_coef, cfg.normalize_advantages
+                *local.evaluate(obs, actions), advantages, returns, cfg.vf_coef, cfg.ent_coef
             )
             local_buffers.zero_grad()
             loss.backward()
             local_buffers.clip_grad_norm(cfg.max_grad_norm)
-            progress = min(1.0, taken / spec.total_steps)
-            lr = cfg.lr * (1.0 - progress) if cfg.anneal_lr else cfg.lr
             # theta <- theta - lr * update(d theta'), on the shared weights and statistics, no lock
-            shared_optimizer.param_groups[0]["lr"] = lr
+            lr = anneal_lr(
+                shared_optimizer, cfg.lr, cfg.anneal_lr, budget_used(taken, spec.total_steps)
+            )
             shared_optimizer.step()
             with shared.counter.get_lock():
                 shared.counter.value += cfg.n_steps
@@ -281,15 +258,15 @@ def _drain(reports: Any) -> list[Any]:
 
 
 # --- the main-process side ------------------------------------------------------------------
-class A3C:
+class A3C(Algorithm):
     """The trainer-facing side: owns the shared model, starts and stops the workers."""
 
     # How workers build their env: a module-level function so that 'spawn' can pickle it.
     env_factory: Callable[..., VecEnv] = staticmethod(make_vec_env)
 
-    @staticmethod
-    def check_env(obs_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:
-        check_policy_gradient_env("a3c", obs_space, action_space)
+    @classmethod
+    def check_env(cls, obs_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:
+        check_actor_critic_env("a3c", obs_space, action_space)
 
     def __init__(self, cfg: A3CConfig, ctx: Context) -> None:
         if ctx.cfg.device.name == "cuda":
@@ -413,15 +390,16 @@ class A3C:
         if kind != "stats":
             return
         rec = self.ctx.recorder
-        rec.scalar("losses/policy_loss", payload["policy_loss"])
-        rec.scalar("losses/value_loss", payload["value_loss"])
-        rec.scalar("losses/entropy", payload["entropy"])
-        rec.scalar("policy/entropy", payload["entropy"])
-        rec.scalar("charts/learning_rate", payload["learning_rate"])
-        for key in ("v_mean", "q_mean", "advantage_mean", "advantage_std", "explained_variance"):
-            rec.scalar(f"values/{key}", payload[key])
-        self._histograms = {"values/v": payload["v_samples"],
-                            "values/advantage": payload["advantage_samples"]}
+        record_losses(rec, payload["policy_loss"], payload["value_loss"], payload["entropy"])
+        rec.scalar(tags.LEARNING_RATE, payload["learning_rate"])
+        for tag, key in (
+            (tags.V_MEAN, "v_mean"), (tags.Q_MEAN, "q_mean"),
+            (tags.ADVANTAGE_MEAN, "advantage_mean"), (tags.ADVANTAGE_STD, "advantage_std"),
+            (tags.EXPLAINED_VARIANCE, "explained_variance"),
+        ):  # fmt: skip
+            rec.scalar(tag, payload[key])
+        self._histograms = {tags.V_HISTOGRAM: payload["v_samples"],
+                            tags.ADVANTAGE_HISTOGRAM: payload["advantage_samples"]}
         if len(payload["episode_returns"]):
             self._episode_returns.append(payload["episode_returns"])
             self._episode_lengths.append(payload["episode_lengths"])

@@ -1,4 +1,9 @@
-"""What every algorithm gets (Context) and what the trainer loop asks of it (Algorithm)."""
+"""What every algorithm gets (Context) and what the runner and the commands ask of it (Algorithm).
+
+An algorithm class subclasses `Algorithm`: the methods with `...` bodies are required (mypy refuses
+to instantiate a class that lacks one), the others are optional hooks whose defaults here say what
+"not used" means. The runner calls nothing that is not declared here.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import gymnasium as gym
 import numpy as np
 import torch
 
+from rltrain.blocks.schedules import budget_used
 from rltrain.config.schema import Config
-from rltrain.envs.vec import VecEnv
+from rltrain.envs.vec import Episodes, VecEnv
 from rltrain.logging import Recorder
 
 
@@ -23,17 +30,34 @@ class Context:
     device: torch.device
     recorder: Recorder
     rng: np.random.Generator  # the algorithm's numpy randomness (exploration, sampling)
-    run_dir: Path | None
+    run_dir: Path | None  # None when the agent is built for evaluation, not training
     step: int = 0  # environment steps so far, summed over envs
 
     @property
     def progress(self) -> float:
         """Fraction of the step budget used, in [0, 1]: drives linear schedules."""
-        return min(1.0, self.step / max(1, self.cfg.total_steps))
+        return budget_used(self.step, self.cfg.total_steps)
+
+
+def obs_to_tensor(obs: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Numpy observations to the device; float64 (classic control) becomes float32."""
+    tensor = torch.from_numpy(np.asarray(obs))
+    if tensor.dtype == torch.float64:
+        tensor = tensor.float()
+    return tensor.to(device, non_blocking=True)
 
 
 class Algorithm(Protocol):
-    """One file per family implements this; the loop owns cadence, eval, checkpoints, logging."""
+    """One class per algorithm; the runner owns cadence, evaluation, checkpoints and logging."""
+
+    # Planners (value / policy iteration) end by convergence: the loop stops once this is true.
+    finished: bool = False
+
+    def __init__(self, cfg: Any, ctx: Context) -> None: ...
+
+    @classmethod
+    def check_env(cls, obs_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:
+        """Refuse an env the algorithm cannot handle (one-line UserError), before it is built."""
 
     def iterate(self) -> int:
         """One unit of work (a rollout and its update, or env step(s) and gradient steps).
@@ -56,17 +80,12 @@ class Algorithm(Protocol):
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
+    def pop_episodes(self) -> Episodes | None:
+        """Episodes finished since the last call when the algorithm, not the loop's env, decides
+        which ones count (A3C's workers play their own envs; REINFORCE trains on a subset).
+        None: the loop reads `ctx.env.pop_episodes()`."""
+        return None
 
-class EpisodeSource(Protocol):
-    def pop_episodes(self) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-def episode_source(algo: Algorithm, env: VecEnv) -> EpisodeSource:
-    """Where the loop reads finished episodes: the env, unless the algorithm steps envs of its own
-    (A3C's worker processes) and offers an optional `pop_episodes()` method instead."""
-    return algo if hasattr(algo, "pop_episodes") else env  # type: ignore[return-value]
-
-
-def finished(algo: Algorithm) -> bool:
-    """Planners (value/policy iteration) end by convergence rather than by the step budget."""
-    return bool(getattr(algo, "finished", False))
+    def terminal_view(self) -> str | None:
+        """A text picture of what was learned (tabular V and policy), printed by `rltrain eval`."""
+        return None

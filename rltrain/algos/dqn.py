@@ -1,7 +1,6 @@
 """DQN (Mnih et al. 2015) with Double, dueling, n-step and prioritized-replay flags.
 
-Read top to bottom: the config, the pure math (epsilon schedule, TD targets, the loss, the
-target-network update, returns-to-go for the overestimation measure), then the algorithm:
+Read top to bottom: the pure math (TD targets, the loss), then the algorithm:
 `iterate()` acts `train_freq` steps in every env (epsilon-greedy, batched over envs), stores the
 transitions in replay, then runs `gradient_steps` updates on sampled minibatches.
 
@@ -27,96 +26,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from rltrain.algos.base import Context
-from rltrain.core.buffers import PrioritizedReplay, ReplaySample, make_replay_buffer
-from rltrain.core.checkpoint import envs_restored, warn_stderr
-from rltrain.core.optim import Adam
-from rltrain.errors import UserError
+from rltrain import tags
+from rltrain.algos.base import Algorithm, Context, obs_to_tensor
+from rltrain.algos.off_policy import QBiasTracker, update_target
+from rltrain.blocks.buffers import PrioritizedReplay, ReplaySample, make_replay_buffer
+from rltrain.blocks.optim import Adam
+from rltrain.blocks.schedules import budget_used, epsilon_at
+from rltrain.config.algos import DQNConfig
+from rltrain.envs.vec import envs_restored
+from rltrain.errors import UserError, warn_stderr
 from rltrain.networks.builders import build_q_network, is_image_space
-
-LOSSES = ("huber", "mse")
-
-
-@dataclass
-class DQNConfig:
-    # Defaults follow Stable-Baselines3's DQN (which follows Mnih et al. 2015) except the buffer:
-    # 1e5 rather than 1e6, so an untuned image env does not ask for 7 GB. Presets in conf/tuned/.
-    name: str = "dqn"
-    lr: float = 1e-4
-    buffer_size: int = 100_000  # transitions, summed over envs
-    learning_starts: int = 100  # env steps of uniform random actions before the first update
-    batch_size: int = 32
-    gamma: float = 0.99
-    # target net: every `target_update_interval` env steps, target <- tau*online + (1-tau)*target
-    # (tau = 1: the hard copy of Mnih et al.; tau < 1: Polyak averaging, Lillicrap et al. 2016)
-    tau: float = 1.0
-    target_update_interval: int = 10_000
-    train_freq: int = 4  # env steps per vector env between update phases
-    gradient_steps: int = 1  # gradient steps per update phase
-    # epsilon decays linearly from initial to final over the first `exploration_fraction` of
-    # the step budget, then stays at final
-    exploration_fraction: float = 0.1
-    exploration_initial_eps: float = 1.0
-    exploration_final_eps: float = 0.05
-    loss: str = "huber"  # huber (smooth L1, as in Mnih et al.'s error clipping) | mse
-    max_grad_norm: float | None = 10.0  # global grad-norm clip; null disables
-    double: bool = False  # Double DQN target (van Hasselt et al. 2016)
-    n_step: int = 1  # n-step returns (Sutton & Barto sec. 7.1), formed by the buffer
-    prioritized: bool = False  # proportional prioritized replay (Schaul et al. 2016)
-    alpha: float = 0.6  # priority exponent: P(i) ~ (|delta_i| + eps)^alpha
-    beta_start: float = 0.4  # importance-weight exponent, annealed linearly to 1 over training
-    priority_eps: float = 1e-6
-    # the replay buffer is saved in checkpoints (resume continues with the same data); turn it
-    # off for huge buffers (a 1M-frame Atari buffer is about 7 GB)
-    checkpoint_buffer: bool = True
-
-    def __post_init__(self) -> None:
-        for key in (
-            "lr", "buffer_size", "batch_size", "target_update_interval", "train_freq",
-            "gradient_steps",
-        ):  # fmt: skip
-            if getattr(self, key) <= 0:
-                raise UserError(f"algo.{key}={getattr(self, key)} must be positive")
-        if self.n_step < 1:
-            raise UserError(f"algo.n_step={self.n_step} must be at least 1")
-        if self.learning_starts < 0:
-            raise UserError(f"algo.learning_starts={self.learning_starts} must be >= 0")
-        if not 0.0 < self.gamma <= 1.0:
-            raise UserError(f"algo.gamma={self.gamma} must be in (0, 1]")
-        if not 0.0 < self.tau <= 1.0:
-            raise UserError(f"algo.tau={self.tau} must be in (0, 1]")
-        for key in ("exploration_initial_eps", "exploration_final_eps", "alpha", "beta_start"):
-            if not 0.0 <= getattr(self, key) <= 1.0:
-                raise UserError(f"algo.{key}={getattr(self, key)} must be in [0, 1]")
-        if not 0.0 < self.exploration_fraction <= 1.0:
-            raise UserError(
-                f"algo.exploration_fraction={self.exploration_fraction} must be in (0, 1]"
-            )
-        if self.loss not in LOSSES:
-            raise UserError(f"algo.loss={self.loss} is not known; use huber or mse")
-        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
-            raise UserError(
-                f"algo.max_grad_norm={self.max_grad_norm} must be positive (null disables it)"
-            )
-        if self.priority_eps < 0:
-            raise UserError(f"algo.priority_eps={self.priority_eps} must be >= 0")
 
 
 # --- pure math ----------------------------------------------------------------------------------
-def linear_epsilon(initial: float, final: float, fraction: float, progress: float) -> float:
-    """eps(p) = initial + (final - initial) * min(1, p / fraction), p = steps / total_steps."""
-    return initial + (final - initial) * min(1.0, progress / fraction)
-
-
 def dqn_targets(
     rewards: torch.Tensor,
     discounts: torch.Tensor,
@@ -155,56 +84,6 @@ def td_loss(td: torch.Tensor, weights: torch.Tensor, kind: str) -> torch.Tensor:
     return (weights * per_item).mean()
 
 
-@torch.no_grad()
-def update_target(target: nn.Module, online: nn.Module, tau: float) -> None:
-    """theta_target <- tau * theta_online + (1 - tau) * theta_target (tau = 1: a hard copy)."""
-    target_params: list[torch.Tensor] = list(target.parameters())
-    online_params: list[torch.Tensor] = list(online.parameters())
-    if tau >= 1.0:
-        torch._foreach_copy_(target_params, online_params)
-    else:
-        torch._foreach_lerp_(target_params, online_params, tau)
-    for t_buf, o_buf in zip(target.buffers(), online.buffers(), strict=True):
-        t_buf.copy_(o_buf)
-
-
-def returns_to_go(rewards: np.ndarray, gamma: float, bootstrap: float = 0.0) -> np.ndarray:
-    """G_t = sum_{k=t}^{T-1} gamma^(k-t) r_k + gamma^(T-t) * bootstrap, for t = 0..T-1.
-
-    Vectorized per chunk: inside a chunk G_i = (sum_{j>=i} gamma^j r_j) / gamma^i + carry terms;
-    chunks are short enough that gamma^len stays far above float64 underflow.
-    """
-    r = np.asarray(rewards, dtype=np.float64)
-    out = np.empty_like(r)
-    chunk = len(r) if gamma >= 1.0 else max(1, int(-150.0 / math.log10(gamma)))
-    carry = float(bootstrap)  # G at the start of the chunk after the current one
-    end = len(r)
-    while end > 0:
-        start = max(0, end - chunk)
-        seg = r[start:end]
-        powers = gamma ** np.arange(len(seg), dtype=np.float64)
-        tail = np.cumsum((powers * seg)[::-1])[::-1]  # sum_{j>=i} gamma^j r_j
-        out[start:end] = tail / powers + gamma ** (len(seg) - np.arange(len(seg))) * carry
-        carry = float(out[start])
-        end = start
-    return out
-
-
-def q_bias_sum(
-    q_pred: np.ndarray, rewards: np.ndarray, gamma: float, bootstrap: float = 0.0
-) -> tuple[float, int]:
-    """Overestimation of one finished episode (van Hasselt et al. 2016, sec. 3 and fig. 3):
-
-    (sum over steps t with a prediction (finite q_pred) of Q(s_t, a_t) - G_t, number of such
-    steps), G from :func:`returns_to_go`. Sums, so a log window averages over transitions.
-    """
-    known = np.isfinite(q_pred)
-    if not known.any():
-        return 0.0, 0
-    returns = returns_to_go(rewards, gamma, bootstrap)
-    return float((q_pred[known] - returns[known]).sum()), int(known.sum())
-
-
 # --- the algorithm ------------------------------------------------------------------------------
 class LossTerms(NamedTuple):
     loss: torch.Tensor  # mean_i w_i l(delta_i)
@@ -213,9 +92,9 @@ class LossTerms(NamedTuple):
     q_all: torch.Tensor  # [B, A] Q(s, .)
 
 
-class DQN:
-    @staticmethod
-    def check_env(obs_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:
+class DQN(Algorithm):
+    @classmethod
+    def check_env(cls, obs_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:
         if not isinstance(action_space, gym.spaces.Discrete):
             raise UserError(
                 f"algo=dqn needs a discrete action space, but the env has {action_space}; "
@@ -233,7 +112,7 @@ class DQN:
         self.target_net = build_q_network(obs_space, self.n_actions, ctx.cfg.network).to(device)
         self.target_net.load_state_dict(self.q_net.state_dict())
         self.target_net.requires_grad_(False)
-        # flat-buffer Adam (rltrain.core.optim): a handful of tensor ops per step, whatever the
+        # flat-buffer Adam (rltrain.blocks.optim): a handful of tensor ops per step, whatever the
         # number of layers, and no torch._dynamo import at start-up
         self.optimizer = Adam(self.q_net.parameters(), lr=cfg.lr)
         # Image stacks are stored one frame at a time (FrameReplayBuffer); n-step sums, PER and
@@ -250,28 +129,20 @@ class DQN:
         # moves it learning_starts steps on, so the new buffer fills before it is replayed
         self.learning_starts_at = cfg.learning_starts
         self._env_index = np.arange(self.num_envs)
-        # In-flight episode records for q_bias: Q(s_t, a_t) predicted when acting (NaN during
-        # the random warm-up) and the training reward, [t, env]; grown by doubling.
-        self._ep_q = np.full((1024, self.num_envs), np.nan)
-        self._ep_r = np.zeros((1024, self.num_envs))
-        self._ep_len = np.zeros(self.num_envs, dtype=np.int64)
-        self._q_bias_sum, self._q_bias_count = 0.0, 0  # over transitions since the last log
+        # values/q_bias: Q(s_t, a_t) predicted when acting (NaN during the random warm-up) against
+        # the discounted return that followed
+        self.q_bias = QBiasTracker(self.num_envs, cfg.gamma)
         self._last_q: torch.Tensor | None = None
         self._last_adv: torch.Tensor | None = None
 
     # --- acting ---------------------------------------------------------------------------------
-    def _to_tensor(self, obs: np.ndarray) -> torch.Tensor:
-        tensor = torch.from_numpy(np.asarray(obs))
-        if tensor.dtype == torch.float64:
-            tensor = tensor.float()
-        return tensor.to(self.ctx.device, non_blocking=True)
-
     def epsilon(self, step: int) -> float:
+        """Linear from exploration_initial_eps to exploration_final_eps over the first
+        exploration_fraction of the budget (Mnih et al. 2015), then constant."""
         cfg = self.cfg
-        progress = min(1.0, step / max(1, self.ctx.cfg.total_steps))
-        return linear_epsilon(
-            cfg.exploration_initial_eps, cfg.exploration_final_eps, cfg.exploration_fraction,
-            progress,
+        return epsilon_at(
+            budget_used(step, self.ctx.cfg.total_steps), cfg.exploration_initial_eps,
+            cfg.exploration_final_eps, cfg.exploration_fraction, "linear",
         )  # fmt: skip
 
     def _exploration_draws(self, count: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -288,7 +159,7 @@ class DQN:
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        q_values = self.q_net(self._to_tensor(obs)).cpu().numpy()
+        q_values = self.q_net(obs_to_tensor(obs, self.ctx.device)).cpu().numpy()
         if deterministic:
             return q_values.argmax(axis=1)
         return self._epsilon_greedy(q_values, self.epsilon(self.ctx.step))
@@ -310,7 +181,7 @@ class DQN:
                 q_taken = np.full(self.num_envs, np.nan)
             else:
                 # the one host transfer per step: Q(s, .) of all envs (it carries the greedy action)
-                q_values = self.q_net(self._to_tensor(self.obs)).cpu().numpy()
+                q_values = self.q_net(obs_to_tensor(self.obs, self.ctx.device)).cpu().numpy()
                 actions = np.where(explore, random_actions, q_values.argmax(axis=1))
                 q_taken = q_values[self._env_index, actions]
         tr = self.ctx.env.step(actions)
@@ -318,7 +189,6 @@ class DQN:
         self._track_episodes(q_taken, tr.reward, tr.terminated, tr.truncated, tr.final_obs)
         self.obs = tr.obs
 
-    # --- q_bias bookkeeping ---------------------------------------------------------------------
     @torch.no_grad()
     def _track_episodes(
         self,
@@ -328,33 +198,11 @@ class DQN:
         truncated: np.ndarray,
         final_obs: np.ndarray,
     ) -> None:
-        if self._ep_len.max() >= len(self._ep_q):
-            self._ep_q = np.concatenate([self._ep_q, np.full_like(self._ep_q, np.nan)])
-            self._ep_r = np.concatenate([self._ep_r, np.zeros_like(self._ep_r)])
-        self._ep_q[self._ep_len, self._env_index] = q_taken
-        self._ep_r[self._ep_len, self._env_index] = reward
-        self._ep_len += 1
-        done = terminated | truncated
-        if not done.any():
-            return
-        ended = np.flatnonzero(done)
-        # a time limit is not the end of the MDP: bootstrap the tail with max_a Q(s_T, a)
-        boot = np.zeros(self.num_envs)
-        cut = ended[truncated[ended] & ~terminated[ended]]
-        # (an episode with no prediction at all, e.g. during the warm-up, has no q_bias to give)
-        predicted = np.isfinite(self._ep_q[: self._ep_len.max()]).any(axis=0)
-        cut = cut[predicted[cut]]
-        if cut.size:
-            q_final = self.q_net(self._to_tensor(final_obs[cut]))
-            boot[cut] = q_final.max(dim=-1).values.cpu().numpy()
-        for e in ended:  # only the few envs whose episode ended this step
-            length = int(self._ep_len[e])
-            total, count = q_bias_sum(
-                self._ep_q[:length, e], self._ep_r[:length, e], self.cfg.gamma, boot[e]
-            )
-            self._q_bias_sum += total
-            self._q_bias_count += count
-        self._ep_len[ended] = 0
+        def final_value(rows: np.ndarray) -> np.ndarray:  # max_a Q(s_T, a) of the online net
+            q_final = self.q_net(obs_to_tensor(final_obs[rows], self.ctx.device))
+            return q_final.max(dim=-1).values.cpu().numpy()  # type: ignore[no-any-return]
+
+        self.q_bias.step(q_taken, reward, terminated, truncated, final_value)
 
     # --- learning -------------------------------------------------------------------------------
     def _sample(self) -> ReplaySample:
@@ -402,13 +250,13 @@ class DQN:
         q_all = q_all.detach()
         v = q_all.max(dim=-1, keepdim=True).values
         adv = q_all - v
-        rec.scalar("losses/td_loss", loss.detach())
-        rec.scalar("values/td_error", td_abs.mean())
-        rec.scalar("values/q_mean", q_pred.detach().mean())
-        rec.scalar("values/q_max", v.max())
-        rec.scalar("values/v_mean", v.mean())
-        rec.scalar("values/advantage_mean", adv.mean())
-        rec.scalar("values/advantage_std", adv.std())
+        rec.scalar(tags.TD_LOSS, loss.detach())
+        rec.scalar(tags.TD_ERROR, td_abs.mean())
+        rec.scalar(tags.Q_MEAN, q_pred.detach().mean())
+        rec.scalar(tags.Q_MAX, v.max())
+        rec.scalar(tags.V_MEAN, v.mean())
+        rec.scalar(tags.ADVANTAGE_MEAN, adv.mean())
+        rec.scalar(tags.ADVANTAGE_STD, adv.std())
         self._last_q, self._last_adv = q_all, adv
         return loss.detach()
 
@@ -434,7 +282,7 @@ class DQN:
             self._env_step(ctx.step + t * self.num_envs)
         consumed = vector_steps * self.num_envs
         now = ctx.step + consumed
-        ctx.recorder.scalar("charts/epsilon", self.epsilon(now))
+        ctx.recorder.scalar(tags.EPSILON, self.epsilon(now))
         if now > self.learning_starts_at:
             self._maybe_update_target(now)
             if isinstance(self.buffer, PrioritizedReplay):
@@ -469,16 +317,15 @@ class DQN:
 
     def diagnostics(self) -> None:
         # q_bias of the transitions of all episodes that ended in this log window
-        if self._q_bias_count:
-            self.ctx.recorder.scalar("values/q_bias", self._q_bias_sum / self._q_bias_count)
-            self._q_bias_sum, self._q_bias_count = 0.0, 0
+        q_bias = self.q_bias.pop()
+        if q_bias is not None:
+            self.ctx.recorder.scalar(tags.Q_BIAS, q_bias)
         if self._last_q is not None and self._last_adv is not None:
-            self.ctx.recorder.histogram("values/q", self._last_q)
-            self.ctx.recorder.histogram("values/advantage", self._last_adv)
+            self.ctx.recorder.histogram(tags.Q_HISTOGRAM, self._last_q)
+            self.ctx.recorder.histogram(tags.ADVANTAGE_HISTOGRAM, self._last_adv)
 
     # --- checkpoint -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        longest = int(self._ep_len.max())
         state: dict[str, Any] = {
             "q_net": self.q_net.state_dict(),
             "target_net": self.target_net.state_dict(),
@@ -489,13 +336,7 @@ class DQN:
             # what the envs show now, and the q_bias records of the episodes in flight: with the
             # envs' own state (saved by the loop) a resumed run continues them exactly
             "obs": torch.from_numpy(np.ascontiguousarray(self.obs)),
-            "episodes": {
-                "q": torch.from_numpy(self._ep_q[:longest].copy()),
-                "r": torch.from_numpy(self._ep_r[:longest].copy()),
-                "len": torch.from_numpy(self._ep_len.copy()),
-                "bias_sum": self._q_bias_sum,
-                "bias_count": self._q_bias_count,
-            },
+            "episodes": self.q_bias.state_dict(),
         }
         if self.cfg.checkpoint_buffer:
             state["buffer"] = self.buffer.state_dict()
@@ -511,16 +352,7 @@ class DQN:
         continued = "obs" in state and envs_restored(self.ctx.env)
         if continued:
             self.obs = state["obs"].numpy()
-            episodes = state["episodes"]
-            longest = len(episodes["q"])
-            while longest >= len(self._ep_q):  # same doubling as _track_episodes
-                self._ep_q = np.concatenate([self._ep_q, np.full_like(self._ep_q, np.nan)])
-                self._ep_r = np.concatenate([self._ep_r, np.zeros_like(self._ep_r)])
-            self._ep_q[:longest] = episodes["q"].numpy()
-            self._ep_r[:longest] = episodes["r"].numpy()
-            self._ep_len[:] = episodes["len"].numpy()
-            self._q_bias_sum = float(episodes["bias_sum"])
-            self._q_bias_count = int(episodes["bias_count"])
+            self.q_bias.load_state_dict(state["episodes"])
         if "buffer" not in state:
             # algo.checkpoint_buffer=false: the policy acts on from where it was, and the updates
             # wait until the new buffer holds learning_starts transitions again

@@ -1,7 +1,7 @@
 """Planning on the env's exact model: value iteration and policy iteration (Sutton & Barto ch. 4).
 
 No environment steps are taken: the model comes from the env's toy-text table ``P``
-(``rltrain.core.tabular.model_of``). To fit the trainer loop, one iterate() is one sweep (value
+(``rltrain.blocks.dp.model_of``). To fit the trainer loop, one iterate() is one sweep (value
 iteration) or one evaluation + improvement round (policy iteration) and counts as one "step",
 so `total_steps` caps the sweeps and `logger.log_interval` is in sweeps; the algorithm sets
 ``finished = True`` at convergence and the loop stops there. ``values/bellman_residual`` is
@@ -16,15 +16,15 @@ the residual is 0 exactly when pi is optimal.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from rltrain.algos.base import Context
-from rltrain.algos.tabular import (
+from rltrain import tags
+from rltrain.algos.base import Algorithm, Context
+from rltrain.algos.oracle import (
     TableInfo,
     check_discrete,
     greedy,
@@ -32,45 +32,14 @@ from rltrain.algos.tabular import (
     table_info,
     table_text,
 )
-from rltrain.core.tabular import (
-    TIE_ATOL,
+from rltrain.blocks.dp import (
     TabularModel,
     bellman_q,
-    greedy_policy,
-    policy_evaluation,
+    policy_iteration_round,
+    value_iteration_sweep,
 )
+from rltrain.config.algos import PolicyIterationConfig, ValueIterationConfig
 from rltrain.errors import UserError
-
-
-@dataclass
-class ValueIterationConfig:
-    name: str = "value_iteration"
-    gamma: float = 0.99
-    # Stop when the residual max_s |V_{k+1}(s) - V_k(s)| < tol; V is then within
-    # tol * gamma / (1 - gamma) of V* (for gamma < 1).
-    tol: float = 1e-8
-
-    def __post_init__(self) -> None:
-        _check(self.gamma, self.tol)
-
-
-@dataclass
-class PolicyIterationConfig:
-    name: str = "policy_iteration"
-    gamma: float = 0.99
-    # Policy evaluation is an exact linear solve for gamma < 1; for gamma = 1 it iterates
-    # until the values change by less than tol (the policy must then reach a terminal state).
-    tol: float = 1e-8
-
-    def __post_init__(self) -> None:
-        _check(self.gamma, self.tol)
-
-
-def _check(gamma: float, tol: float) -> None:
-    if not 0.0 <= gamma <= 1.0:
-        raise UserError(f"algo.gamma={gamma} must be in [0, 1]")
-    if not tol > 0.0:
-        raise UserError(f"algo.tol={tol} must be positive")
 
 
 def _model_or_error(name: str, info: TableInfo) -> TabularModel:
@@ -86,7 +55,7 @@ def _no_model(name: str) -> str:
     )
 
 
-class _Planner:
+class _Planner(Algorithm):
     """What value and policy iteration share: the model, the Q table, logging and checkpoints."""
 
     algo_name = "planner"
@@ -114,14 +83,14 @@ class _Planner:
         self.residual = residual
         # One point per sweep (not averaged over a log window): step = sweep number, which is
         # also the loop's step counter once it adds this iterate's 1.
-        self.ctx.recorder.write("values/bellman_residual", residual, self.ctx.step + 1)
+        self.ctx.recorder.write(tags.BELLMAN_RESIDUAL, residual, self.ctx.step + 1)
 
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         return greedy(self.q[np.asarray(obs, dtype=np.int64)])
 
     def diagnostics(self) -> None:
         rec = self.ctx.recorder
-        rec.scalar("values/sweeps", float(self.sweeps))
+        rec.scalar(tags.SWEEPS, float(self.sweeps))
         record_table(rec, self.q, self.info, images=self.ctx.cfg.logger.images, v=self.v)
 
     def terminal_view(self) -> str:
@@ -155,10 +124,7 @@ class ValueIteration(_Planner):
         super().__init__(cfg.gamma, ctx)
 
     def iterate(self) -> int:
-        v_new = self.q.max(axis=1)
-        residual = float(np.max(np.abs(v_new - self.v), initial=0.0))
-        self.v = v_new
-        self.q = bellman_q(self.model, self.v, self.cfg.gamma)
+        self.v, self.q, residual = value_iteration_sweep(self.model, self.q, self.v, self.cfg.gamma)
         self._log_residual(residual)
         self.finished = residual < self.cfg.tol
         return 1
@@ -179,21 +145,19 @@ class PolicyIteration(_Planner):
         cfg = self.cfg
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
-            self.v = policy_evaluation(self.model, self.policy, cfg.gamma, cfg.tol)
+            self.v, self.q, policy, stable = policy_iteration_round(
+                self.model, self.policy, cfg.gamma, cfg.tol
+            )
         if caught:
             raise UserError(
                 f"algo=policy_iteration: with algo.gamma={cfg.gamma} the values of policy "
                 f"round {self.sweeps + 1} do not converge (it never reaches a terminal state); "
                 "use algo.gamma < 1 or algo=value_iteration"
             )
-        self.q = bellman_q(self.model, self.v, cfg.gamma)
-        rows = np.arange(self.policy.shape[0])
+        # the Bellman optimality error of V_pi: 0 exactly when pi is optimal
         self._log_residual(float(np.max(self.q.max(axis=1) - self.v, initial=0.0)))
-        improve = self.q.max(axis=1) > self.q[rows, self.policy] + TIE_ATOL
-        if improve.any():
-            self.policy = np.where(improve, greedy_policy(self.q), self.policy)
-        else:
-            self.finished = True
+        self.policy = policy
+        self.finished = stable
         return 1
 
     def state_dict(self) -> dict[str, Any]:

@@ -1,99 +1,29 @@
-"""Algorithm registry keyed by `algo.name`: schema, implementation and a one-line description."""
+"""Algorithm classes keyed by `algo.name`; their schemas are in `rltrain.config.algos.ALGO_SCHEMAS`.
+
+Importing this module imports every algorithm (and torch): only the runner and the commands that
+build an agent need it, never config composition or `rltrain --help`.
+"""
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
-from typing import Any
+from rltrain.algos.a2c import A2C
+from rltrain.algos.a3c import A3C
+from rltrain.algos.base import Algorithm
+from rltrain.algos.dqn import DQN
+from rltrain.algos.planning import PolicyIteration, ValueIteration
+from rltrain.algos.ppo import PPO
+from rltrain.algos.reinforce import Reinforce
+from rltrain.algos.tabular import ExpectedSarsa, QLearning, Sarsa
 
-
-@dataclass(frozen=True)
-class AlgoSpec:
-    name: str
-    module: str  # rltrain.algos.<module> holds both the config dataclass and the algorithm
-    config: str
-    cls: str
-    description: str
-
-    def config_class(self) -> type:
-        return getattr(importlib.import_module(self.module), self.config)  # type: ignore[no-any-return]
-
-    def algorithm_class(self) -> Any:
-        return getattr(importlib.import_module(self.module), self.cls)
-
-
-ALGOS: dict[str, AlgoSpec] = {
-    spec.name: spec
-    for spec in [
-        AlgoSpec(
-            "ppo",
-            "rltrain.algos.ppo",
-            "PPOConfig",
-            "PPO",
-            "proximal policy optimisation with GAE (Schulman et al. 2017)",
-        ),
-        AlgoSpec(
-            "dqn",
-            "rltrain.algos.dqn",
-            "DQNConfig",
-            "DQN",
-            "deep Q-network; flags: double, dueling, n_step, prioritized (Mnih et al. 2015)",
-        ),
-        AlgoSpec(
-            "q_learning",
-            "rltrain.algos.tabular",
-            "QLearningConfig",
-            "QLearning",
-            "tabular Q-learning, off-policy TD control (Watkins 1989)",
-        ),
-        AlgoSpec(
-            "sarsa",
-            "rltrain.algos.tabular",
-            "SarsaConfig",
-            "Sarsa",
-            "tabular SARSA, on-policy TD control (Rummery & Niranjan 1994)",
-        ),
-        AlgoSpec(
-            "expected_sarsa",
-            "rltrain.algos.tabular",
-            "ExpectedSarsaConfig",
-            "ExpectedSarsa",
-            "tabular expected SARSA (van Seijen et al. 2009)",
-        ),
-        AlgoSpec(
-            "value_iteration",
-            "rltrain.algos.planning",
-            "ValueIterationConfig",
-            "ValueIteration",
-            "value iteration on the env's exact model (Bellman 1957)",
-        ),
-        AlgoSpec(
-            "policy_iteration",
-            "rltrain.algos.planning",
-            "PolicyIterationConfig",
-            "PolicyIteration",
-            "policy iteration on the env's exact model (Howard 1960)",
-        ),
-        AlgoSpec(
-            "reinforce",
-            "rltrain.algos.reinforce",
-            "ReinforceConfig",
-            "Reinforce",
-            "Monte-Carlo policy gradient with a learned baseline (Williams 1992)",
-        ),
-        AlgoSpec(
-            "a2c",
-            "rltrain.algos.a2c",
-            "A2CConfig",
-            "A2C",
-            "synchronous n-step advantage actor-critic (Mnih et al. 2016)",
-        ),
-        AlgoSpec(
-            "a3c",
-            "rltrain.algos.a3c",
-            "A3CConfig",
-            "A3C",
-            "asynchronous advantage actor-critic, worker processes (Mnih et al. 2016)",
-        ),
-    ]
+ALGORITHMS: dict[str, type[Algorithm]] = {
+    "ppo": PPO,
+    "dqn": DQN,
+    "q_learning": QLearning,
+    "sarsa": Sarsa,
+    "expected_sarsa": ExpectedSarsa,
+    "value_iteration": ValueIteration,
+    "policy_iteration": PolicyIteration,
+    "reinforce": Reinforce,
+    "a2c": A2C,
+    "a3c": A3C,
 }

@@ -20,7 +20,6 @@ A time-limit truncation bootstraps from V(final_obs) when the baseline exists (P
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import gymnasium as gym
@@ -28,44 +27,23 @@ import numpy as np
 import torch
 from torch import nn
 
-from rltrain.algos.a2c import check_policy_gradient_env, obs_to_tensor, to_env_actions
-from rltrain.algos.base import Context
-from rltrain.core.optim import Adam
-from rltrain.core.returns import discounted_returns
-from rltrain.core.stats import explained_variance, standardize
+from rltrain import tags
+from rltrain.algos.actor_critic import (
+    TruncationBootstrap,
+    anneal_lr,
+    check_actor_critic_env,
+    record_histograms,
+    record_losses,
+    record_values,
+    to_env_actions,
+)
+from rltrain.algos.base import Algorithm, Context, obs_to_tensor
+from rltrain.blocks.optim import Adam
+from rltrain.blocks.returns import discounted_returns
+from rltrain.blocks.stats import standardize
+from rltrain.config.algos import ReinforceConfig
 from rltrain.errors import UserError
 from rltrain.networks import ActorCritic, build_actor_critic
-
-
-@dataclass
-class ReinforceConfig:
-    name: str = "reinforce"
-    lr: float = 1e-3  # Adam
-    anneal_lr: bool = False  # linear decay to 0 over the step budget
-    gamma: float = 0.99
-    baseline: bool = True  # learned V(s) subtracted from the return
-    # standardise the policy-gradient weights (G - V, or G without baseline) over the batch
-    normalize_returns: bool = True
-    episodes_per_update: int = 8  # a multiple of env.num_envs: each env plays the same number
-    vf_coef: float = 0.5  # loss = pg + vf_coef * mean((V - G)^2) - ent_coef * H
-    # gradient steps per batch on the value loss: the first comes with the policy step, the rest
-    # fit V alone (Spinning Up's VPG takes 80); one step a batch leaves V far behind the returns
-    value_steps: int = 20
-    ent_coef: float = 0.0
-    max_grad_norm: float = 0.5
-    adam_eps: float = 1e-5
-    # per-episode gradients each update for policy/grad_variance (one batched backward pass)
-    grad_variance: bool = True
-
-    def __post_init__(self) -> None:
-        for key in ("lr", "episodes_per_update", "max_grad_norm", "adam_eps", "value_steps"):
-            if getattr(self, key) <= 0:
-                raise UserError(f"algo.{key}={getattr(self, key)} must be positive")
-        if not 0.0 < self.gamma <= 1.0:
-            raise UserError(f"algo.gamma={self.gamma} must be in (0, 1]")
-        for key in ("ent_coef", "vf_coef"):
-            if getattr(self, key) < 0:
-                raise UserError(f"algo.{key}={getattr(self, key)} must be >= 0")
 
 
 class EpisodeBatch(NamedTuple):
@@ -109,10 +87,10 @@ def per_episode_gradient_variance(
     return centred.pow(2).sum(dim=(1, 2)) / max(1, num_episodes - 1)
 
 
-class Reinforce:
-    @staticmethod
-    def check_env(obs_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:
-        check_policy_gradient_env("reinforce", obs_space, action_space)
+class Reinforce(Algorithm):
+    @classmethod
+    def check_env(cls, obs_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:
+        check_actor_critic_env("reinforce", obs_space, action_space)
 
     def __init__(self, cfg: ReinforceConfig, ctx: Context) -> None:
         self.cfg, self.ctx = cfg, ctx
@@ -152,7 +130,7 @@ class Reinforce:
         term_l: list[np.ndarray] = []
         trunc_l: list[np.ndarray] = []
         rec_l: list[np.ndarray] = []
-        truncated_final: list[tuple[int, np.ndarray, np.ndarray]] = []
+        cuts = TruncationBootstrap()
         finished = np.zeros(N, dtype=np.int64)
         recording = np.ones(N, dtype=bool)
         while recording.any():
@@ -166,10 +144,8 @@ class Reinforce:
             term_l.append(step.terminated)
             trunc_l.append(step.truncated)
             rec_l.append(recording.copy())
-            cut = step.truncated & ~step.terminated & recording
-            if self.cfg.baseline and cut.any():
-                rows = np.flatnonzero(cut)
-                truncated_final.append((t, rows, step.final_obs[rows]))
+            if self.cfg.baseline:  # without a critic the return simply ends at the cut
+                cuts.add(t, step, mask=recording)
             finished += (step.terminated | step.truncated) & recording
             recording &= finished < m
             obs = step.obs
@@ -181,11 +157,7 @@ class Reinforce:
         mask = torch.from_numpy(np.stack(rec_l)).to(device)
         # Bootstrap only where a time limit cut an episode (and only with a critic).
         next_values = torch.zeros_like(rewards)
-        if truncated_final:
-            finals = obs_to_tensor(np.concatenate([f for _, _, f in truncated_final]), device)
-            times = np.concatenate([np.full(len(r), t) for t, r, _ in truncated_final])
-            rows = np.concatenate([r for _, r, _ in truncated_final])
-            next_values[times, rows] = self.net.value(finals)
+        cuts.fill(next_values, self.net, device)
         returns = discounted_returns(rewards, next_values, terminated, truncated, self.cfg.gamma)
 
         # Episode id of each recorded step: env n's j-th episode is n * m + j.
@@ -211,9 +183,7 @@ class Reinforce:
     # --- update -------------------------------------------------------------------------------
     def update(self, batch: EpisodeBatch) -> None:
         cfg, rec = self.cfg, self.ctx.recorder
-        lr = cfg.lr * (1.0 - self.ctx.progress) if cfg.anneal_lr else cfg.lr
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        lr = anneal_lr(self.optimizer, cfg.lr, cfg.anneal_lr, self.ctx.progress)
 
         log_probs, entropy, values = self.net.evaluate(batch.obs, batch.actions)
         returns = batch.returns
@@ -228,14 +198,14 @@ class Reinforce:
                 variance = per_episode_gradient_variance(
                     log_probs, weights, batch.episode, batch.num_episodes, self._policy_params()
                 )
-                rec.scalar("policy/grad_variance", variance[0])
-                rec.scalar("policy/grad_variance_no_baseline", variance[1])
+                rec.scalar(tags.GRAD_VARIANCE, variance[0])
+                rec.scalar(tags.GRAD_VARIANCE_NO_BASELINE, variance[1])
             else:
                 variance = per_episode_gradient_variance(
                     log_probs, returns.unsqueeze(0), batch.episode, batch.num_episodes,
                     self._policy_params(),
                 )
-                rec.scalar("policy/grad_variance", variance[0])
+                rec.scalar(tags.GRAD_VARIANCE, variance[0])
 
         weights = advantages
         if cfg.normalize_returns and weights.numel() > 1:
@@ -258,21 +228,17 @@ class Reinforce:
                 self.optimizer.clip_grad_norm(cfg.max_grad_norm)
                 self.optimizer.step()
 
-        rec.scalar("charts/learning_rate", lr)
-        rec.scalar("losses/policy_loss", policy_loss.detach())
-        rec.scalar("losses/entropy", entropy_mean.detach())
-        rec.scalar("policy/entropy", entropy_mean.detach())
+        rec.scalar(tags.LEARNING_RATE, lr)
+        # Without a baseline V is never trained, so there is nothing to report about it; the Q
+        # estimate of (s_t, a_t) is then the Monte-Carlo return itself.
+        value_loss_logged = value_loss.detach() if cfg.baseline else None
+        record_losses(rec, policy_loss.detach(), value_loss_logged, entropy_mean.detach())
         if cfg.baseline:
-            # Without a baseline V is never trained, so there is nothing to report about it.
             v = values.detach()
-            rec.scalar("losses/value_loss", value_loss.detach())
-            rec.scalar("values/v_mean", v.mean())
-            rec.scalar("values/advantage_mean", advantages.mean())
-            rec.scalar("values/advantage_std", advantages.std())
-            rec.scalar("values/explained_variance", explained_variance(v, returns))
+            record_values(rec, v, advantages, returns)
             self._last = (v, advantages.detach())
-        # Q(s_t, a_t) estimate: the Monte-Carlo return itself (= A + V).
-        rec.scalar("values/q_mean", returns.mean())
+        else:
+            rec.scalar(tags.Q_MEAN, returns.mean())
 
     def _policy_params(self) -> list[nn.Parameter]:
         """Parameters log pi depends on (the critic-only ones get no gradient)."""
@@ -298,8 +264,7 @@ class Reinforce:
 
     def diagnostics(self) -> None:
         if self._last is not None:
-            self.ctx.recorder.histogram("values/v", self._last[0])
-            self.ctx.recorder.histogram("values/advantage", self._last[1])
+            record_histograms(self.ctx.recorder, *self._last)
 
     def state_dict(self) -> dict[str, Any]:
         return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}

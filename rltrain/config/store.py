@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
 
-from rltrain.algos.registry import ALGOS
+from rltrain.config.algos import ALGO_SCHEMAS
+from rltrain.config.envs import ENV_SCHEMAS
 from rltrain.config.schema import Config, DeviceConfig, LoggerConfig, NetworkConfig
-from rltrain.envs.registry import ENVS
 
 _registered = False
 
@@ -24,8 +24,8 @@ def register_configs() -> None:
     cs.store(group="network", name="network_schema", node=NetworkConfig)
     cs.store(group="device", name="device_schema", node=DeviceConfig)
     cs.store(group="logger", name="logger_schema", node=LoggerConfig)
-    for spec in ALGOS.values():
-        cs.store(group="algo", name=f"{spec.name}_schema", node=spec.config_class())
-    for name, schema in ENVS.items():
+    for name, entry in ALGO_SCHEMAS.items():
+        cs.store(group="algo", name=f"{name}_schema", node=entry.schema)
+    for name, schema in ENV_SCHEMAS.items():
         cs.store(group="env", name=f"{name}_schema", node=schema)
     _registered = True

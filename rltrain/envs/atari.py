@@ -51,38 +51,17 @@ from __future__ import annotations
 
 import difflib
 import functools
-from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from rltrain.config.envs import AtariConfig
 from rltrain.envs.vec import GymVecEnv, Transition, VecEnv
 from rltrain.errors import UserError
 
 BACKENDS = ("native", "sync", "async")
 ALE_FPS = 60  # the Atari 2600 renders 60 frames per second
-
-
-@dataclass
-class AtariConfig:
-    """`env=atari`: any ALE game by snake_case name (`env.game=space_invaders`)."""
-
-    name: str = "atari"
-    game: str = "breakout"
-    num_envs: int = 8
-    backend: str = "native"  # native (ale-py C++ vector env) | sync | async (gymnasium)
-    # Unused for Atari (`backend` picks the vectorization); kept so every env config has it.
-    vectorization: str = "sync"
-    frame_skip: int = 4
-    frame_stack: int = 4
-    screen_size: int = 84
-    noop_max: int = 30
-    terminal_on_life_loss: bool = True  # training only
-    clip_rewards: bool = True  # training only
-    repeat_action_probability: float = 0.25  # sticky actions, Machado et al. 2018
-    full_action_space: bool = False
-    max_episode_frames: int = 108_000  # truncation: 30 min of play (Machado et al. 2018)
 
 
 def _require_ale() -> Any:
@@ -338,6 +317,13 @@ class NativeAtariVecEnv:
         self._done_returns.clear()
         self._done_lengths.clear()
         return returns, lengths
+
+    def state_dict(self) -> None:
+        """The emulators' state lives in ale-py's C++ threads: a resume starts fresh games."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
 
     def close(self) -> None:
         self.env.close()

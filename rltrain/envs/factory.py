@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import gymnasium as gym
 
+from rltrain.config.envs import GymEnvConfig
 from rltrain.envs.vec import GymVecEnv, VecEnv
 from rltrain.errors import UserError
-
-
-@dataclass
-class GymEnvConfig:
-    """Any registered gymnasium id (`env=gym env.id=...`); `env=cartpole` is a preset of it."""
-
-    name: str = "gym"
-    id: str = "CartPole-v1"
-    num_envs: int = 1
-    # sync | async (subprocesses; pays off for slow envs only) | batched (CartPole-v1 only:
-    # all envs stepped as one numpy array program, same dynamics; see envs/batched_cartpole.py)
-    vectorization: str = "sync"
-    max_episode_steps: int | None = None  # None keeps the id's registered time limit
 
 
 def check_vectorization(name: str, num_envs: int) -> None:

@@ -1,19 +1,19 @@
 """A small, exactly known grid world for tabular RL.
 
 The transition model ``P`` is written out once in gymnasium's toy-text format and ``step()``
-samples from exactly that table, so dynamic programming on ``P`` (rltrain.core.tabular) gives
+samples from exactly that table, so dynamic programming on ``P`` (rltrain.blocks.dp) gives
 the true optimum of the environment the agent plays in.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, SupportsFloat
 
 import gymnasium
 import numpy as np
 from gymnasium import spaces
 
+from rltrain.config.envs import GridWorldConfig
 from rltrain.errors import UserError
 
 UP, RIGHT, DOWN, LEFT = 0, 1, 2, 3
@@ -38,36 +38,6 @@ LAYOUTS: dict[str, str] = {
     # (checked when the layout is parsed).
     "maze8": "S.#...../.##.##.#/....#.../##.##.#./...#..#./.#...##./.#.#..../...#.#HG",
 }
-
-
-@dataclass
-class GridWorldConfig:
-    """Schema of `env=gridworld` (the defaults live here, the YAML only holds presets)."""
-
-    # Config-group option name; the env factory dispatches on it.
-    name: str = "gridworld"
-    # Number of parallel copies of the environment.
-    num_envs: int = 1
-    # Vector-env backend: "sync" or "async".
-    vectorization: str = "sync"
-    # A named layout (see LAYOUTS: 4x4, cliff, maze8) or a map string, rows separated by '/'
-    # or newlines: S start, G goal, H trap, # wall, . floor; e.g. 'S..#/..H./...G'.
-    layout: str = "4x4"
-    # Probability that a move goes sideways: the intended move happens with 1 - slip, each of
-    # the two perpendicular moves with slip / 2.
-    slip: float = 0.0
-    # Reward for entering a floor (or start) cell, and for bumping into a wall or the edge.
-    step_reward: float = 0.0
-    # Reward for entering the goal G; the episode terminates.
-    goal_reward: float = 1.0
-    # Reward for entering a trap H; the episode terminates.
-    trap_reward: float = -1.0
-    # Episode length limit; the last step returns truncated=True.
-    max_steps: int = 100
-    # Training episodes start in a uniformly random cell that S can reach and that is not a
-    # goal or trap (the state half of exploring starts, with algo.random_first_action);
-    # evaluation episodes always start at S.
-    random_start: bool = False
 
 
 def parse_layout(layout: str) -> list[str]:

@@ -8,13 +8,13 @@ after ``max_steps`` steps. ``P`` is exact and ``step()`` samples from it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, SupportsFloat
 
 import gymnasium
 import numpy as np
 from gymnasium import spaces
 
+from rltrain.config.envs import TrafficLightConfig
 from rltrain.errors import UserError
 
 RED, GREEN = 0, 1
@@ -23,26 +23,6 @@ STATE_NAMES: tuple[str, ...] = ("red", "green")
 ACTION_NAMES: tuple[str, ...] = ("stop", "forward")
 
 Transition = tuple[float, int, float, bool]
-
-
-@dataclass
-class TrafficLightConfig:
-    """Schema of `env=traffic_light`."""
-
-    # Config-group option name; the env factory dispatches on it.
-    name: str = "traffic_light"
-    # Number of parallel copies of the environment.
-    num_envs: int = 1
-    # Vector-env backend: "sync" or "async".
-    vectorization: str = "sync"
-    # Chance that the light changes colour after each step.
-    switch_prob: float = 0.3
-    # Reward for going forward on green.
-    green_reward: float = 1.0
-    # Reward (a negative number) for going forward on red.
-    red_penalty: float = -5.0
-    # Episode length; the episode never terminates, the last step returns truncated=True.
-    max_steps: int = 50
 
 
 class TrafficLightEnv(gymnasium.Env[int, int]):

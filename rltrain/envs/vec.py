@@ -6,7 +6,8 @@ real transition and the true successor of a finished episode comes back as `fina
 then never have to mask "reset steps", and a truncation can bootstrap from V(final_obs).
 
 A backend that steps thousands of envs as tensors (or ale-py's native vector env) only has to
-implement `VecEnv`: `reset`, `step -> Transition`, `pop_episodes`, `close`.
+implement `VecEnv`: `reset`, `step -> Transition`, `pop_episodes`, `state_dict` /
+`load_state_dict` (None when its episodes cannot be saved), `close`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ class Transition(NamedTuple):
     final_obs: np.ndarray  # [N, ...] s' of this step (equals obs where the episode goes on)
 
 
+Episodes = tuple[np.ndarray, np.ndarray]  # (returns [K] float64, lengths [K] int64)
+
+
 class VecEnv(Protocol):
     num_envs: int
     single_observation_space: gym.Space[Any]
@@ -36,11 +40,25 @@ class VecEnv(Protocol):
 
     def step(self, actions: np.ndarray) -> Transition: ...
 
-    def pop_episodes(self) -> tuple[np.ndarray, np.ndarray]:
+    def pop_episodes(self) -> Episodes:
         """Returns and lengths of whole episodes that ended since the last call (raw scores)."""
         ...
 
+    def state_dict(self) -> dict[str, Any] | None:
+        """What a checkpoint needs to continue the episodes in flight exactly; None when they
+        cannot be saved (sub-envs in other processes, the native Atari env): a resumed run then
+        starts fresh episodes."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
     def close(self) -> None: ...
+
+
+def envs_restored(env: VecEnv) -> bool:
+    """Whether a checkpoint restores `env`'s episodes in flight (the loop loads its state), so the
+    observations an algorithm saved are still the ones to act on."""
+    return env.state_dict() is not None
 
 
 _PLAIN = (bool, int, float, str, type(None))
@@ -165,23 +183,26 @@ class GymVecEnv:
         self._done_lengths.clear()
         return returns, lengths
 
-    def state_dict(self) -> dict[str, Any]:
-        """Sub-env states (sync vectors only: async sub-envs live in other processes) and the
-        statistics of the episodes in flight, so a resumed run continues them exactly."""
+    def state_dict(self) -> dict[str, Any] | None:
+        """Sub-env states and the statistics of the episodes in flight, so a resumed run continues
+        them exactly; None for async vectors, whose sub-envs live in other processes."""
         envs = getattr(self.env, "envs", None)
+        if envs is None:
+            return None
         return {
             "returns": self._returns.copy(),
             "lengths": self._lengths.copy(),
-            "envs": None if envs is None else [single_env_state(e) for e in envs],
+            "envs": [single_env_state(e) for e in envs],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        envs = getattr(self.env, "envs", None)
+        if envs is None or state.get("envs") is None:
+            return
         self._returns[:] = np.asarray(state["returns"])
         self._lengths[:] = np.asarray(state["lengths"])
-        envs = getattr(self.env, "envs", None)
-        if envs is not None and state["envs"] is not None:
-            for env, env_state in zip(envs, state["envs"], strict=True):
-                restore_single_env_state(env, env_state)
+        for env, env_state in zip(envs, state["envs"], strict=True):
+            restore_single_env_state(env, env_state)
 
     def close(self) -> None:
         self.env.close()

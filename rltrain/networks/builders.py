@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -14,8 +14,6 @@ from torch import nn
 from rltrain.config.schema import NetworkConfig
 from rltrain.errors import UserError
 from rltrain.networks import distributions as D
-from rltrain.networks.backprop import ACTIVATIONS as BACKPROP_ACTIVATIONS
-from rltrain.networks.backprop import Layer, mlp_backward, mlp_forward
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
 _FUNCTIONS = {"tanh": torch.tanh, "relu": torch.relu, "elu": nn.functional.elu}
@@ -117,7 +115,7 @@ class MLP(nn.Module):
         self.activation_name = activation
         self.activation = _FUNCTIONS[activation]
 
-    def layer_parameters(self) -> list[Layer]:
+    def layer_parameters(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return [(layer.weight, layer.bias) for layer in cast("Iterable[nn.Linear]", self.layers)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -207,15 +205,6 @@ def _check_gaussian_options(action_space: gym.Space[Any], cfg: NetworkConfig) ->
             )
 
 
-class HandPass(NamedTuple):
-    """What `ActorCritic.backward_by_hand` needs from the forward pass: every layer's input."""
-
-    actor_inputs: list[torch.Tensor]
-    critic_inputs: list[torch.Tensor]
-    log_softmax: torch.Tensor
-    actions: torch.Tensor
-
-
 class ActorCritic(nn.Module):
     """pi(a|s) and V(s) with shared or separate trunks; categorical or diagonal Gaussian policy.
 
@@ -272,9 +261,6 @@ class ActorCritic(nn.Module):
                 high = torch.as_tensor(action_space.high, dtype=torch.float32).flatten()
                 self.register_buffer("action_centre", (high + low) / 2)
                 self.register_buffer("action_half_width", (high - low) / 2)
-        # The Parameter objects themselves: .to(), load_state_dict, share_memory and the flat
-        # optimizers all change their data in place, so these references stay the live weights.
-        self._towers = self._backprop_towers()
 
     @property
     def critic_trunk(self) -> nn.Module:
@@ -285,59 +271,6 @@ class ActorCritic(nn.Module):
         features = self.actor_trunk(obs)
         critic_features = features if self._critic_trunk is None else self._critic_trunk(obs)
         return self.policy_head(features), self.value_head(critic_features).squeeze(-1)
-
-    def _backprop_towers(self) -> tuple[list[Layer], list[Layer], str] | None:
-        """(actor layers, critic layers, activation) for `networks.backprop`, which handles two
-        separate MLP towers under a categorical policy; None for every other shape."""
-        actor, critic = self.actor_trunk, self._critic_trunk
-        if not (self.discrete and isinstance(actor, MLP) and isinstance(critic, MLP)):
-            return None
-        if actor.activation_name not in BACKPROP_ACTIVATIONS:
-            return None
-        return (
-            [*actor.layer_parameters(), (self.policy_head.weight, self.policy_head.bias)],
-            [*critic.layer_parameters(), (self.value_head.weight, self.value_head.bias)],
-            actor.activation_name,
-        )
-
-    @property
-    def has_hand_backward(self) -> bool:
-        """Whether `evaluate_by_hand` / `backward_by_hand` apply to this network."""
-        return self._towers is not None
-
-    @torch.no_grad()
-    def evaluate_by_hand(
-        self, obs: torch.Tensor, actions: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, HandPass]:
-        """`evaluate` without autograd (networks.backprop), plus what `backward_by_hand` needs."""
-        assert self._towers is not None, "network shape not covered by the hand-written pass"
-        actor, critic, activation = self._towers
-        actor_inputs, logits = mlp_forward(obs, actor, activation)
-        critic_inputs, values = mlp_forward(obs, critic, activation)
-        log_softmax = torch.log_softmax(logits, dim=-1)  # kept: the logits' gradient needs it
-        log_probs = D.log_prob_from_log_softmax(log_softmax, actions)
-        entropy = D.entropy_from_log_softmax(log_softmax)
-        saved = HandPass(actor_inputs, critic_inputs, log_softmax, actions)
-        return log_probs, entropy, values.squeeze(-1), saved
-
-    @torch.no_grad()
-    def backward_by_hand(
-        self,
-        saved: HandPass,
-        grad_log_prob: torch.Tensor,
-        grad_value: torch.Tensor,
-        grad_entropy: float,
-    ) -> None:
-        """Write dL/dtheta into every parameter's .grad (overwritten), given dL/d log pi(a|s) and
-        dL/dV per row and dL/dH (the same for every row) at the `evaluate_by_hand` pass `saved`.
-        """
-        assert self._towers is not None
-        actor, critic, activation = self._towers
-        grad_logits = D.categorical_logits_grad(
-            saved.log_softmax, saved.actions, grad_log_prob, grad_entropy
-        )
-        mlp_backward(grad_logits, saved.actor_inputs, actor, activation)
-        mlp_backward(grad_value.unsqueeze(-1), saved.critic_inputs, critic, activation)
 
     def _heads(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """(logits or mean, log-std or None for categorical, V(s)) in one pass over the trunks."""

@@ -1,7 +1,7 @@
 """Action distributions as plain functions on tensors.
 
 torch.distributions validates its arguments and builds objects on every call; on a 64-unit MLP that
-overhead is larger than the network itself, so the hot path uses these formulas directly.
+overhead outweighs the network itself, so the hot path uses these formulas directly.
 """
 
 from __future__ import annotations
@@ -37,26 +37,6 @@ def log_prob_from_log_softmax(log_softmax: torch.Tensor, actions: torch.Tensor) 
 def entropy_from_log_softmax(log_softmax: torch.Tensor) -> torch.Tensor:
     """H = -sum_a pi_a log pi_a from log pi(.|s)."""
     return -(log_softmax.exp() * log_softmax).sum(-1)
-
-
-def categorical_logits_grad(
-    log_probs: torch.Tensor,
-    actions: torch.Tensor,
-    grad_log_prob: torch.Tensor,
-    grad_entropy: float,
-) -> torch.Tensor:
-    """dL/dz for logits z, given dL/d log pi(a|s) (`grad_log_prob`, one per row) and dL/dH.
-
-    From the log-softmax `log_probs` of z, with pi = exp(log_probs):
-        d log pi_a / dz_j = 1[j = a] - pi_j;   dH / dz_j = -pi_j (log pi_j + H)
-    """
-    probs = log_probs.exp()
-    grad = probs * -grad_log_prob.unsqueeze(-1)
-    grad.scatter_add_(-1, actions.long().unsqueeze(-1), grad_log_prob.unsqueeze(-1))
-    if grad_entropy != 0.0:
-        entropy = entropy_from_log_softmax(log_probs).unsqueeze(-1)
-        grad -= grad_entropy * probs * (log_probs + entropy)
-    return grad
 
 
 def gaussian_sample(mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:

@@ -268,10 +268,10 @@ def test_an_optuna_search_without_a_search_space_says_how_to_give_one(
 
 
 def sweep_checks() -> list[str]:
-    """The override that enables rltrain.sweeps.SweepChecks, unless conf/config.yaml does."""
-    if "rltrain.sweeps.SweepChecks" in (REPO / "conf" / "config.yaml").read_text():
+    """The override that enables rltrain.app.sweeps.SweepChecks, unless config.yaml does."""
+    if "rltrain.app.sweeps.SweepChecks" in (REPO / "rltrain" / "conf" / "config.yaml").read_text():
         return []
-    return ["+hydra.callbacks.rltrain_sweeps._target_=rltrain.sweeps.SweepChecks"]
+    return ["+hydra.callbacks.rltrain_sweeps._target_=rltrain.app.sweeps.SweepChecks"]
 
 
 @needs_optuna

@@ -1,4 +1,4 @@
-"""DQN solves CartPole-v1 with the tuned preset (conf/tuned/dqn_cartpole.yaml) for seeds 0-2.
+"""DQN solves CartPole-v1 with its tuned preset (rltrain/conf/tuned/dqn_cartpole.yaml), seeds 0-2.
 
 Slow (about 5-10 minutes per seed on 2 shared cores):
 `python -m pytest -m slow tests/learning/test_dqn_learning.py`.
@@ -21,7 +21,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
 from rltrain.config.store import register_configs
-from rltrain.core.loop import train
+from rltrain.runner.loop import train
 
 
 def compose_run(overrides: list[str]) -> DictConfig:

@@ -1,4 +1,4 @@
-"""The policy-gradient family learns with its tuned presets (conf/tuned/).
+"""The policy-gradient family learns with its tuned presets (rltrain/conf/tuned/).
 
 Slow (minutes per run on 2 cores): `python -m pytest -m slow tests/learning/test_pg_learning.py`.
 
@@ -23,7 +23,7 @@ import pytest
 from hydra import compose, initialize_config_module
 
 from rltrain.config.store import register_configs
-from rltrain.core.loop import train
+from rltrain.runner.loop import train
 
 
 def compose_run(overrides: list[str]) -> object:

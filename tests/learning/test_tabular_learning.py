@@ -25,10 +25,10 @@ import torch
 from hydra import compose, initialize_config_module
 
 from rltrain.algos.base import Context
-from rltrain.algos.registry import ALGOS
+from rltrain.algos.registry import ALGORITHMS
+from rltrain.blocks.dp import TabularModel, policy_agreement, q_error_vs_optimal
 from rltrain.config.store import register_configs
 from rltrain.config.validate import typed_config
-from rltrain.core.tabular import TabularModel, policy_agreement, q_error_vs_optimal
 from rltrain.envs.factory import make_vec_env
 from rltrain.logging import Recorder
 
@@ -62,7 +62,7 @@ def drive(overrides: list[str], max_episodes: int | None = None) -> tuple[Any, l
         cfg=cfg, env=env, device=torch.device("cpu"), recorder=Recorder(None, enabled=False),
         rng=np.random.default_rng(cfg.seed), run_dir=None,
     )
-    algo = ALGOS[cfg.algo.name].algorithm_class()(cfg.algo, ctx)
+    algo = ALGORITHMS[cfg.algo.name](cfg.algo, ctx)
     returns: list[float] = []
     try:
         while ctx.step < cfg.total_steps:

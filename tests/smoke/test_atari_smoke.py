@@ -39,7 +39,7 @@ TINY = {
         "algo.target_update_interval=64",
     ],
 }
-# what each tuned preset sets (conf/tuned/<algo>_atari.yaml), checked in the saved run config
+# what each tuned preset sets (rltrain/conf/tuned/<algo>_atari.yaml), checked in the saved config
 PRESET = {
     "ppo": {
         "network.shared_trunk": True,

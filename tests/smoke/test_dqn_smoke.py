@@ -195,10 +195,10 @@ def _atari_available() -> bool:
     try:
         import ale_py  # noqa: F401
 
-        from rltrain.envs.registry import ENVS
+        from rltrain.config.envs import ENV_SCHEMAS
     except ImportError:
         return False
-    return "atari" in ENVS
+    return "atari" in ENV_SCHEMAS
 
 
 @pytest.mark.atari

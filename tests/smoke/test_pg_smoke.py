@@ -18,10 +18,12 @@ import numpy as np
 import pytest
 import torch
 
-from rltrain.algos.a3c import A3C, A3CConfig, WorkerError
+from rltrain.algos.a3c import A3C, WorkerError
 from rltrain.algos.base import Context
+from rltrain.config.algos import A3CConfig
+from rltrain.config.envs import GymEnvConfig
 from rltrain.config.schema import Config
-from rltrain.envs.factory import GymEnvConfig, make_vec_env
+from rltrain.envs.factory import make_vec_env
 from rltrain.envs.vec import Transition, VecEnv
 from rltrain.logging import Recorder
 

@@ -11,10 +11,10 @@ import pytest
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
+from rltrain.app.summary import Run, band, find_runs, group_runs, swept_keys, trailing_mean
 from rltrain.config.errors import explain
 from rltrain.errors import UserError
-from rltrain.summary import Run, band, find_runs, group_runs, swept_keys, trailing_mean
-from rltrain.sweeps import job_thread_cap, launcher_thread_cap
+from rltrain.runner.device import job_thread_cap, launcher_thread_cap
 
 JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
 RAY = "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher"
@@ -54,7 +54,7 @@ def test_job_thread_cap_reads_the_environment_then_the_running_multirun(monkeypa
     with pytest.raises(UserError, match="RLTRAIN_JOB_THREADS=0"):
         job_thread_cap()
     monkeypatch.delenv("RLTRAIN_JOB_THREADS")
-    monkeypatch.setattr("rltrain.sweeps.usable_cores", lambda: 8)
+    monkeypatch.setattr("rltrain.runner.device.usable_cores", lambda: 8)
     hydra_config = HydraConfig.instance()
     saved = hydra_config.cfg
     try:
@@ -176,8 +176,8 @@ def test_an_unknown_launcher_still_lists_the_options():
 def test_num_seeds_trains_each_seed_in_its_own_run_dir_and_returns_the_mean(tmp_path):
     from hydra import compose, initialize_config_module
 
+    from rltrain.app.sweeps import train_seeds
     from rltrain.config.store import register_configs
-    from rltrain.sweeps import train_seeds
 
     register_configs()
     overrides = ["seed=3", "num_seeds=2", "total_steps=256", "env.num_envs=2", "algo.n_steps=32",

@@ -14,8 +14,8 @@ pytest.importorskip("ale_py")
 import cv2  # noqa: E402
 from ale_py import Action, ALEInterface, LoggerMode, roms  # noqa: E402
 
+from rltrain.config.envs import AtariConfig  # noqa: E402
 from rltrain.envs.atari import (  # noqa: E402
-    AtariConfig,
     NativeAtariVecEnv,
     make_atari_env,
     make_atari_eval_env,

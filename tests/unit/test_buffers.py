@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from rltrain.core.buffers import (
+from rltrain.blocks.buffers import (
     FrameReplayBuffer,
     PrioritizedReplay,
     ReplayBuffer,

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from rltrain.core import checkpoint as ckpt
 from rltrain.errors import UserError
+from rltrain.runner import checkpoint as ckpt
 
 
 def make_state(step: int) -> dict:

@@ -108,8 +108,9 @@ def test_mode_probe_is_skipped_only_when_nothing_can_set_hydra_mode(args, skips,
 
 def test_no_shipped_config_sets_hydra_mode():
     """What makes skipping the probe safe: the probe could only ever find None in them."""
-    import rltrain.conf
     from omegaconf import OmegaConf
+
+    import rltrain.conf
 
     files = sorted(Path(next(iter(rltrain.conf.__path__))).rglob("*.yaml"))
     assert len(files) > 30

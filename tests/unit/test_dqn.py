@@ -11,19 +11,14 @@ import torch
 from torch import nn
 
 from rltrain.algos.base import Context
-from rltrain.algos.dqn import (
-    DQN,
-    DQNConfig,
-    dqn_targets,
-    linear_epsilon,
-    q_bias_sum,
-    returns_to_go,
-    td_loss,
-    update_target,
-)
+from rltrain.algos.dqn import DQN, dqn_targets, td_loss
+from rltrain.algos.off_policy import q_bias_sum, returns_to_go, update_target
+from rltrain.blocks.buffers import PrioritizedReplay, ReplaySample
+from rltrain.blocks.schedules import epsilon_at
+from rltrain.config.algos import DQNConfig
+from rltrain.config.envs import GymEnvConfig
 from rltrain.config.schema import Config, NetworkConfig
-from rltrain.core.buffers import PrioritizedReplay, ReplaySample
-from rltrain.envs.factory import GymEnvConfig, make_vec_env
+from rltrain.envs.factory import make_vec_env
 from rltrain.errors import UserError
 from rltrain.logging import Recorder
 
@@ -157,7 +152,7 @@ def test_prioritized_update_sets_priorities_from_td_errors() -> None:
 
 # --- epsilon ------------------------------------------------------------------------------------
 def test_linear_epsilon_schedule() -> None:
-    values = [linear_epsilon(1.0, 0.04, 0.16, p) for p in (0.0, 0.04, 0.08, 0.16, 0.5, 1.0)]
+    values = [epsilon_at(p, 1.0, 0.04, 0.16, "linear") for p in (0.0, 0.04, 0.08, 0.16, 0.5, 1.0)]
     assert values == pytest.approx([1.0, 0.76, 0.52, 0.04, 0.04, 0.04])
 
 
@@ -229,7 +224,7 @@ def test_dqn_q_bias_averages_transitions_of_finished_episodes() -> None:
     dqn.diagnostics()  # the log window: the mean over all 7 transitions
     assert rec._scalars["values/q_bias"] == pytest.approx([(1.75 + 19.0) / 7])
     # env 0's new episode started from scratch; the next window starts empty
-    assert dqn._ep_len.tolist() == [1, 0]
+    assert dqn.q_bias.lengths.tolist() == [1, 0]
     dqn.diagnostics()
     assert len(rec._scalars["values/q_bias"]) == 1
 

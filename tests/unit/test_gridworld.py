@@ -9,6 +9,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import rltrain.envs.gridworld as gw
+from rltrain.config.envs import GridWorldConfig
 from rltrain.envs.factory import make_vec_env
 from rltrain.envs.gridworld import (
     DOWN,
@@ -16,7 +17,6 @@ from rltrain.envs.gridworld import (
     LEFT,
     RIGHT,
     UP,
-    GridWorldConfig,
     GridWorldEnv,
     make_gridworld,
 )

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from rltrain.core.optim import Adam, RMSprop, sqrt_into
+from rltrain.blocks.optim import Adam, RMSprop, sqrt_into
 
 
 def _train(make_optimizer, ours: bool, steps: int = 25, clip: float | None = None) -> list:

@@ -7,10 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from rltrain.algos.a2c import A2C, A2CConfig, RewardScaler, Rollout, actor_critic_loss
+from rltrain.algos.a2c import A2C
+from rltrain.algos.actor_critic import RewardScaler, Rollout, actor_critic_loss, flat_batch
 from rltrain.algos.base import Context
+from rltrain.config.algos import A2CConfig
+from rltrain.config.envs import GymEnvConfig
 from rltrain.config.schema import Config
-from rltrain.envs.factory import GymEnvConfig, make_vec_env
+from rltrain.envs.factory import make_vec_env
 from rltrain.logging import Recorder
 from rltrain.networks import build_actor_critic
 
@@ -51,9 +54,12 @@ def test_actor_critic_loss_matches_a_hand_computation() -> None:
     values = torch.zeros(3, 2)
     advantages = torch.tensor([[1.0, -2.0], [0.5, 0.0], [3.0, 1.0]])
     returns = advantages + 1.0
-    rollout = Rollout(obs, actions, values, advantages, returns)
-    loss, stats = actor_critic_loss(net, rollout, vf_coef=0.5, ent_coef=0.01,
-                                    normalize_advantages=False)
+    rollout = Rollout(obs, actions, torch.zeros(3, 2), values, advantages, returns)
+    flat_obs, flat_actions, flat_advantages, flat_returns = flat_batch(rollout, False)
+    loss, stats = actor_critic_loss(
+        *net.evaluate(flat_obs, flat_actions), flat_advantages, flat_returns, vf_coef=0.5,
+        ent_coef=0.01,
+    )
     with torch.no_grad():
         logits, v = net(obs.flatten(0, 1))
     log_pi = torch.log_softmax(logits, -1).gather(1, actions.flatten()[:, None]).squeeze(1)

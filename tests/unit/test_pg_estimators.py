@@ -11,8 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from rltrain.algos.a2c import NStepCollector
-from rltrain.core.returns import discounted_returns, episode_returns, gae, nstep_returns, td_errors
+from rltrain.algos.actor_critic import RolloutCollector
+from rltrain.blocks.returns import (
+    discounted_returns,
+    episode_returns,
+    gae,
+    nstep_returns,
+    td_errors,
+)
 from rltrain.envs.vec import GymVecEnv
 
 # small MLPs: one intra-op thread, as the trainer configures it (threads only contend here)
@@ -113,7 +119,7 @@ def test_collector_bootstraps_from_final_obs_on_truncation_only() -> None:
     ]
     vector = gym.vector.SyncVectorEnv(makers, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     env = GymVecEnv(vector)
-    collector = NStepCollector(env, 5, torch.device("cpu"), env.reset(seed=0))
+    collector = RolloutCollector(env, 5, torch.device("cpu"), env.reset(seed=0))
     rollout = collector.collect(ObsValueNet(), gamma=0.5, gae_lambda=1.0)  # type: ignore[arg-type]
     obs = torch.tensor([[0.0, 1, 0, 1, 0], [0, 1, 2, 0, 1], [0, 1, 0, 1, 0]]).t()
     assert torch.equal(rollout.obs[..., 0], obs)
@@ -132,7 +138,7 @@ def test_collector_bootstraps_from_final_obs_on_truncation_only() -> None:
     assert torch.allclose(rollout.advantages, returns - 10.0 * obs)
     assert torch.allclose(rollout.values, 10.0 * obs)
     # GAE(0.5) on the same rollout agrees with the pure function fed the same next-values
-    rollout_half = NStepCollector(env, 5, torch.device("cpu"), env.reset(seed=0)).collect(
+    rollout_half = RolloutCollector(env, 5, torch.device("cpu"), env.reset(seed=0)).collect(
         ObsValueNet(), gamma=0.5, gae_lambda=0.5  # type: ignore[arg-type]
     )
     next_values = torch.tensor(

@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from rltrain.algos.base import Context
-from rltrain.algos.reinforce import Reinforce, ReinforceConfig, per_episode_gradient_variance
+from rltrain.algos.reinforce import Reinforce, per_episode_gradient_variance
+from rltrain.blocks.returns import episode_returns
+from rltrain.config.algos import ReinforceConfig
+from rltrain.config.envs import GymEnvConfig
 from rltrain.config.schema import Config
-from rltrain.core.returns import episode_returns
-from rltrain.envs.factory import GymEnvConfig
 from rltrain.envs.vec import GymVecEnv
 from rltrain.errors import UserError
 from rltrain.logging import Recorder

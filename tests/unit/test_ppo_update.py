@@ -8,9 +8,11 @@ import pytest
 import torch
 
 from rltrain.algos.base import Context
-from rltrain.algos.ppo import PPO, PPOConfig, Rollout
+from rltrain.algos.ppo import PPO, Rollout
+from rltrain.config.algos import PPOConfig
+from rltrain.config.envs import GymEnvConfig
 from rltrain.config.schema import Config
-from rltrain.envs.factory import GymEnvConfig, make_vec_env
+from rltrain.envs.factory import make_vec_env
 from rltrain.logging import Recorder
 
 torch.set_num_threads(1)

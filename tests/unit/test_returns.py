@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rltrain.core.returns import (
+from rltrain.blocks.returns import (
     discounted_returns,
     episode_returns,
     gae,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rltrain.core.sum_tree import SumTree
+from rltrain.blocks.sum_tree import SumTree
 
 
 def expected_tree(priorities: np.ndarray, pow2: int) -> np.ndarray:

@@ -14,17 +14,12 @@ import torch
 from rltrain.algos.base import Context
 from rltrain.algos.planning import (
     PolicyIteration,
-    PolicyIterationConfig,
     ValueIteration,
-    ValueIterationConfig,
 )
 from rltrain.algos.tabular import (
     ExpectedSarsa,
-    ExpectedSarsaConfig,
     QLearning,
-    QLearningConfig,
     Sarsa,
-    SarsaConfig,
     TabularTD,
     alpha_at,
     epsilon_at,
@@ -37,11 +32,17 @@ from rltrain.algos.tabular import (
     step_sizes,
     td_update,
 )
+from rltrain.blocks.dp import model_of, value_iteration
+from rltrain.config.algos import (
+    ExpectedSarsaConfig,
+    PolicyIterationConfig,
+    QLearningConfig,
+    SarsaConfig,
+    ValueIterationConfig,
+)
+from rltrain.config.envs import GridWorldConfig, GymEnvConfig, TrafficLightConfig
 from rltrain.config.schema import Config
-from rltrain.core.tabular import model_of, value_iteration
-from rltrain.envs.factory import GymEnvConfig, make_single_env, make_vec_env
-from rltrain.envs.gridworld import GridWorldConfig
-from rltrain.envs.traffic_light import TrafficLightConfig
+from rltrain.envs.factory import make_single_env, make_vec_env
 from rltrain.envs.vec import Transition
 from rltrain.errors import UserError
 from rltrain.logging import Recorder
@@ -228,6 +229,11 @@ def _context(cfg: Config, env: Any, seed: int = 0) -> Context:
     )
 
 
+LEARNERS: dict[str, type[TabularTD]] = {
+    "q_learning": QLearning, "sarsa": Sarsa, "expected_sarsa": ExpectedSarsa,
+}
+
+
 class ScriptedVecEnv:
     """One env with the 4x4 gridworld's spaces whose next step returns a given Transition."""
 
@@ -250,6 +256,12 @@ class ScriptedVecEnv:
     def pop_episodes(self) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0), np.zeros(0, dtype=np.int64)
 
+    def state_dict(self) -> None:
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -257,7 +269,7 @@ class ScriptedVecEnv:
 def _scripted(algo_cfg: Any) -> tuple[TabularTD, ScriptedVecEnv]:
     env = ScriptedVecEnv()
     cfg = Config(algo=algo_cfg, env=GridWorldConfig(), total_steps=100)
-    algo = TabularTD(algo_cfg, _context(cfg, env))
+    algo = LEARNERS[algo_cfg.name](algo_cfg, _context(cfg, env))
     algo.q[3] = [0.0, 2.0, 1.0, 0.0]
     algo.actions = np.array([1])
     return algo, env
@@ -306,7 +318,7 @@ def _learner(env_cfg: Any, algo_cfg: Any = None, steps: int = 0) -> TabularTD:
     cfg = Config(algo=algo_cfg, env=env_cfg, total_steps=1000)
     env = make_vec_env(env_cfg, env_cfg.num_envs, 0, True)
     ctx = _context(cfg, env)
-    algo = TabularTD(algo_cfg, ctx)
+    algo = LEARNERS[algo_cfg.name](algo_cfg, ctx)
     while ctx.step < steps:
         ctx.step += algo.iterate()
     return algo

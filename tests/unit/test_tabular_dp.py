@@ -4,7 +4,7 @@ import gymnasium
 import numpy as np
 import pytest
 
-from rltrain.core.tabular import (
+from rltrain.blocks.dp import (
     TabularModel,
     bellman_q,
     decision_states,

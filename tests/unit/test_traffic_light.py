@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from rltrain.config.envs import TrafficLightConfig
 from rltrain.envs.traffic_light import (
     FORWARD,
     GREEN,
     RED,
     STOP,
-    TrafficLightConfig,
     TrafficLightEnv,
     make_traffic_light,
 )

@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from rltrain.core.sum_tree import SumTree
+from rltrain.blocks.sum_tree import SumTree
 
 __all__ = [
     "FrameReplayBuffer",

@@ -1,7 +1,5 @@
 """What Hydra's launcher and sweeper plugins leave to the application in a sweep.
 
-- `job_thread_cap`: how many cores one job of a parallel sweep may use, so that parallel jobs do not
-  oversubscribe the machine (rule below).
 - `train_seeds`: the seed-aware objective, `num_seeds=N` trains N seeds in one job and returns the
   mean of their final eval returns (what an Optuna trial then maximises).
 - `SweepChecks`: a Hydra callback run before a multirun starts: an Optuna sweep without a search
@@ -10,9 +8,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,67 +16,6 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
 from rltrain.errors import UserError
-
-JOB_THREADS_ENV = "RLTRAIN_JOB_THREADS"
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (taskset / SLURM / container affinity), not the machine's."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def launcher_thread_cap(launcher: Mapping[str, Any] | None, cores: int) -> int:
-    """Torch threads for one job under a Hydra launcher config, on a machine with `cores` cores.
-
-    The rule: threads = max(1, cores // jobs running at once on the machine).
-    - joblib: `n_jobs` jobs at once (n_jobs = -1 means one per core, -2 all but one, ...);
-    - Ray: the `num_cpus` the launcher reserves per job (Ray's default: 1);
-    - submitit (local or SLURM): the job's `cpus_per_task` when given;
-    - basic (sequential) or no launcher: every core.
-    """
-    if not launcher:
-        return cores
-    target = str(launcher.get("_target_", ""))
-    if "joblib" in target.lower():
-        n_jobs = int(launcher.get("n_jobs") or -1)
-        parallel = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)
-        return max(1, cores // parallel)
-    if "ray" in target.lower():
-        remote = (launcher.get("ray") or {}).get("remote") or {}
-        return max(1, min(cores, int(remote.get("num_cpus") or 1)))
-    if "submitit" in target.lower() and launcher.get("cpus_per_task"):
-        return max(1, min(cores, int(launcher["cpus_per_task"])))
-    return cores
-
-
-def job_thread_cap() -> int:
-    """Cores this job may use: RLTRAIN_JOB_THREADS when set (>= 1), else `launcher_thread_cap` of
-    the running Hydra multirun's launcher, else every usable core."""
-    value = os.environ.get(JOB_THREADS_ENV, "").strip()
-    if value:
-        try:
-            threads = int(value)
-        except ValueError:
-            threads = 0
-        if threads < 1:
-            raise UserError(f"{JOB_THREADS_ENV}={value} must be a positive integer")
-        return threads
-    cores = usable_cores()
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized():
-        return cores
-    hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode != RunMode.MULTIRUN:
-        return cores
-    launcher = OmegaConf.to_container(hydra_cfg.launcher, resolve=False)
-    if not isinstance(launcher, dict):
-        return cores
-    return launcher_thread_cap({str(key): value for key, value in launcher.items()}, cores)
 
 
 def train_seeds(node: DictConfig, run_dir: Path) -> float:
@@ -92,7 +27,7 @@ def train_seeds(node: DictConfig, run_dir: Path) -> float:
     num_seeds=1, overrides.yaml with seed=s), so `rltrain summary` groups the seeds, and
     `rltrain eval` / `resume` work on each. Seeds run one after the other in this job.
     """
-    from rltrain.core.loop import train
+    from rltrain.runner.loop import train
 
     count = int(node.get("num_seeds", 1))
     if count < 1:
@@ -148,7 +83,7 @@ def _fail(message: str) -> None:
 
 class SweepChecks(Callback):
     """Checks before a multirun starts; enabled by
-    `hydra.callbacks.rltrain_sweeps._target_: rltrain.sweeps.SweepChecks` in a config."""
+    `hydra.callbacks.rltrain_sweeps._target_: rltrain.app.sweeps.SweepChecks` in a config."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweeper = config.hydra.sweeper

@@ -1,4 +1,5 @@
-"""Exact dynamic programming on small MDPs: the oracle that tabular learners are measured against.
+"""Exact dynamic programming on small MDPs: the oracle that tabular learners are measured against,
+and the sweeps the planners (`algo=value_iteration`, `algo=policy_iteration`) run one at a time.
 
 Pure numpy, float64. The model comes from a gymnasium toy-text transition table
 ``P[s][a] = [(prob, next_state, reward, terminated), ...]`` (rltrain's gridworld and traffic
@@ -171,6 +172,19 @@ def greedy_policy(q: np.ndarray, atol: float = TIE_ATOL) -> np.ndarray:
     return np.argmax(q >= best - atol, axis=1).astype(np.int64)
 
 
+def value_iteration_sweep(
+    model: TabularModel, q: np.ndarray, v: np.ndarray, gamma: float
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """One synchronous sweep from Q = bellman_q(V): ``V'(s) = max_a Q(s, a)``, then Q' of V'.
+
+    Returns (V', Q', max_s |V'(s) - V(s)|); the planner `algo=value_iteration` runs one sweep
+    per step, `value_iteration` until the residual is below its tolerance.
+    """
+    v_new = q.max(axis=1)
+    residual = float(np.max(np.abs(v_new - v), initial=0.0))
+    return v_new, bellman_q(model, v_new, gamma), residual
+
+
 def value_iteration(
     model: TabularModel, gamma: float, tol: float = 1e-10, max_sweeps: int = 100_000
 ) -> DPResult:
@@ -186,11 +200,8 @@ def value_iteration(
     residuals: list[float] = []
     q = bellman_q(model, v, gamma)
     for _ in range(max_sweeps):
-        v_new = q.max(axis=1)
-        residual = float(np.max(np.abs(v_new - v))) if v.size else 0.0
+        v, q, residual = value_iteration_sweep(model, q, v, gamma)
         residuals.append(residual)
-        v = v_new
-        q = bellman_q(model, v, gamma)
         if residual < tol:
             break
     else:
@@ -252,6 +263,22 @@ def policy_evaluation(
     return v
 
 
+def policy_iteration_round(
+    model: TabularModel, policy: np.ndarray, gamma: float, tol: float = 1e-10
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """One round of Howard's policy iteration: V_pi by `policy_evaluation`, Q_pi = bellman_q(V_pi),
+    then each state switches to ``argmax_a Q_pi(s, a)`` if that is strictly better than its action
+    (by more than TIE_ATOL, so ties cannot cycle). Returns (V_pi, Q_pi, the new policy, whether
+    the policy was already stable, i.e. optimal)."""
+    v = policy_evaluation(model, policy, gamma, tol)
+    q = bellman_q(model, v, gamma)
+    rows = np.arange(policy.shape[0])
+    improve = q.max(axis=1) > q[rows, policy] + TIE_ATOL
+    if not improve.any():
+        return v, q, policy, True
+    return v, q, np.where(improve, greedy_policy(q), policy), False
+
+
 def policy_iteration(
     model: TabularModel, gamma: float, tol: float = 1e-10, max_rounds: int = 10_000
 ) -> DPResult:
@@ -266,17 +293,13 @@ def policy_iteration(
     policy = np.zeros(n_states, dtype=np.int64)
     v_prev = np.zeros(n_states)
     residuals: list[float] = []
-    rows = np.arange(n_states)
     q = bellman_q(model, v_prev, gamma)
     for _ in range(max_rounds):
-        v = policy_evaluation(model, policy, gamma, tol)
+        v, q, policy, stable = policy_iteration_round(model, policy, gamma, tol)
         residuals.append(float(np.max(np.abs(v - v_prev), initial=0.0)))
         v_prev = v
-        q = bellman_q(model, v, gamma)
-        improve = q.max(axis=1) > q[rows, policy] + TIE_ATOL
-        if not improve.any():
+        if stable:
             break
-        policy = np.where(improve, greedy_policy(q), policy)
     else:
         warnings.warn(
             f"policy_iteration did not stabilise in {max_rounds} rounds",

@@ -16,18 +16,18 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from rltrain.algos.base import Algorithm, Context, episode_source, finished
-from rltrain.algos.registry import ALGOS
+from rltrain.algos.base import Algorithm, Context
+from rltrain.algos.registry import ALGORITHMS
 from rltrain.config.schema import Config
 from rltrain.config.validate import typed_config
-from rltrain.core import checkpoint as ckpt
-from rltrain.core.evaluate import evaluate
-from rltrain.core.progress import Progress
-from rltrain.core.seeding import configure_threads, seed_everything, select_device
 from rltrain.envs.factory import make_vec_env
 from rltrain.errors import NonFiniteError, UserError
 from rltrain.logging import Recorder
 from rltrain.networks.builders import is_image_space
+from rltrain.runner import checkpoint as ckpt
+from rltrain.runner.device import configure_threads, seed_everything, select_device
+from rltrain.runner.evaluate import evaluate
+from rltrain.runner.progress import Progress
 
 # logger.video: each evaluation's whole game is an MP4 in <run>/videos; TensorBoard gets a short
 # clip of it (every other frame of the first 2 x 150: 20 s of Atari play shown at 15 fps)
@@ -95,7 +95,7 @@ def checkpoint_state(
         "elapsed": elapsed,
         "best_eval": best,
         "algo_state": algo.state_dict(),
-        "env_state": ctx.env.state_dict() if hasattr(ctx.env, "state_dict") else None,
+        "env_state": ctx.env.state_dict(),
         "recorder": ctx.recorder.state_dict(),
         "rng": ckpt.rng_state(),
         "generator": ckpt.generator_state(ctx.rng),
@@ -105,10 +105,10 @@ def checkpoint_state(
 def train(node: DictConfig, run_dir: Path, resume: bool = False) -> float:
     """Train as configured in `node`, writing into `run_dir`; returns the final eval return."""
     cfg = typed_config(node)
-    if cfg.algo.name not in ALGOS:
-        raise UserError(f"algo={cfg.algo.name} is not known; choose one of {', '.join(ALGOS)}")
-    spec = ALGOS[cfg.algo.name]
-    algo_cls = spec.algorithm_class()
+    if cfg.algo.name not in ALGORITHMS:
+        known = ", ".join(ALGORITHMS)
+        raise UserError(f"algo={cfg.algo.name} is not known; choose one of {known}")
+    algo_cls = ALGORITHMS[cfg.algo.name]
     device = select_device(cfg.device)
     rng = seed_everything(cfg.seed)
     checkpoint_dir = run_dir / "checkpoints"
@@ -124,9 +124,7 @@ def train(node: DictConfig, run_dir: Path, resume: bool = False) -> float:
     env = make_vec_env(cfg.env, num_envs=cfg.env.num_envs, seed=cfg.seed, training=True)
     recorder: Recorder | None = None
     try:
-        check = getattr(algo_cls, "check_env", None)
-        if check is not None:
-            check(env.single_observation_space, env.single_action_space)
+        algo_cls.check_env(env.single_observation_space, env.single_action_space)
         configure_threads(cfg.device, is_image_space(env.single_observation_space))
         recorder = Recorder(
             run_dir,
@@ -155,7 +153,7 @@ def _run(
 ) -> float:
     iterations, elapsed_before, best = 0, 0.0, -float("inf")
     if saved is not None:
-        if saved.get("env_state") is not None and hasattr(ctx.env, "load_state_dict"):
+        if saved.get("env_state") is not None:
             ctx.env.load_state_dict(saved["env_state"])
         # the counters first: an algorithm's load_state_dict may read ctx.step (schedules)
         ctx.step, iterations = int(saved["step"]), int(saved["iterations"])
@@ -205,8 +203,8 @@ def _run(
         rec.write("eval/return_mean", float(returns.mean()), ctx.step)
         rec.write("eval/return_std", float(returns.std()), ctx.step)
         if cfg.logger.video:
-            from rltrain.core.video import record_episodes
             from rltrain.envs.video import read_video_frames
+            from rltrain.runner.video import record_episodes
 
             ((path, _),) = record_episodes(
                 algo.act, cfg.env, run_dir / "videos", 1, cfg.seed, True,
@@ -221,15 +219,15 @@ def _run(
     last_eval: tuple[int, np.ndarray] | None = None  # (step, returns) of the latest evaluation
     with _StopFlag() as stop:
         try:
-            while ctx.step < cfg.total_steps and not finished(algo):
+            while ctx.step < cfg.total_steps and not algo.finished:
                 ctx.step += algo.iterate()
                 iterations += 1
-                returns, lengths = episode_source(algo, ctx.env).pop_episodes()
+                returns, lengths = algo.pop_episodes() or ctx.env.pop_episodes()
                 for episode_return, length in zip(returns.tolist(), lengths.tolist(), strict=True):
                     rec.write("charts/episodic_return", episode_return, ctx.step)
                     rec.write("charts/episodic_length", length, ctx.step)
                     recent.append(episode_return)
-                if ctx.step >= next_log or finished(algo):
+                if ctx.step >= next_log or algo.finished:
                     next_log = (ctx.step // log_every + 1) * log_every
                     sps = (ctx.step - start_step) / max(1e-9, time.perf_counter() - start_time)
                     rec.scalar("charts/sps", sps)

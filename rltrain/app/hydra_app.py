@@ -8,8 +8,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from rltrain.app.sweeps import train_seeds
 from rltrain.config.store import register_configs
-from rltrain.sweeps import train_seeds
 
 register_configs()
 

@@ -13,7 +13,6 @@ import os
 import pickle
 import random
 import re
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rltrain.errors import UserError, os_error_advice
+from rltrain.errors import UserError, os_error_advice, warn_stderr
 
 FORMAT_VERSION = 1
 LAST = "last.pt"
@@ -140,11 +139,6 @@ def does_not_fit(directory: Path, algo_name: str, error: BaseException) -> UserE
     )
 
 
-def warn_stderr(message: str) -> None:
-    """Warnings go to stderr, so stdout stays the command's output (eval returns, tables)."""
-    print(f"rltrain: {message}", file=sys.stderr, flush=True)
-
-
 def _unpickling_reason(error: Exception) -> str:
     """The line of torch's long weights_only message that names what was refused."""
     text = str(error)
@@ -192,11 +186,3 @@ def generator_state(rng: np.random.Generator) -> dict[str, Any]:
 
 def set_generator_state(rng: np.random.Generator, state: dict[str, Any]) -> None:
     rng.bit_generator.state = state
-
-
-def envs_restored(env: Any) -> bool:
-    """Whether a checkpoint restores `env`'s internals (batched and sync vector envs: the loop
-    loads their state), so the observations an algorithm saved are still the ones to act on.
-    Async sub-envs live in other processes and restart with fresh episodes on resume."""
-    state_dict = getattr(env, "state_dict", None)
-    return state_dict is not None and state_dict().get("envs", "inline") is not None

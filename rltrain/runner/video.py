@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from rltrain.core.evaluate import with_epsilon
 from rltrain.errors import UserError
+from rltrain.runner.evaluate import with_epsilon
 
 
 def _write(path: Path, frames: list[np.ndarray] | np.ndarray, fps: float) -> Path:

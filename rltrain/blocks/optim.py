@@ -37,7 +37,7 @@ def sqrt_into(source: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(source, out=out)
 
 
-class _FlatOptimizer:
+class FlatOptimizer:
     def __init__(self, params: Iterable[torch.Tensor], lr: float) -> None:
         unique: dict[int, torch.Tensor] = {}
         for p in params:
@@ -70,7 +70,7 @@ class _FlatOptimizer:
                 p.grad = self.flat_grad[offset : offset + n].view_as(p)
                 offset += n
 
-    def use_worker_buffers(self, local: _FlatOptimizer) -> None:
+    def use_worker_buffers(self, local: FlatOptimizer) -> None:
         """A3C: step the shared weights with this worker's own gradient and scratch.
 
         Pickled to a 'spawn' worker, every tensor of a shared optimizer lands in shared memory;
@@ -118,7 +118,7 @@ class _FlatOptimizer:
             tensor.share_memory_()
 
 
-class Adam(_FlatOptimizer):
+class Adam(FlatOptimizer):
     """Adam (Kingma & Ba 2015), as torch.optim.Adam without weight decay / amsgrad:
 
     m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
@@ -158,7 +158,7 @@ class Adam(_FlatOptimizer):
         )
 
 
-class RMSprop(_FlatOptimizer):
+class RMSprop(FlatOptimizer):
     """RMSprop as torch.optim.RMSprop (no momentum, not centered):
 
     v <- alpha v + (1 - alpha) g^2;  p <- p - lr * g / (sqrt(v) + eps)

@@ -1,9 +1,9 @@
-"""The hand-written backward passes (networks/backprop.py, PPO's and A2C's loss gradients) against
-autograd.
+"""The hand-written backward pass (rltrain/networks/hand_backward.py) against autograd.
 
-Every gradient is computed twice, once by autograd from the loss and once by hand, in float64 so
-that the comparison is tight; the PPO test then checks that a whole update gives the same weights
-both ways in float32.
+Every gradient is computed twice, once by autograd from the loss and once by hand, in float64
+where the pieces allow it so that the comparison is tight; whole PPO and A2C updates then give
+the same weights both ways in float32. The loss functions' own gradients are checked against
+values worked out by hand.
 """
 
 from __future__ import annotations
@@ -15,24 +15,25 @@ import pytest
 import torch
 from torch import nn
 
-from rltrain.algos.a2c import Rollout as A2CRollout
-from rltrain.algos.a2c import actor_critic_gradients, actor_critic_loss
+from rltrain.algos.actor_critic import Rollout, actor_critic_loss, flat_batch
 from rltrain.algos.base import Context
-from rltrain.algos.ppo import (
-    PPO,
-    PPOConfig,
-    clipped_surrogate_grad,
-    clipped_surrogate_loss,
-    value_loss,
-    value_loss_grad,
-)
+from rltrain.algos.ppo import PPO, clipped_surrogate_loss, value_loss
+from rltrain.blocks.optim import Adam
+from rltrain.config.algos import PPOConfig
+from rltrain.config.envs import GymEnvConfig
 from rltrain.config.schema import Config, NetworkConfig
-from rltrain.core.optim import Adam
-from rltrain.envs.factory import GymEnvConfig, make_vec_env
+from rltrain.envs.factory import make_vec_env
 from rltrain.logging import Recorder
 from rltrain.networks import build_actor_critic
 from rltrain.networks import distributions as D
-from rltrain.networks.backprop import mlp_backward, mlp_forward
+from rltrain.networks.hand_backward import (
+    AutogradPath,
+    HandPath,
+    categorical_logits_grad,
+    gradient_path,
+    mlp_backward,
+    mlp_forward,
+)
 
 torch.set_num_threads(1)
 
@@ -98,50 +99,93 @@ def test_mlp_backward_hand_computed() -> None:
     assert layers[0][1].grad.item() == pytest.approx(v * (1 - h * h), rel=1e-6)  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("grad_entropy", [0.0, -0.3])
-def test_categorical_logits_grad_matches_autograd(grad_entropy: float) -> None:
+@pytest.mark.parametrize("grad_entropy", [None, 0.0, -0.3])
+def test_categorical_logits_grad_matches_autograd(grad_entropy: float | None) -> None:
     generator = torch.Generator().manual_seed(1)
     logits = torch.randn(64, 5, generator=generator, dtype=torch.float64, requires_grad=True)
     actions = torch.randint(0, 5, (64,), generator=generator)
     grad_log_prob = torch.randn(64, generator=generator, dtype=torch.float64)
+    # a different dL/dH for every row, as autograd hands it over from an arbitrary loss
+    grad_h = None
+    if grad_entropy is not None:
+        grad_h = grad_entropy * torch.rand(64, generator=generator, dtype=torch.float64)
     loss = (grad_log_prob * D.categorical_log_prob(logits, actions)).sum()
-    loss = loss + grad_entropy * D.categorical_entropy(logits).sum()
+    if grad_h is not None:
+        loss = loss + (grad_h * D.categorical_entropy(logits)).sum()
     loss.backward()
     with torch.no_grad():
-        by_hand = D.categorical_logits_grad(
-            torch.log_softmax(logits, -1), actions, grad_log_prob, grad_entropy
+        by_hand = categorical_logits_grad(
+            torch.log_softmax(logits, -1), actions, grad_log_prob, grad_h
         )
     torch.testing.assert_close(by_hand, logits.grad)
 
 
-def test_clipped_surrogate_grad_matches_autograd_in_every_region() -> None:
+def test_clipped_surrogate_gradient_by_hand_in_every_region() -> None:
     # ratios below, inside and above [0.8, 1.2], with positive and negative advantages
     ratio = torch.tensor([0.5, 0.9, 1.0, 1.1, 1.5] * 2, dtype=torch.float64)
     advantages = torch.tensor([1.0] * 5 + [-2.0] * 5, dtype=torch.float64)
     log_ratio = ratio.log().requires_grad_()
     clipped_surrogate_loss(log_ratio.exp(), advantages, 0.2).backward()
-    by_hand = clipped_surrogate_grad(ratio, advantages, 0.2)
-    torch.testing.assert_close(by_hand, log_ratio.grad)
-    # by hand: -r A / B where the unclipped term is the minimum, else 0 (B = 10)
+    # by hand, dL/d log pi = -r A / B where the unclipped term is the minimum, else 0 (B = 10)
     expected = [-0.5 / 10, -0.9 / 10, -1.0 / 10, -1.1 / 10, 0.0]
     expected += [0.0, 1.8 / 10, 2.0 / 10, 2.2 / 10, 3.0 / 10]
-    torch.testing.assert_close(by_hand, torch.tensor(expected, dtype=torch.float64))
+    torch.testing.assert_close(log_ratio.grad, torch.tensor(expected, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("clip", [None, 0.2])
-def test_value_loss_grad_matches_autograd(clip: float | None) -> None:
+def test_value_loss_gradient_by_hand(clip: float | None) -> None:
     old = torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0, 1.0], dtype=torch.float64)
     values = torch.tensor([0.1, 0.5, -0.5, 1.5, 0.7, 1.3], dtype=torch.float64)
-    # (no exact tie between the clipped and unclipped errors: there autograd's max splits the
-    # gradient in halves, a subgradient convention of its own)
     returns = torch.tensor([1.0, -1.0, 0.2, 0.0, 2.0, 1.26], dtype=torch.float64)
     leaf = values.clone().requires_grad_()
     value_loss(leaf, returns, old, clip).backward()
-    by_hand = value_loss_grad(values.clone(), returns, old, clip)
-    torch.testing.assert_close(by_hand, leaf.grad)
-    # the last value moved 0.3 from its old estimate, past the clip: its clipped error 0.06^2 is
-    # the larger, so with clipping it gets no gradient; without, 2 (1.3 - 1.26) / 6
-    assert by_hand[5].item() == pytest.approx(0.0 if clip else 2 * 0.04 / 6)
+    assert leaf.grad is not None
+    # 2 (V - R) / B, and 0 where the clipped error is strictly larger: the last value moved 0.3
+    # from its old estimate, past the clip; its clipped error 0.06^2 is the larger
+    expected = 2 * (values - returns) / 6
+    if clip is not None:
+        expected[5] = 0.0
+    torch.testing.assert_close(leaf.grad, expected)
+
+
+def make_net(env_id: str = "CartPole-v1", **network: object) -> tuple[nn.Module, Adam]:
+    torch.manual_seed(0)
+    env = make_vec_env(GymEnvConfig(name="test", id=env_id), num_envs=1, seed=0, training=True)
+    net = build_actor_critic(
+        env.single_observation_space, env.single_action_space, NetworkConfig(**network)  # type: ignore[arg-type]
+    )
+    env.close()
+    return net, Adam(net.parameters(), lr=1e-3)  # the flat .grad views the hand pass writes into
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "elu"])
+def test_hand_path_gives_autograds_gradient_of_any_loss(activation: str) -> None:
+    """A PPO-shaped loss with every clip region, value clipping and an entropy bonus."""
+    net, optimizer = make_net(activation=activation)
+    generator = torch.Generator().manual_seed(3)
+    obs = torch.randn(48, 4, generator=generator)
+    actions = torch.randint(0, 2, (48,), generator=generator)
+    old_log_probs = -0.7 + 0.4 * torch.randn(48, generator=generator)
+    advantages = torch.randn(48, generator=generator)
+    returns, old_values = torch.randn(48, generator=generator), torch.randn(48, generator=generator)
+
+    def loss_of(path: AutogradPath | HandPath) -> torch.Tensor:
+        out = path.evaluate(obs, actions)
+        ratio = (out.log_probs - old_log_probs).exp()
+        loss = clipped_surrogate_loss(ratio, advantages, 0.2)
+        loss = loss + 0.5 * value_loss(out.values, returns, old_values, 0.2)
+        loss = loss - 0.05 * (out.entropy * out.entropy).mean()  # not linear in H: per-row dL/dH
+        path.backward(out, loss)
+        return loss.detach()
+
+    autograd_loss = loss_of(AutogradPath(net, optimizer))
+    expected = optimizer.flat_grad.clone()
+    optimizer.flat_grad.fill_(3.0)  # overwritten, not added to
+    hand = gradient_path(net, optimizer, hand=True)
+    assert isinstance(hand, HandPath)
+    torch.testing.assert_close(loss_of(hand), autograd_loss)
+    assert expected.abs().max() > 1e-3
+    torch.testing.assert_close(optimizer.flat_grad, expected, rtol=1e-4, atol=1e-7)
 
 
 def make_ppo(algo: PPOConfig, network: NetworkConfig, env_id: str = "CartPole-v1") -> PPO:
@@ -169,7 +213,7 @@ def test_ppo_update_by_hand_gives_autograds_weights(options: dict, activation: s
     base = {"n_steps": 16, "batch_size": 64, "n_epochs": 4, "lr": 3e-3, **options}
     by_hand = make_ppo(PPOConfig(**base), network)
     autograd = make_ppo(PPOConfig(**base, manual_backward=False), network)
-    assert by_hand.manual_backward and not autograd.manual_backward
+    assert by_hand.gradients.hand and not autograd.gradients.hand
     torch.testing.assert_close(by_hand.optimizer.flat, autograd.optimizer.flat, rtol=0, atol=0)
     rollout = by_hand.collect()
     rollout = rollout._replace(log_probs=rollout.log_probs + 0.2 * torch.randn(16, 4))
@@ -187,29 +231,35 @@ def test_ppo_update_by_hand_gives_autograds_weights(options: dict, activation: s
 def test_networks_the_hand_pass_does_not_cover_use_autograd() -> None:
     shared = make_ppo(PPOConfig(n_steps=8, batch_size=32), NetworkConfig(shared_trunk=True))
     gaussian = make_ppo(PPOConfig(n_steps=8, batch_size=32), NetworkConfig(), "Pendulum-v1")
-    assert not shared.manual_backward and not gaussian.manual_backward
+    assert not shared.gradients.hand and not gaussian.gradients.hand
 
 
 @pytest.mark.parametrize("normalize", [False, True])
 def test_a2c_gradients_by_hand_match_autograd(normalize: bool) -> None:
-    torch.manual_seed(0)
-    env = make_vec_env(GymEnvConfig(name="cartpole"), num_envs=1, seed=0, training=True)
-    net = build_actor_critic(env.single_observation_space, env.single_action_space, NetworkConfig())
-    optimizer = Adam(net.parameters(), lr=1e-3)  # the flat .grad views the hand pass writes into
+    net, optimizer = make_net()
     generator = torch.Generator().manual_seed(2)
-    rollout = A2CRollout(
+    rollout = Rollout(
         torch.randn(5, 8, 4, generator=generator),
         torch.randint(0, 2, (5, 8), generator=generator),
+        torch.zeros(5, 8),
         torch.zeros(5, 8),
         torch.randn(5, 8, generator=generator),
         torch.randn(5, 8, generator=generator),
     )
-    loss, expected = actor_critic_loss(net, rollout, 0.5, 0.01, normalize)
-    optimizer.zero_grad()
-    loss.backward()
+    obs, actions, advantages, returns = flat_batch(rollout, normalize)
+
+    def gradients(path: AutogradPath | HandPath) -> tuple[torch.Tensor, ...]:
+        out = path.evaluate(obs, actions)
+        loss, stats = actor_critic_loss(
+            out.log_probs, out.entropy, out.values, advantages, returns, 0.5, 0.01
+        )
+        path.backward(out, loss)
+        return stats
+
+    expected = gradients(AutogradPath(net, optimizer))
     autograd = optimizer.flat_grad.clone()
     optimizer.flat_grad.fill_(3.0)  # overwritten, not added to
-    stats = actor_critic_gradients(net, rollout, 0.5, 0.01, normalize)
+    stats = gradients(HandPath(net, optimizer))
     assert autograd.abs().max() > 1e-3
     torch.testing.assert_close(optimizer.flat_grad, autograd, rtol=1e-4, atol=1e-7)
     for got, want in zip(stats, expected, strict=True):

@@ -25,9 +25,9 @@ def load_run_config(run_dir: Path) -> DictConfig:
     if not path.is_file():
         raise UserError(f"{run_dir} is not an rltrain run directory (no .hydra/config.yaml)")
 
-    from rltrain.algos.registry import ALGOS
+    from rltrain.config.algos import ALGO_SCHEMAS
+    from rltrain.config.envs import ENV_SCHEMAS
     from rltrain.config.schema import Config
-    from rltrain.envs.registry import ENVS
 
     try:
         loaded = OmegaConf.load(path)
@@ -36,11 +36,11 @@ def load_run_config(run_dir: Path) -> DictConfig:
         raise UserError(
             f"{path} is not a readable rltrain config ({type(error).__name__})"
         ) from None
-    if algo_name not in ALGOS or env_name not in ENVS:
+    if algo_name not in ALGO_SCHEMAS or env_name not in ENV_SCHEMAS:
         raise UserError(f"{path} names algo={algo_name} env={env_name}, which this rltrain lacks")
     schema = OmegaConf.structured(Config)
-    schema.algo = OmegaConf.structured(ALGOS[algo_name].config_class())
-    schema.env = OmegaConf.structured(ENVS[env_name])
+    schema.algo = OmegaConf.structured(ALGO_SCHEMAS[algo_name].schema)
+    schema.env = OmegaConf.structured(ENV_SCHEMAS[env_name])
     try:
         merged = OmegaConf.merge(schema, loaded)
     except Exception as error:  # a key or value this rltrain's schemas do not have
@@ -56,7 +56,7 @@ def load_run_config(run_dir: Path) -> DictConfig:
 
 def resume_run(run_dir: Path) -> None:
     node = load_run_config(run_dir)
-    from rltrain.core.loop import train
+    from rltrain.runner.loop import train
 
     if not (run_dir / "checkpoints").is_dir():
         raise UserError(f"{run_dir} has no checkpoints/ to resume from")
@@ -75,12 +75,12 @@ def build_agent(run_dir: Path, which: str) -> tuple[Any, Any, dict[str, Any]]:
     """(algorithm with loaded weights, typed config, checkpoint) of a run."""
     node = load_run_config(run_dir)  # first: a wrong path fails before torch is imported
     from rltrain.algos.base import Context
-    from rltrain.algos.registry import ALGOS
+    from rltrain.algos.registry import ALGORITHMS
     from rltrain.config.validate import typed_config
-    from rltrain.core import checkpoint as ckpt
-    from rltrain.core.seeding import seed_everything
     from rltrain.envs.factory import make_vec_env
     from rltrain.logging import Recorder
+    from rltrain.runner import checkpoint as ckpt
+    from rltrain.runner.device import seed_everything
 
     cfg = typed_config(node)
     names = {"last": ckpt.LAST, "best": ckpt.BEST}
@@ -102,8 +102,8 @@ def build_agent(run_dir: Path, which: str) -> tuple[Any, Any, dict[str, Any]]:
     env = make_vec_env(cfg.env, num_envs=1, seed=cfg.seed, training=False)
     # the thread rule of training (one thread for MLPs): torch's default of every core makes a
     # batch-of-one CNN forward many times slower as soon as another process wants a core
-    from rltrain.core.seeding import configure_threads
     from rltrain.networks.builders import is_image_space
+    from rltrain.runner.device import configure_threads
 
     configure_threads(cfg.device, is_image_space(env.single_observation_space))
     ctx = Context(
@@ -115,7 +115,7 @@ def build_agent(run_dir: Path, which: str) -> tuple[Any, Any, dict[str, Any]]:
         run_dir=None,
     )
     try:
-        algo = ALGOS[cfg.algo.name].algorithm_class()(cfg.algo, ctx)
+        algo = ALGORITHMS[cfg.algo.name](cfg.algo, ctx)
         try:
             algo.load_state_dict(state["algo_state"])
         except ckpt.STATE_LOAD_ERRORS as error:
@@ -138,7 +138,7 @@ def evaluate_run(
     paths: list[Path] = []
     if video:
         # the scored episodes are the recorded ones: what the user reads is what the videos show
-        from rltrain.core.video import record_episodes
+        from rltrain.runner.video import record_episodes
 
         recorded = record_episodes(
             algo.act, cfg.env, run_dir / "videos", episodes, seed, deterministic,
@@ -147,7 +147,7 @@ def evaluate_run(
         paths = [path for path, _ in recorded]
         returns = np.array([value for _, value in recorded])
     else:
-        from rltrain.core.evaluate import evaluate
+        from rltrain.runner.evaluate import evaluate
 
         returns = evaluate(
             algo.act, cfg.env, episodes, seed, deterministic=deterministic,
@@ -159,9 +159,9 @@ def evaluate_run(
         f"{cfg.algo.name} on {cfg.env.name}, step {state['step']:,}: mean {returns.mean():.2f} "
         f"± {returns.std():.2f} over {len(returns)} episodes"
     )
-    view = getattr(algo, "terminal_view", None)
+    view = algo.terminal_view()
     if view is not None:
-        print(view())
+        print(view)
     for path in paths:
         print(f"video: {path}")
 
@@ -197,8 +197,8 @@ def list_groups(group: str | None) -> None:
 def summarize(
     directory: Path, csv_path: Path | None, plot_path: Path | None = None, group: bool = True
 ) -> None:
-    """The sweep summary; see rltrain/summary.py."""
-    from rltrain.summary import summarize as summarize_runs
+    """The sweep summary; see rltrain/app/summary.py."""
+    from rltrain.app.summary import summarize as summarize_runs
 
     summarize_runs(directory, csv_path, plot_path, group)
 

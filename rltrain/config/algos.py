@@ -1,0 +1,423 @@
+"""Every algorithm's schema (`algo.<key>`): keys, defaults, one-line meanings and range checks.
+
+Defaults live here and nowhere else; YAML under `rltrain/conf/` holds only presets. The schemas sit
+in the config layer, apart from the algorithms, so that composing, printing or validating a
+config never imports torch; each algorithm file names its schema at the top.
+`ALGO_SCHEMAS` maps `algo.name` to its schema, a one-line description and the networks it can use.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from rltrain.errors import UserError
+
+
+@dataclass
+class PPOConfig:
+    name: str = "ppo"
+    lr: float = 3e-4
+    anneal_lr: bool = True  # linear decay to 0 over the step budget
+    n_steps: int = 128  # rollout length per env; a rollout is n_steps x num_envs transitions
+    batch_size: int = 64  # minibatch size
+    n_epochs: int = 10
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_coef: float = 0.2
+    anneal_clip: bool = False  # linear decay of clip_coef to 0 (RL Zoo "lin_0.2")
+    clip_value_loss: bool = False  # clip V around the old estimate, as in the PPO2 baselines
+    normalize_advantages: bool = True
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5  # loss = pg + vf_coef * mean((V - R)^2) - ent_coef * H  (SB3 convention)
+    max_grad_norm: float = 0.5
+    target_kl: float | None = None  # stop the epoch loop once approx KL > 1.5 * target_kl
+    adam_eps: float = 1e-5
+    # Categorical policy on two separate MLP towers: gradients from a hand-written backward pass
+    # (rltrain/networks/hand_backward.py), the same numbers as autograd's and a minibatch step about
+    # 1.8x faster on CartPole. false = autograd; other networks always use autograd.
+    manual_backward: bool = True
+
+    def __post_init__(self) -> None:
+        for key in ("lr", "n_steps", "batch_size", "n_epochs", "max_grad_norm"):
+            if getattr(self, key) <= 0:
+                raise UserError(f"algo.{key}={getattr(self, key)} must be positive")
+        if not 0.0 < self.gamma <= 1.0:
+            raise UserError(f"algo.gamma={self.gamma} must be in (0, 1]")
+        if not 0.0 <= self.gae_lambda <= 1.0:
+            raise UserError(f"algo.gae_lambda={self.gae_lambda} must be in [0, 1]")
+        if self.clip_coef <= 0:
+            raise UserError(f"algo.clip_coef={self.clip_coef} must be positive")
+        if self.ent_coef < 0 or self.vf_coef < 0:
+            raise UserError(
+                f"algo.ent_coef={self.ent_coef} and algo.vf_coef={self.vf_coef} must be >= 0"
+            )
+
+
+
+
+OPTIMIZERS = ("rmsprop", "adam")
+
+
+@dataclass
+class A2CConfig:
+    name: str = "a2c"
+    lr: float = 7e-4
+    anneal_lr: bool = False  # linear decay to 0 over the step budget (RL Zoo "lin_7e-4")
+    n_steps: int = 5  # rollout length per env; one update per n_steps x num_envs transitions
+    gamma: float = 0.99
+    gae_lambda: float = 1.0  # 1.0: n-step returns bootstrapped from V at the rollout end
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5  # loss = pg + vf_coef * mean((V - R)^2) - ent_coef * H  (SB3 convention)
+    max_grad_norm: float = 0.5
+    optimizer: str = "rmsprop"  # rmsprop (SB3 / RL Zoo) | adam
+    rms_alpha: float = 0.99  # RMSprop smoothing constant
+    eps: float = 1e-5  # RMSprop / Adam epsilon
+    normalize_advantages: bool = False
+    # divide rewards by a running std of the discounted return (RL Zoo's `normalize: true`);
+    # V and the values/* diagnostics are then in those scaled units
+    normalize_rewards: bool = False
+    # Categorical policy on two separate MLP towers: gradients from a hand-written backward pass
+    # (rltrain/networks/hand_backward.py), the same numbers as autograd's; false = autograd
+    manual_backward: bool = True
+
+    def __post_init__(self) -> None:
+        check_actor_critic_config(self)
+
+
+def check_actor_critic_config(cfg: Any) -> None:
+    """Range checks shared by A2C and A3C configs: one line naming the key."""
+    for key in ("lr", "n_steps", "max_grad_norm", "eps"):
+        if getattr(cfg, key) <= 0:
+            raise UserError(f"algo.{key}={getattr(cfg, key)} must be positive")
+    if not 0.0 < cfg.gamma <= 1.0:
+        raise UserError(f"algo.gamma={cfg.gamma} must be in (0, 1]")
+    if not 0.0 <= cfg.gae_lambda <= 1.0:
+        raise UserError(f"algo.gae_lambda={cfg.gae_lambda} must be in [0, 1]")
+    if not 0.0 <= cfg.rms_alpha < 1.0:
+        raise UserError(f"algo.rms_alpha={cfg.rms_alpha} must be in [0, 1)")
+    for key in ("ent_coef", "vf_coef"):
+        if getattr(cfg, key) < 0:
+            raise UserError(f"algo.{key}={getattr(cfg, key)} must be >= 0")
+    if cfg.optimizer not in OPTIMIZERS:
+        raise UserError(f"algo.optimizer={cfg.optimizer} is not known; use rmsprop or adam")
+
+
+
+
+@dataclass
+class A3CConfig:
+    name: str = "a3c"
+    num_workers: int = 0  # worker processes; 0 = one per CPU core
+    lr: float = 7e-4
+    anneal_lr: bool = True  # linear decay to 0 over the step budget, as in the paper
+    n_steps: int = 5  # t_max = 5 in the paper: steps a worker plays before each update
+    gamma: float = 0.99
+    gae_lambda: float = 1.0  # 1.0: the paper's n-step returns
+    ent_coef: float = 0.01  # beta = 0.01 in the paper
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5  # global norm of each worker's gradient (SB3's A2C default)
+    optimizer: str = "rmsprop"  # rmsprop (the paper's shared RMSProp) | adam, statistics shared
+    rms_alpha: float = 0.99  # RMSprop decay (alpha = 0.99 in the paper)
+    eps: float = 1e-5  # RMSprop / Adam epsilon
+    normalize_advantages: bool = False
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 0:
+            raise UserError(
+                f"algo.num_workers={self.num_workers} must be >= 0 (0 = one worker per core)"
+            )
+        check_actor_critic_config(self)
+
+    @property
+    def workers(self) -> int:
+        return self.num_workers or (os.cpu_count() or 1)
+
+
+
+
+@dataclass
+class ReinforceConfig:
+    name: str = "reinforce"
+    lr: float = 1e-3  # Adam
+    anneal_lr: bool = False  # linear decay to 0 over the step budget
+    gamma: float = 0.99
+    baseline: bool = True  # learned V(s) subtracted from the return
+    # standardise the policy-gradient weights (G - V, or G without baseline) over the batch
+    normalize_returns: bool = True
+    episodes_per_update: int = 8  # a multiple of env.num_envs: each env plays the same number
+    vf_coef: float = 0.5  # loss = pg + vf_coef * mean((V - G)^2) - ent_coef * H
+    # gradient steps per batch on the value loss: the first comes with the policy step, the rest
+    # fit V alone (Spinning Up's VPG takes 80); one step a batch leaves V far behind the returns
+    value_steps: int = 20
+    ent_coef: float = 0.0
+    max_grad_norm: float = 0.5
+    adam_eps: float = 1e-5
+    # per-episode gradients each update for policy/grad_variance (one batched backward pass)
+    grad_variance: bool = True
+
+    def __post_init__(self) -> None:
+        for key in ("lr", "episodes_per_update", "max_grad_norm", "adam_eps", "value_steps"):
+            if getattr(self, key) <= 0:
+                raise UserError(f"algo.{key}={getattr(self, key)} must be positive")
+        if not 0.0 < self.gamma <= 1.0:
+            raise UserError(f"algo.gamma={self.gamma} must be in (0, 1]")
+        for key in ("ent_coef", "vf_coef"):
+            if getattr(self, key) < 0:
+                raise UserError(f"algo.{key}={getattr(self, key)} must be >= 0")
+
+
+
+
+LOSSES = ("huber", "mse")
+
+
+@dataclass
+class DQNConfig:
+    # Defaults follow Stable-Baselines3's DQN (which follows Mnih et al. 2015) except the buffer:
+    # 1e5 rather than 1e6, so an untuned image env does not ask for 7 GB (presets: conf/tuned).
+    name: str = "dqn"
+    lr: float = 1e-4
+    buffer_size: int = 100_000  # transitions, summed over envs
+    learning_starts: int = 100  # env steps of uniform random actions before the first update
+    batch_size: int = 32
+    gamma: float = 0.99
+    # target net: every `target_update_interval` env steps, target <- tau*online + (1-tau)*target
+    # (tau = 1: the hard copy of Mnih et al.; tau < 1: Polyak averaging, Lillicrap et al. 2016)
+    tau: float = 1.0
+    target_update_interval: int = 10_000
+    train_freq: int = 4  # env steps per vector env between update phases
+    gradient_steps: int = 1  # gradient steps per update phase
+    # epsilon decays linearly from initial to final over the first `exploration_fraction` of
+    # the step budget, then stays at final
+    exploration_fraction: float = 0.1
+    exploration_initial_eps: float = 1.0
+    exploration_final_eps: float = 0.05
+    loss: str = "huber"  # huber (smooth L1, as in Mnih et al.'s error clipping) | mse
+    max_grad_norm: float | None = 10.0  # global grad-norm clip; null disables
+    double: bool = False  # Double DQN target (van Hasselt et al. 2016)
+    n_step: int = 1  # n-step returns (Sutton & Barto sec. 7.1), formed by the buffer
+    prioritized: bool = False  # proportional prioritized replay (Schaul et al. 2016)
+    alpha: float = 0.6  # priority exponent: P(i) ~ (|delta_i| + eps)^alpha
+    beta_start: float = 0.4  # importance-weight exponent, annealed linearly to 1 over training
+    priority_eps: float = 1e-6
+    # the replay buffer is saved in checkpoints (resume continues with the same data); turn it
+    # off for huge buffers (a 1M-frame Atari buffer is about 7 GB)
+    checkpoint_buffer: bool = True
+
+    def __post_init__(self) -> None:
+        for key in (
+            "lr", "buffer_size", "batch_size", "target_update_interval", "train_freq",
+            "gradient_steps",
+        ):  # fmt: skip
+            if getattr(self, key) <= 0:
+                raise UserError(f"algo.{key}={getattr(self, key)} must be positive")
+        if self.n_step < 1:
+            raise UserError(f"algo.n_step={self.n_step} must be at least 1")
+        if self.learning_starts < 0:
+            raise UserError(f"algo.learning_starts={self.learning_starts} must be >= 0")
+        if not 0.0 < self.gamma <= 1.0:
+            raise UserError(f"algo.gamma={self.gamma} must be in (0, 1]")
+        if not 0.0 < self.tau <= 1.0:
+            raise UserError(f"algo.tau={self.tau} must be in (0, 1]")
+        for key in ("exploration_initial_eps", "exploration_final_eps", "alpha", "beta_start"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise UserError(f"algo.{key}={getattr(self, key)} must be in [0, 1]")
+        if not 0.0 < self.exploration_fraction <= 1.0:
+            raise UserError(
+                f"algo.exploration_fraction={self.exploration_fraction} must be in (0, 1]"
+            )
+        if self.loss not in LOSSES:
+            raise UserError(f"algo.loss={self.loss} is not known; use huber or mse")
+        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
+            raise UserError(
+                f"algo.max_grad_norm={self.max_grad_norm} must be positive (null disables it)"
+            )
+        if self.priority_eps < 0:
+            raise UserError(f"algo.priority_eps={self.priority_eps} must be >= 0")
+
+
+
+
+ALPHA_SCHEDULES = ("constant", "visits", "linear")
+EPSILON_SCHEDULES = ("linear", "exponential")
+
+
+@dataclass
+class TDConfig:
+    """Hyperparameters shared by q_learning, sarsa and expected_sarsa (`algo.<key>`).
+
+    Step sizes. visits: for 0.5 < omega <= 1 the sequence alpha / N^omega meets the
+    Robbins-Monro conditions (sum alpha = inf, sum alpha^2 < inf) per pair, under which
+    Q-learning converges to Q* (Watkins & Dayan 1992) and SARSA with a GLIE exploration schedule
+    too (Singh et al. 2000); omega < 1 forgets early targets faster than a plain average, which
+    converges polynomially rather than exponentially slowly in 1 / (1 - gamma) (Even-Dar &
+    Mansour 2003). linear is not Robbins-Monro, but it forgets the early targets of an on-policy
+    learner (values of the exploring policy) geometrically, where 1 / N^omega keeps a polynomial
+    share of them.
+
+    random_first_action with env.random_start=true (gridworld) gives exploring starts (Sutton &
+    Barto 2018, sec. 5.3): every (s, a) keeps being updated after epsilon has decayed, which
+    SARSA and expected SARSA need to reach Q* everywhere, since they learn the values of the
+    policy they follow and a greedy policy stops visiting the pairs it does not choose.
+    """
+
+    name: str = "q_learning"
+    gamma: float = 0.99  # discount
+    # step size: the constant, the numerator of visits, the start of linear
+    alpha: float = 0.1
+    # constant | visits: alpha / N(s, a)^alpha_omega, N the pair's visits so far (this one
+    # included) | linear: alpha -> alpha_end in a straight line over total_steps
+    alpha_schedule: str = "constant"
+    alpha_omega: float = 0.8  # visits: the exponent, in (0.5, 1]
+    alpha_end: float = 0.1  # linear: the step size at the end of training, in [0, alpha]
+    # Epsilon-greedy exploration from epsilon_start to epsilon_end over the first
+    # epsilon_fraction of total_steps, then constant.
+    epsilon_start: float = 1.0
+    epsilon_end: float = 0.05
+    epsilon_fraction: float = 0.5
+    # linear | exponential: eps = start * (end / start)^(progress / fraction) (both > 0)
+    epsilon_schedule: str = "linear"
+    # Initial value of every Q(s, a); above the largest return it is "optimism in the face of
+    # uncertainty": untried actions look best until tried (Sutton & Barto 2018, sec. 2.6).
+    initial_q: float = 0.0
+    # the first action of every training episode is uniform, whatever epsilon is (with
+    # env.random_start=true: exploring starts, which on-policy learners need to reach Q*)
+    random_first_action: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.gamma <= 1.0:
+            raise UserError(f"algo.gamma={self.gamma} must be in [0, 1]")
+        if not 0.0 < self.alpha <= 1.0:
+            raise UserError(f"algo.alpha={self.alpha} must be in (0, 1]")
+        if self.alpha_schedule not in ALPHA_SCHEDULES:
+            raise UserError(
+                f"algo.alpha_schedule={self.alpha_schedule} is not known; "
+                f"use {' or '.join(ALPHA_SCHEDULES)}"
+            )
+        if self.alpha_schedule == "visits" and not 0.5 < self.alpha_omega <= 1.0:
+            raise UserError(
+                f"algo.alpha_omega={self.alpha_omega} must be in (0.5, 1] "
+                "(Robbins-Monro: the step sizes must sum to infinity, their squares must not)"
+            )
+        if self.alpha_schedule == "linear" and not 0.0 <= self.alpha_end <= self.alpha:
+            raise UserError(
+                f"algo.alpha_end={self.alpha_end} must be in [0, algo.alpha={self.alpha}] "
+                "(alpha_schedule=linear decays alpha to alpha_end)"
+            )
+        for key in ("epsilon_start", "epsilon_end"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise UserError(f"algo.{key}={getattr(self, key)} must be in [0, 1]")
+        if not 0.0 < self.epsilon_fraction <= 1.0:
+            raise UserError(f"algo.epsilon_fraction={self.epsilon_fraction} must be in (0, 1]")
+        if self.epsilon_schedule not in EPSILON_SCHEDULES:
+            raise UserError(
+                f"algo.epsilon_schedule={self.epsilon_schedule} is not known; "
+                f"use {' or '.join(EPSILON_SCHEDULES)}"
+            )
+        exponential = self.epsilon_schedule == "exponential"
+        if exponential and min(self.epsilon_start, self.epsilon_end) <= 0:
+            raise UserError(
+                "algo.epsilon_schedule=exponential needs epsilon_start and epsilon_end > 0 "
+                "(a geometric schedule never reaches 0); use linear to decay to 0"
+            )
+
+
+@dataclass
+class QLearningConfig(TDConfig):
+    name: str = "q_learning"
+
+
+@dataclass
+class SarsaConfig(TDConfig):
+    name: str = "sarsa"
+
+
+@dataclass
+class ExpectedSarsaConfig(TDConfig):
+    name: str = "expected_sarsa"
+
+
+
+
+@dataclass
+class ValueIterationConfig:
+    name: str = "value_iteration"
+    gamma: float = 0.99
+    # Stop when the residual max_s |V_{k+1}(s) - V_k(s)| < tol; V is then within
+    # tol * gamma / (1 - gamma) of V* (for gamma < 1).
+    tol: float = 1e-8
+
+    def __post_init__(self) -> None:
+        _check(self.gamma, self.tol)
+
+
+@dataclass
+class PolicyIterationConfig:
+    name: str = "policy_iteration"
+    gamma: float = 0.99
+    # Policy evaluation is an exact linear solve for gamma < 1; for gamma = 1 it iterates
+    # until the values change by less than tol (the policy must then reach a terminal state).
+    tol: float = 1e-8
+
+    def __post_init__(self) -> None:
+        _check(self.gamma, self.tol)
+
+
+def _check(gamma: float, tol: float) -> None:
+    if not 0.0 <= gamma <= 1.0:
+        raise UserError(f"algo.gamma={gamma} must be in [0, 1]")
+    if not tol > 0.0:
+        raise UserError(f"algo.tol={tol} must be positive")
+
+
+# network= options an algorithm can use: neural learners build MLP / CNN trunks, tabular ones keep a
+# table (`network=auto` picks by observation space for both)
+NEURAL = ("auto", "mlp", "nature_cnn")
+TABULAR = ("auto", "tabular")
+
+
+@dataclass(frozen=True)
+class AlgoEntry:
+    schema: type
+    description: str
+    networks: tuple[str, ...]
+
+
+ALGO_SCHEMAS: dict[str, AlgoEntry] = {
+    "ppo": AlgoEntry(
+        PPOConfig, "proximal policy optimisation with GAE (Schulman et al. 2017)", NEURAL
+    ),
+    "dqn": AlgoEntry(
+        DQNConfig,
+        "deep Q-network; flags: double, dueling, n_steps, prioritized (Mnih et al. 2015)",
+        NEURAL,
+    ),
+    "q_learning": AlgoEntry(
+        QLearningConfig, "tabular Q-learning, off-policy TD control (Watkins 1989)", TABULAR
+    ),
+    "sarsa": AlgoEntry(
+        SarsaConfig, "tabular SARSA, on-policy TD control (Rummery & Niranjan 1994)", TABULAR
+    ),
+    "expected_sarsa": AlgoEntry(
+        ExpectedSarsaConfig, "tabular expected SARSA (van Seijen et al. 2009)", TABULAR
+    ),
+    "value_iteration": AlgoEntry(
+        ValueIterationConfig, "value iteration on the env's exact model (Bellman 1957)", TABULAR
+    ),
+    "policy_iteration": AlgoEntry(
+        PolicyIterationConfig, "policy iteration on the env's exact model (Howard 1960)", TABULAR
+    ),
+    "reinforce": AlgoEntry(
+        ReinforceConfig, "Monte-Carlo policy gradient with a learned baseline (Williams 1992)",
+        NEURAL,
+    ),
+    "a2c": AlgoEntry(
+        A2CConfig, "synchronous n-step advantage actor-critic (Mnih et al. 2016)", NEURAL
+    ),
+    "a3c": AlgoEntry(
+        A3CConfig, "asynchronous advantage actor-critic, worker processes (Mnih et al. 2016)",
+        NEURAL,
+    ),
+}

@@ -1,0 +1,104 @@
+"""Every environment's schema (`env.<key>`), keyed by `env.name` in `ENV_SCHEMAS`.
+
+Several env options share one schema: `env=cartpole`, `pendulum`, `frozen_lake`, ... are presets of
+`GymEnvConfig` (any gymnasium id). Validation that needs the env itself (a layout, an ALE game)
+happens where the env is built, in `rltrain.envs`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class GymEnvConfig:
+    """Any registered gymnasium id (`env=gym env.id=...`); `env=cartpole` is a preset of it."""
+
+    name: str = "gym"
+    id: str = "CartPole-v1"
+    num_envs: int = 1
+    # sync | async (subprocesses; pays off for slow envs only) | batched (CartPole-v1 only:
+    # all envs stepped as one numpy array program, same dynamics; see envs/batched_cartpole.py)
+    vectorization: str = "sync"
+    max_episode_steps: int | None = None  # None keeps the id's registered time limit
+
+@dataclass
+class GridWorldConfig:
+    """Schema of `env=gridworld` (the defaults live here, the YAML only holds presets)."""
+
+    # Config-group option name; the env factory dispatches on it.
+    name: str = "gridworld"
+    # Number of parallel copies of the environment.
+    num_envs: int = 1
+    # Vector-env backend: "sync" or "async".
+    vectorization: str = "sync"
+    # A named layout (see LAYOUTS: 4x4, cliff, maze8) or a map string, rows separated by '/'
+    # or newlines: S start, G goal, H trap, # wall, . floor; e.g. 'S..#/..H./...G'.
+    layout: str = "4x4"
+    # Probability that a move goes sideways: the intended move happens with 1 - slip, each of
+    # the two perpendicular moves with slip / 2.
+    slip: float = 0.0
+    # Reward for entering a floor (or start) cell, and for bumping into a wall or the edge.
+    step_reward: float = 0.0
+    # Reward for entering the goal G; the episode terminates.
+    goal_reward: float = 1.0
+    # Reward for entering a trap H; the episode terminates.
+    trap_reward: float = -1.0
+    # Episode length limit; the last step returns truncated=True.
+    max_steps: int = 100
+    # Training episodes start in a uniformly random cell that S can reach and that is not a
+    # goal or trap (the state half of exploring starts, with algo.random_first_action);
+    # evaluation episodes always start at S.
+    random_start: bool = False
+
+@dataclass
+class TrafficLightConfig:
+    """Schema of `env=traffic_light`."""
+
+    # Config-group option name; the env factory dispatches on it.
+    name: str = "traffic_light"
+    # Number of parallel copies of the environment.
+    num_envs: int = 1
+    # Vector-env backend: "sync" or "async".
+    vectorization: str = "sync"
+    # Chance that the light changes colour after each step.
+    switch_prob: float = 0.3
+    # Reward for going forward on green.
+    green_reward: float = 1.0
+    # Reward (a negative number) for going forward on red.
+    red_penalty: float = -5.0
+    # Episode length; the episode never terminates, the last step returns truncated=True.
+    max_steps: int = 50
+
+@dataclass
+class AtariConfig:
+    """`env=atari`: any ALE game by snake_case name (`env.game=space_invaders`)."""
+
+    name: str = "atari"
+    game: str = "breakout"
+    num_envs: int = 8
+    backend: str = "native"  # native (ale-py C++ vector env) | sync | async (gymnasium)
+    # Unused for Atari (`backend` picks the vectorization); kept so every env config has it.
+    vectorization: str = "sync"
+    frame_skip: int = 4
+    frame_stack: int = 4
+    screen_size: int = 84
+    noop_max: int = 30
+    terminal_on_life_loss: bool = True  # training only
+    clip_rewards: bool = True  # training only
+    repeat_action_probability: float = 0.25  # sticky actions, Machado et al. 2018
+    full_action_space: bool = False
+    max_episode_frames: int = 108_000  # truncation: 30 min of play (Machado et al. 2018)
+
+
+ENV_SCHEMAS: dict[str, type] = {
+    "cartpole": GymEnvConfig,
+    "pendulum": GymEnvConfig,
+    "gym": GymEnvConfig,
+    "gridworld": GridWorldConfig,
+    "traffic_light": TrafficLightConfig,
+    "frozen_lake": GymEnvConfig,
+    "cliff_walking": GymEnvConfig,
+    "taxi": GymEnvConfig,
+    "atari": AtariConfig,
+}

@@ -1,0 +1,240 @@
+"""One call for an actor-critic's gradients, with a hand-written backward pass where it pays.
+
+    path = gradient_path(net, optimizer, hand=True)
+    out = path.evaluate(obs, actions)      # log pi(a|s), H(pi(.|s)), V(s) of a batch
+    loss = ...                             # the algorithm's loss, from out, written once
+    path.backward(out, loss)               # dL/dtheta into every parameter's .grad
+
+`AutogradPath` is `net.evaluate` then `loss.backward()`. `HandPath` (a categorical policy on two
+separate MLP towers, `supports_hand_pass`) runs the towers without autograd, lets autograd
+differentiate the loss only as far as the three per-row outputs (dL/d log pi, dL/dH, dL/dV), and
+carries those back through the towers by hand. On small networks an update costs its number of
+tensor operations, not their arithmetic, and autograd's graph bookkeeping is then most of the
+cost; the hand pass skips it and writes the weight gradients straight into the flat optimizer's
+`.grad` views (faster on CPU; see docs/benchmarks.md). tests/unit/test_hand_backward.py ties both
+paths to autograd, gradient by gradient and over whole PPO and A2C updates.
+
+The layers are (weight, bias) pairs as in nn.Linear, y = x W^T + b, with the activation after
+every layer but the last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from rltrain.blocks.optim import FlatOptimizer
+from rltrain.networks import distributions as D
+from rltrain.networks.builders import MLP, ActorCritic
+
+Layer = tuple[torch.Tensor, torch.Tensor]  # (weight [out, in], bias [out])
+
+ACTIVATIONS = ("tanh", "relu", "elu")
+
+
+def _on_numpy(tensor: torch.Tensor) -> bool:
+    return tensor.device.type == "cpu" and tensor.dtype in (torch.float32, torch.float64)
+
+
+def _activate_(x: torch.Tensor, activation: str) -> torch.Tensor:
+    """x <- act(x) in place (tanh through NumPy on the CPU: torch's CPU tanh is slower)."""
+    if activation == "tanh":
+        if _on_numpy(x):
+            np.tanh(x.numpy(), out=x.numpy())
+            return x
+        return x.tanh_()
+    if activation == "relu":
+        return x.relu_()
+    return torch.nn.functional.elu_(x)
+
+
+def activation_backward_(grad: torch.Tensor, output: torch.Tensor, activation: str) -> torch.Tensor:
+    """grad <- dL/dz in place, from grad = dL/dy and the activation's output y = act(z):
+
+    tanh: dy/dz = 1 - y^2;  relu: 1[y > 0];  elu (alpha 1): 1 where y > 0, else y + 1.
+    """
+    if activation == "tanh":
+        return grad.mul_(1.0 - output * output)
+    if activation == "relu":
+        return grad.mul_(output > 0)
+    return grad.mul_(output.clamp(max=0.0).add_(1.0))
+
+
+def _weight_grad_into(grad: torch.Tensor, inputs: torch.Tensor, out: torch.Tensor) -> None:
+    """out <- grad^T inputs, the weight gradient [out, in] (out may be a view into a flat buffer).
+
+    Computed as (inputs^T grad)^T, which torch's CPU matmul does faster for thin inputs, and not
+    through NumPy, whose OpenBLAS threads would fight torch's for the cores.
+    """
+    out.copy_(torch.mm(inputs.t(), grad).t())
+
+
+def mlp_forward(
+    x: torch.Tensor, layers: Sequence[Layer], activation: str
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """(the input of every layer, the output) of h_{i+1} = act(h_i W_i^T + b_i), last layer linear.
+
+    The inputs are what `mlp_backward` needs; x is flattened to [batch, features] first.
+    """
+    h = x.flatten(1)
+    inputs = []
+    last = len(layers) - 1
+    for i, (weight, bias) in enumerate(layers):
+        inputs.append(h)
+        h = torch.addmm(bias, h, weight.t())
+        if i < last:
+            _activate_(h, activation)
+    return inputs, h
+
+
+def mlp_backward(
+    grad_output: torch.Tensor,
+    inputs: Sequence[torch.Tensor],
+    layers: Sequence[Layer],
+    activation: str,
+) -> None:
+    """Write dL/dW and dL/db of every layer into its `.grad` (overwritten, not accumulated).
+
+    From g = dL/dy of the last layer's output, layer by layer backwards:
+        dL/dW_i = g^T h_i,  dL/db_i = sum over the batch of g,
+        g <- (g W_i) * act'(h_i)   (h_i is layer i-1's activation output)
+    Every parameter must already have a `.grad` tensor of its shape.
+    """
+    g = grad_output
+    for i in range(len(layers) - 1, -1, -1):
+        weight, bias = layers[i]
+        assert weight.grad is not None and bias.grad is not None
+        _weight_grad_into(g, inputs[i], weight.grad)
+        torch.sum(g, 0, out=bias.grad)
+        if i > 0:
+            g = activation_backward_(g @ weight, inputs[i], activation)
+
+
+def categorical_logits_grad(
+    log_softmax: torch.Tensor,
+    actions: torch.Tensor,
+    grad_log_prob: torch.Tensor,
+    grad_entropy: torch.Tensor | None,
+) -> torch.Tensor:
+    """dL/dz for logits z, given dL/d log pi(a|s) and dL/dH per row (None: H is not in the loss).
+
+    From the log-softmax of z, with pi = exp(log_softmax) and H = -sum_j pi_j log pi_j:
+        d log pi_a / dz_j = 1[j = a] - pi_j;   dH / dz_j = -pi_j (log pi_j + H)
+    """
+    probs = log_softmax.exp()
+    grad = probs * -grad_log_prob.unsqueeze(-1)
+    grad.scatter_add_(-1, actions.long().unsqueeze(-1), grad_log_prob.unsqueeze(-1))
+    if grad_entropy is not None:
+        entropy = D.entropy_from_log_softmax(log_softmax).unsqueeze(-1)
+        grad -= grad_entropy.unsqueeze(-1) * probs * (log_softmax + entropy)
+    return grad
+
+
+# --- the two paths ------------------------------------------------------------------------------
+class Evaluation(NamedTuple):
+    """log pi(a|s), H(pi(.|s)) and V(s) per row, and what the hand pass kept from its forward."""
+
+    log_probs: torch.Tensor
+    entropy: torch.Tensor
+    values: torch.Tensor
+    inputs: tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor, torch.Tensor] | None = None
+
+
+class AutogradPath:
+    """`net.evaluate`, then `loss.backward()` into freshly zeroed gradients."""
+
+    hand = False
+
+    def __init__(self, net: ActorCritic, optimizer: FlatOptimizer) -> None:
+        self.net, self.optimizer = net, optimizer
+
+    def evaluate(self, obs: torch.Tensor, actions: torch.Tensor) -> Evaluation:
+        return Evaluation(*self.net.evaluate(obs, actions))
+
+    def backward(self, out: Evaluation, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad()
+        loss.backward()
+
+
+def towers_of(net: ActorCritic) -> tuple[list[Layer], list[Layer], str] | None:
+    """(actor layers, critic layers, activation) when the hand pass covers `net`: a categorical
+    policy on two separate MLP towers with a known activation; None for every other shape."""
+    actor, critic = net.actor_trunk, net.critic_trunk
+    if not (net.discrete and isinstance(actor, MLP) and isinstance(critic, MLP)):
+        return None
+    if critic is actor or actor.activation_name not in ACTIVATIONS:
+        return None
+    return (
+        [*actor.layer_parameters(), (net.policy_head.weight, net.policy_head.bias)],
+        [*critic.layer_parameters(), (net.value_head.weight, net.value_head.bias)],
+        actor.activation_name,
+    )
+
+
+def supports_hand_pass(net: ActorCritic) -> bool:
+    return towers_of(net) is not None
+
+
+class HandPath:
+    """The same numbers as `AutogradPath` (tests check), by the hand-written pass above."""
+
+    hand = True
+
+    def __init__(self, net: ActorCritic, optimizer: FlatOptimizer) -> None:
+        towers = towers_of(net)
+        assert towers is not None, "network shape not covered by the hand-written pass"
+        # The Parameter objects themselves: .to(), load_state_dict, share_memory and the flat
+        # optimizers all change their data in place, so these references stay the live weights.
+        self.actor, self.critic, self.activation = towers
+        self.optimizer = optimizer
+
+    @torch.no_grad()
+    def _forward(self, obs: torch.Tensor, actions: torch.Tensor) -> Evaluation:
+        actor_inputs, logits = mlp_forward(obs, self.actor, self.activation)
+        critic_inputs, values = mlp_forward(obs, self.critic, self.activation)
+        log_softmax = torch.log_softmax(logits, dim=-1)  # kept: the logits' gradient needs it
+        return Evaluation(
+            D.log_prob_from_log_softmax(log_softmax, actions),
+            D.entropy_from_log_softmax(log_softmax),
+            values.squeeze(-1),
+            (actor_inputs, critic_inputs, log_softmax, actions),
+        )
+
+    def evaluate(self, obs: torch.Tensor, actions: torch.Tensor) -> Evaluation:
+        out = self._forward(obs, actions)
+        # Leaves for autograd: the loss is differentiated as far as these three, no further.
+        return out._replace(
+            log_probs=out.log_probs.requires_grad_(),
+            entropy=out.entropy.requires_grad_(),
+            values=out.values.requires_grad_(),
+        )
+
+    def backward(self, out: Evaluation, loss: torch.Tensor) -> None:
+        assert out.inputs is not None
+        grad_log_prob, grad_entropy, grad_value = torch.autograd.grad(
+            loss, (out.log_probs, out.entropy, out.values), allow_unused=True
+        )
+        with torch.no_grad():
+            actor_inputs, critic_inputs, log_softmax, actions = out.inputs
+            if grad_log_prob is None:
+                grad_log_prob = torch.zeros_like(out.log_probs)
+            if grad_value is None:
+                grad_value = torch.zeros_like(out.values)
+            grad_logits = categorical_logits_grad(
+                log_softmax, actions, grad_log_prob, grad_entropy
+            )
+            mlp_backward(grad_logits, actor_inputs, self.actor, self.activation)
+            mlp_backward(grad_value.unsqueeze(-1), critic_inputs, self.critic, self.activation)
+
+
+GradientPath = AutogradPath | HandPath
+
+
+def gradient_path(net: ActorCritic, optimizer: FlatOptimizer, hand: bool) -> GradientPath:
+    """The hand pass when asked for and `net` is of a shape it covers, else autograd."""
+    if hand and supports_hand_pass(net):
+        return HandPath(net, optimizer)
+    return AutogradPath(net, optimizer)

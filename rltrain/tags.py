@@ -1,0 +1,54 @@
+"""Every TensorBoard tag rltrain writes, named once (docs/metrics.md says what each one means).
+
+Scalars are logged against the environment step. Algorithms import these names instead of
+spelling the strings, so one concept has one tag across the families.
+"""
+
+from __future__ import annotations
+
+# charts: the run itself
+EPISODIC_RETURN = "charts/episodic_return"
+EPISODIC_LENGTH = "charts/episodic_length"
+SPS = "charts/sps"
+EPSILON = "charts/epsilon"
+LEARNING_RATE = "charts/learning_rate"
+
+# evaluation on separate envs, greedy / mean action
+EVAL_RETURN_MEAN = "eval/return_mean"
+EVAL_RETURN_STD = "eval/return_std"
+EVAL_VIDEO = "eval/video"
+
+# value estimates: Q, V = E[Q] (max Q for greedy learners), A = Q - V
+Q_MEAN = "values/q_mean"
+Q_MAX = "values/q_max"
+V_MEAN = "values/v_mean"
+ADVANTAGE_MEAN = "values/advantage_mean"
+ADVANTAGE_STD = "values/advantage_std"
+TD_ERROR = "values/td_error"
+EXPLAINED_VARIANCE = "values/explained_variance"
+Q_BIAS = "values/q_bias"  # predicted Q(s, a) minus the discounted return that followed
+Q_HISTOGRAM = "values/q"
+V_HISTOGRAM = "values/v"
+ADVANTAGE_HISTOGRAM = "values/advantage"
+# tabular, against the exact optimum of the env's model
+Q_ERROR_VS_OPTIMAL = "values/q_error_vs_optimal"
+POLICY_AGREEMENT = "values/policy_agreement"
+BELLMAN_RESIDUAL = "values/bellman_residual"
+SWEEPS = "values/sweeps"
+V_HEATMAP = "values/v_heatmap"
+V_ERROR_VS_OPTIMAL = "values/v_error_vs_optimal"
+GREEDY_ARROWS = "policy/greedy_arrows"
+
+# losses and the policy
+POLICY_LOSS = "losses/policy_loss"
+VALUE_LOSS = "losses/value_loss"
+TD_LOSS = "losses/td_loss"
+GRAD_NORM = "losses/grad_norm"
+ENTROPY = "policy/entropy"
+APPROX_KL = "policy/approx_kl"
+CLIP_FRACTION = "policy/clip_fraction"
+GRAD_VARIANCE = "policy/grad_variance"
+GRAD_VARIANCE_NO_BASELINE = "policy/grad_variance_no_baseline"
+
+# HParams: the flattened config with the final evaluation
+HPARAM_EVAL_RETURN_MEAN = "hparams/eval_return_mean"
