@@ -40,8 +40,8 @@ bench: $(STAMP)  ## rltrain vs Stable-Baselines3, side by side (installs the ben
 board: $(STAMP)  ## TensorBoard on ./runs
 	$(BIN)/rltrain board runs
 
-docs: $(STAMP)  ## regenerate the README's config reference from the schemas
-	$(BIN)/python scripts/config_reference.py --write README.md
+docs: $(STAMP)  ## regenerate docs/config.md's config reference from the schemas
+	$(BIN)/python scripts/config_reference.py --write docs/config.md
 
 clean:  ## remove run outputs and caches (keeps .venv)
 	rm -rf runs multirun outputs .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -1,7 +1,8 @@
-"""Prints the README's config reference (every schema's keys, defaults and comments) as markdown.
+"""Prints the config reference of docs/config.md (every schema's keys, defaults and comments) as
+markdown.
 
-`python scripts/config_reference.py --check README.md` fails when the README is out of date;
-`--write README.md` replaces the block between the reference markers.
+`python scripts/config_reference.py --check docs/config.md` fails when docs/config.md is out of
+date; `--write docs/config.md` replaces the block between the reference markers.
 """
 
 from __future__ import annotations
