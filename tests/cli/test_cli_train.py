@@ -24,7 +24,6 @@ SCALAR_TAGS = [
     "values/explained_variance",
     "losses/policy_loss",
     "losses/value_loss",
-    "losses/entropy",
     "policy/entropy",
     "policy/approx_kl",
     "policy/clip_fraction",
@@ -71,6 +70,8 @@ def test_event_files_hold_every_contract_tag(trained_run, tb_events):
     tags = events.Tags()
     missing = [tag for tag in SCALAR_TAGS if tag not in tags["scalars"]]
     assert not missing, f"missing scalar tags {missing}; logged: {sorted(tags['scalars'])}"
+    # one tag per quantity: the entropy is policy/entropy only
+    assert "losses/entropy" not in tags["scalars"]
     for tag in SCALAR_TAGS:
         values = [event.value for event in events.Scalars(tag)]
         assert values and all(math.isfinite(v) for v in values), tag
@@ -121,7 +122,7 @@ def test_train_subcommand_equals_bare_overrides_and_is_reproducible(
     for tag in sorted(set(first) - NONDETERMINISTIC_TAGS):
         assert first[tag] == second[tag], f"{tag} differs between two seed-0 runs"
         compared += len(first[tag])
-    assert compared > 100
+    assert compared > 90  # points of every deterministic tag of a 512-step run
     for key in ("eval_return_mean", "eval_return_std", "train_return_last10"):
         assert summary_of(run)[key] == summary_of(trained_run)[key], key
 

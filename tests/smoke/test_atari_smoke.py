@@ -132,8 +132,8 @@ def test_ppo_keeps_frames_uint8_until_the_network(tmp_path: Path) -> None:
             rng=np.random.default_rng(0), run_dir=None,
         )  # fmt: skip
         ppo = PPO(cfg.algo, ctx)
-        assert ppo.obs_buf.dtype == torch.uint8
-        assert tuple(ppo.obs_buf.shape) == (8, 2, 4, 84, 84)
+        assert ppo.collector.obs_buf.dtype == np.uint8  # frames stay bytes until the network
+        assert tuple(ppo.collector.obs_buf.shape) == (8, 2, 4, 84, 84)
         assert isinstance(ppo.net.actor_trunk, NatureCNN)
         assert ppo.net.critic_trunk is ppo.net.actor_trunk
         rollout = ppo.collect()
