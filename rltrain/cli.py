@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import typer
 
@@ -114,31 +114,82 @@ class _DropHydraJobError:
         return getattr(self._stream, name)
 
 
-# Arguments that could make a config set `hydra.mode` (rltrain's own configs never do).
-_MODE_SOURCES = (
-    "hydra.mode", "hydra.searchpath", "--config-", "-cd", "-cp", "-cn", "--experimental",
-)  # fmt: skip
+_CFG_KINDS = ("job", "all")
+# flags after which Hydra composes from somewhere else, or does more than print one config
+_HYDRA_ONLY = {"-m", "--multirun", "-cp", "--config-path", "-cn", "--config-name", "-cd",
+               "--config-dir", "--info", "-i", "--experimental-rerun", "-sc",
+               "--shell-completion", "--hydra-help", "-h", "--help"}  # fmt: skip
 
 
-def skip_mode_probe(args: list[str]) -> bool:
-    """Spare Hydra the first of its two compositions of the config when its answer is known.
+class ConfigRequest(NamedTuple):
+    kind: str  # job | all
+    resolve: bool
+    package: str | None
+    overrides: list[str]
 
-    Before a run, Hydra 1.3 composes the whole config once only to read `hydra.mode`
-    (Hydra.get_mode in hydra/_internal/hydra.py), then composes it again to run; skipping the
-    probe took the composition part of a start-up from 0.23-0.26 s to 0.15 s here.
-    `hydra.mode` is unset in rltrain's configs (a test checks), so unless the command line
-    brings it (an override, or another config directory, name or search path), the probe
-    answers None, and then Hydra picks the mode from `-m` alone. Returns whether it skips.
-    """
-    if any(arg.lstrip("+~").startswith(_MODE_SOURCES) for arg in args):
-        return False
-    from hydra._internal.hydra import Hydra
 
-    def no_mode_set(self: Any, config_name: str | None, overrides: list[str]) -> None:
+def config_request(args: list[str]) -> ConfigRequest | None:
+    """`--cfg job` / `--cfg all` (with `--resolve`, `--package P`): print the config a run would
+    train with, tuned preset applied, as rltrain does it (`print_config`). None for every other
+    command line, which Hydra handles itself (`--cfg hydra`, -m, another config directory)."""
+    ordered = reorder_hydra_args(args)
+    kind: str | None = None
+    resolve, package = False, None
+    overrides: list[str] = []
+    i = 0
+    while i < len(ordered):
+        arg = ordered[i]
+        name, has_value, inline = arg.partition("=") if arg.startswith("-") else (arg, "", "")
+        takes = name in ("--cfg", "-c", "--package", "-p")
+        value = inline if has_value else (ordered[i + 1] if takes and i + 1 < len(ordered) else "")
+        if takes and not has_value:
+            i += 1
+        if name in ("--cfg", "-c"):
+            kind = value
+        elif name in ("--package", "-p"):
+            package = value
+        elif name == "--resolve":
+            resolve = True
+        elif name in _HYDRA_ONLY or arg.startswith("-"):
+            return None
+        else:
+            overrides.append(arg)
+        i += 1
+    if kind not in _CFG_KINDS:
         return None
+    return ConfigRequest(kind, resolve, package, overrides)
 
-    Hydra.get_mode = no_mode_set  # type: ignore[method-assign]
-    return True
+
+def print_config(request: ConfigRequest) -> None:
+    """Compose as a run does (Hydra's compose API on the same configs), apply the preset, print."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import Container, OmegaConf
+
+    from rltrain.config.presets import apply_preset
+    from rltrain.config.store import register_configs
+
+    register_configs()
+    with initialize_config_module(config_module="rltrain.conf", version_base="1.3"):
+        cfg = compose(
+            config_name="config", overrides=request.overrides,
+            return_hydra_config=request.kind == "all",
+        )  # fmt: skip
+    apply_preset(cfg, request.overrides)
+    if request.kind == "all":
+        HydraConfig.instance().set_config(cfg)  # what ${hydra:...} resolves against
+    package = None if request.package in (None, "_global_") else request.package
+    selected = cfg if package is None else OmegaConf.select(cfg, package)
+    if selected is None:
+        raise UserError(f"--package {package}: no such key in the config")
+    if not isinstance(selected, Container):
+        print(selected)
+        return
+    if package is not None:
+        print(f"# @package {package}")
+    if request.resolve:
+        OmegaConf.resolve(selected)
+    sys.stdout.write(OmegaConf.to_yaml(selected))
 
 
 def run_hydra(args: list[str]) -> Any:
@@ -148,11 +199,16 @@ def run_hydra(args: list[str]) -> Any:
 
     from rltrain.config.errors import explain
 
+    request = config_request(args)
+    if request is not None:
+        try:
+            return print_config(request)
+        except (HydraException, OmegaConfBaseException) as error:
+            raise UserError(explain(error)) from error
     # Let Hydra raise instead of printing a stack trace, so we can print one line.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     saved, saved_stderr = sys.argv, sys.stderr
     sys.argv = [saved[0], *reorder_hydra_args(args)]
-    skip_mode_probe(args)
     sys.stderr = _DropHydraJobError(saved_stderr)
     try:
         from rltrain.app.hydra_app import hydra_train
@@ -249,9 +305,24 @@ def _click_message(error: Any) -> str:
     return f"{text} (see `{command} --help`)" if command else text
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
+
+    try:
+        return installed_version("rltrain")
+    except PackageNotFoundError:  # a source tree on sys.path, not installed
+        from rltrain import __version__
+
+        return __version__
+
+
 def main() -> None:
     args = sys.argv[1:]
     first = args[0] if args else None
+    if first in ("--version", "-V"):
+        print(f"rltrain {version()}")
+        return
     try:
         if first is not None and (first in SUBCOMMANDS[1:] or first in ("--help", "-h")):
             # standalone_mode=False: usage errors come back as exceptions (one line below)
@@ -267,6 +338,10 @@ def main() -> None:
         fail(str(error))
     except KeyboardInterrupt:
         fail("interrupted", code=130)
+    except BrokenPipeError:
+        # the reader of our output went away (`rltrain ... | head`): nothing left to tell it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(141) from None
     except Exception as error:
         from rltrain.errors import resource_message
 

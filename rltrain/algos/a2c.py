@@ -50,7 +50,7 @@ class A2C(Algorithm):
             env.single_observation_space, env.single_action_space, ctx.cfg.network
         ).to(ctx.device)
         self.optimizer = make_optimizer(
-            self.net.parameters(), cfg.optimizer, cfg.lr, cfg.rms_alpha, cfg.eps
+            self.net.parameters(), cfg.optimizer, cfg.lr, cfg.rms_alpha, cfg.optimizer_eps
         )
         # autograd, or the same gradients by hand where the network allows (networks/hand_backward)
         self.gradients = gradient_path(self.net, self.optimizer, cfg.manual_backward)

@@ -169,7 +169,7 @@ def _worker_loop(spec: WorkerSpec, shared: Shared) -> None:
         # The local model's own flat buffers: theta' is one copy away from the shared theta, and
         # its gradient d theta' is one tensor that the shared optimizer reads.
         local_buffers = make_optimizer(
-            local.parameters(), cfg.optimizer, cfg.lr, cfg.rms_alpha, cfg.eps
+            local.parameters(), cfg.optimizer, cfg.lr, cfg.rms_alpha, cfg.optimizer_eps
         )
         shared_optimizer = shared.optimizer
         shared_optimizer.use_worker_buffers(local_buffers)
@@ -282,7 +282,7 @@ class A3C(Algorithm):
             env.single_observation_space, env.single_action_space, ctx.cfg.network
         )
         optimizer = make_optimizer(
-            self.net.parameters(), cfg.optimizer, cfg.lr, cfg.rms_alpha, cfg.eps
+            self.net.parameters(), cfg.optimizer, cfg.lr, cfg.rms_alpha, cfg.optimizer_eps
         )
         optimizer.flat.share_memory_()  # the model's weights are views into this buffer
         optimizer.share_memory()

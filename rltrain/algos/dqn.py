@@ -9,9 +9,9 @@ Flags on the same algorithm (Rainbow's ablation components, Hessel et al. 2018):
   picks the argmax action at s', the target net values it; this removes the max operator's
   upward bias that the vanilla target max_a Q_target(s', a) has under noisy estimates.
 - `network.dueling`: Q = V + A - mean_a A (Wang et al. 2016), built by `QNetwork`.
-- `algo.n_step`: n-step returns, formed by the replay buffer at sample time.
+- `algo.n_steps`: n-step returns, formed by the replay buffer at sample time.
 - `algo.prioritized`: proportional prioritized replay (Schaul et al. 2016) with importance
-  weights in the loss and beta annealed linearly from `beta_start` to 1 over the step budget.
+  weights in the loss and beta annealed linearly from `priority_beta_start` to 1 over the budget.
 
 Overestimation diagnostic (`values/q_bias`): while acting we already compute Q(s, .) for every
 env, so Q(s_t, a_t) of the action taken is kept per env, next to the rewards, until the episode
@@ -38,7 +38,7 @@ from rltrain.algos.base import Algorithm, Context, obs_to_tensor
 from rltrain.algos.off_policy import QBiasTracker, update_target
 from rltrain.blocks.buffers import PrioritizedReplay, ReplaySample, make_replay_buffer
 from rltrain.blocks.optim import Adam
-from rltrain.blocks.schedules import budget_used, epsilon_at
+from rltrain.blocks.schedules import budget_used, epsilon_at, linear
 from rltrain.config.algos import DQNConfig
 from rltrain.envs.vec import envs_restored
 from rltrain.errors import UserError, warn_stderr
@@ -119,8 +119,8 @@ class DQN(Algorithm):
         # per-env streams all live in the buffer.
         self.buffer = make_replay_buffer(
             obs_space, env.single_action_space, cfg.buffer_size, self.num_envs, device,
-            n_step=cfg.n_step, gamma=cfg.gamma, prioritized=cfg.prioritized, alpha=cfg.alpha,
-            frame_stack=is_image_space(obs_space), eps=cfg.priority_eps,
+            n_steps=cfg.n_steps, gamma=cfg.gamma, prioritized=cfg.prioritized,
+            alpha=cfg.priority_alpha, frame_stack=is_image_space(obs_space), eps=cfg.priority_eps,
         )  # fmt: skip
         self.obs = env.reset(seed=ctx.cfg.seed)
         self.last_target_update = 0  # env step of the last target-update boundary handled
@@ -137,12 +137,12 @@ class DQN(Algorithm):
 
     # --- acting ---------------------------------------------------------------------------------
     def epsilon(self, step: int) -> float:
-        """Linear from exploration_initial_eps to exploration_final_eps over the first
-        exploration_fraction of the budget (Mnih et al. 2015), then constant."""
+        """Linear from epsilon_start to epsilon_end over the first epsilon_fraction of the
+        budget (Mnih et al. 2015), then constant."""
         cfg = self.cfg
         return epsilon_at(
-            budget_used(step, self.ctx.cfg.total_steps), cfg.exploration_initial_eps,
-            cfg.exploration_final_eps, cfg.exploration_fraction, "linear",
+            budget_used(step, self.ctx.cfg.total_steps), cfg.epsilon_start, cfg.epsilon_end,
+            cfg.epsilon_fraction, "linear",
         )  # fmt: skip
 
     def _exploration_draws(self, count: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -208,7 +208,7 @@ class DQN(Algorithm):
     def _sample(self) -> ReplaySample:
         if isinstance(self.buffer, PrioritizedReplay):
             # beta anneals linearly to 1 at the end of training (Schaul et al. 2016, sec. 3.4)
-            beta = self.cfg.beta_start + (1.0 - self.cfg.beta_start) * self.ctx.progress
+            beta = linear(self.cfg.priority_beta_start, 1.0, self.ctx.progress)
             return self.buffer.sample(self.cfg.batch_size, self.ctx.rng, beta)
         return self.buffer.sample(self.cfg.batch_size, self.ctx.rng)
 

@@ -82,7 +82,7 @@ class PPO(Algorithm):
         self.net = build_actor_critic(
             env.single_observation_space, env.single_action_space, ctx.cfg.network
         ).to(device)
-        self.optimizer = Adam(self.net.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+        self.optimizer = Adam(self.net.parameters(), lr=cfg.lr, eps=cfg.optimizer_eps)
         # autograd, or the same gradients by hand where the network allows (networks/hand_backward)
         self.gradients = gradient_path(self.net, self.optimizer, cfg.manual_backward)
         self.action_space = env.single_action_space

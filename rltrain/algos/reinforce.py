@@ -104,7 +104,7 @@ class Reinforce(Algorithm):
         self.net: ActorCritic = build_actor_critic(
             env.single_observation_space, env.single_action_space, ctx.cfg.network
         ).to(ctx.device)
-        self.optimizer = Adam(self.net.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+        self.optimizer = Adam(self.net.parameters(), lr=cfg.lr, eps=cfg.optimizer_eps)
         self.action_space = env.single_action_space
         self._seed: int | None = ctx.cfg.seed  # the first reset is seeded, later ones continue
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None

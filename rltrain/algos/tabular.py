@@ -1,7 +1,8 @@
 """Tabular TD control: Q-learning, SARSA and expected SARSA (Sutton & Barto 2018, ch. 6).
 
 The three algorithms are the same loop and differ only in the TD target of the update
-``Q(s, a) <- Q(s, a) + alpha * (target - Q(s, a))`` (g = gamma, 0 after a termination):
+``Q(s, a) <- Q(s, a) + lr * (target - Q(s, a))`` (lr: the step size, Sutton & Barto's alpha;
+g = gamma, 0 after a termination):
 
     Q-learning      target = r + g * max_a' Q(s', a')                 (Watkins 1989)
     SARSA           target = r + g * Q(s', a'),  a' the action taken next in s'   (Rummery &
@@ -10,7 +11,7 @@ The three algorithms are the same loop and differ only in the TD target of the u
                     policy itself                                       (van Seijen et al. 2009)
 
 Everything else is shared: the epsilon-greedy behaviour with a schedule, the step size (constant,
-``alpha / N(s, a)^omega`` per state-action pair, or decaying linearly), optimistic initial values,
+``lr / N(s, a)^omega`` per state-action pair, or decaying linearly), optimistic initial values,
 a uniform first action per episode (for exploring starts), and, when the env
 exposes its model, the exact optimum Q* from value iteration as an oracle for the diagnostics.
 
@@ -38,15 +39,15 @@ from rltrain.errors import UserError
 
 
 # --- schedules (pure) -------------------------------------------------------------------------
-def alpha_at(progress: float, alpha: float, end: float, schedule: str) -> float:
-    """Base step size after `progress` (in [0, 1]) of the budget: ``alpha + progress * (end -
-    alpha)`` for the linear schedule, ``alpha`` for the others (visits divides it per pair)."""
-    return linear(alpha, end, progress) if schedule == "linear" else alpha
+def lr_at(progress: float, lr: float, end: float, schedule: str) -> float:
+    """Base step size after `progress` (in [0, 1]) of the budget: ``lr + progress * (end - lr)``
+    for the linear schedule, ``lr`` for the others (visits divides it per pair)."""
+    return linear(lr, end, progress) if schedule == "linear" else lr
 
 
 def step_sizes(alpha: float, visits: np.ndarray, schedule: str, omega: float) -> np.ndarray:
     """Step size per updated pair: ``alpha / N^omega`` (visits, N >= 1), else ``alpha`` (constant,
-    and linear, whose caller passes the decayed `alpha_at`)."""
+    and linear, whose caller passes the decayed `lr_at`)."""
     if schedule == "visits":
         return alpha / np.power(visits, omega)
     return np.full(visits.shape, alpha)
@@ -221,8 +222,8 @@ class TabularTD(Algorithm):
         targets = self.td_targets(step, self.q[final_obs], next_actions, eps)
         deltas, lr = td_update(
             self.q, self.visits, states, actions, targets,
-            alpha_at(self.ctx.progress, cfg.alpha, cfg.alpha_end, cfg.alpha_schedule),
-            cfg.alpha_schedule, cfg.alpha_omega,
+            lr_at(self.ctx.progress, cfg.lr, cfg.lr_end, cfg.lr_schedule),
+            cfg.lr_schedule, cfg.lr_omega,
         )
         self.updates += self.num_envs
         self._abs_td_sum += float(np.abs(deltas).sum())

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rltrain.app.sweeps import train_seeds
+from rltrain.config.presets import apply_preset
 from rltrain.config.store import register_configs
 
 register_configs()
@@ -16,6 +18,21 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="pkg://rltrain.conf", config_name="config")
 def hydra_train(cfg: DictConfig) -> float:
-    """Returns the final evaluation return (the mean over seeds with `num_seeds=N`): the objective
-    an Optuna sweep maximises."""
-    return train_seeds(cfg, Path(HydraConfig.get().runtime.output_dir))
+    """Applies the tuned preset, then trains; returns the final evaluation return (the mean over
+    seeds with `num_seeds=N`): the objective an Optuna sweep maximises."""
+    hydra_cfg = HydraConfig.get()
+    print(apply_preset(cfg, hydra_cfg.overrides.task), flush=True)
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    if hydra_cfg.output_subdir is not None:
+        # Hydra saved the config before the preset was applied: the run directory must hold the
+        # values the run trains with (resume and eval read them back)
+        save_config(cfg, run_dir / hydra_cfg.output_subdir / "config.yaml")
+    return train_seeds(cfg, run_dir)
+
+
+def save_config(cfg: DictConfig, path: Path) -> None:
+    """Write `cfg` as YAML atomically (a temporary file, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    OmegaConf.save(cfg, tmp)
+    os.replace(tmp, path)

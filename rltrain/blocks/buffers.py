@@ -109,13 +109,13 @@ class _RingReplay:
         action_shape: tuple[int, ...],
         action_dtype: npt.DTypeLike,
         device: torch.device | str,
-        n_step: int = 1,
+        n_steps: int = 1,
         gamma: float = 0.99,
     ) -> None:
         if capacity < 1 or num_envs < 1:
             raise ValueError(f"capacity and num_envs must be >= 1, got {capacity}, {num_envs}")
-        if n_step < 1:
-            raise ValueError(f"n_step must be >= 1, got {n_step}")
+        if n_steps < 1:
+            raise ValueError(f"n_steps must be >= 1, got {n_steps}")
         self.num_envs = int(num_envs)
         self.capacity_per_env = math.ceil(capacity / num_envs)
         self.capacity = self.capacity_per_env * self.num_envs  # slots (>= the capacity asked)
@@ -124,7 +124,7 @@ class _RingReplay:
         self.action_shape = tuple(int(d) for d in action_shape)
         self.action_dtype = np.dtype(action_dtype)
         self.device = torch.device(device)
-        self.n_step = int(n_step)
+        self.n_steps = int(n_steps)
         self.gamma = float(gamma)
         rows, n = self.capacity_per_env, self.num_envs
         self.actions = np.zeros((rows, n, *self.action_shape), dtype=self.action_dtype)
@@ -135,7 +135,7 @@ class _RingReplay:
         # oldest absolute row still valid per env (the frame buffer may drop rows early)
         self._first_valid = np.zeros(n, dtype=np.int64)
         self._evicted: list[IntArray] = []
-        self._gamma_pows = self.gamma ** np.arange(self.n_step + 1, dtype=np.float64)
+        self._gamma_pows = self.gamma ** np.arange(self.n_steps + 1, dtype=np.float64)
 
     # -- subclass hooks -----------------------------------------------------------------------
     def _write_obs(self, row: int, obs: np.ndarray, next_obs: np.ndarray) -> None:
@@ -233,7 +233,7 @@ class _RingReplay:
         rows, envs = idx // n_envs, idx % n_envs
         steps_to_newest = (self.steps_added - 1 - rows) % cap + 1  # rows t..newest, inclusive
 
-        k = np.arange(self.n_step)
+        k = np.arange(self.n_steps)
         win_rows = (rows[:, None] + k) % cap  # [B, n]
         win_envs = envs[:, None]
         done = self.terminated[win_rows, win_envs] | self.truncated[win_rows, win_envs]
@@ -307,12 +307,12 @@ class ReplayBuffer(_RingReplay):
         action_shape: tuple[int, ...],
         action_dtype: npt.DTypeLike,
         device: torch.device | str,
-        n_step: int = 1,
+        n_steps: int = 1,
         gamma: float = 0.99,
     ) -> None:
         super().__init__(
             capacity, num_envs, obs_shape, obs_dtype, action_shape, action_dtype, device,
-            n_step, gamma,
+            n_steps, gamma,
         )  # fmt: skip
         shape = (self.capacity_per_env, self.num_envs, *self.obs_shape)
         self.obs = np.zeros(shape, dtype=self.obs_dtype)
@@ -365,13 +365,13 @@ class FrameReplayBuffer(_RingReplay):
         action_shape: tuple[int, ...],
         action_dtype: npt.DTypeLike,
         device: torch.device | str,
-        n_step: int = 1,
+        n_steps: int = 1,
         gamma: float = 0.99,
         frame_overhead: float = 0.05,
     ) -> None:
         super().__init__(
             capacity, num_envs, obs_shape, obs_dtype, action_shape, action_dtype, device,
-            n_step, gamma,
+            n_steps, gamma,
         )  # fmt: skip
         if len(self.obs_shape) != 3:
             raise ValueError(f"FrameReplayBuffer needs [k, H, W] observations, got {obs_shape}")
@@ -494,8 +494,8 @@ class PrioritizedReplay:
 
     # thin delegation so trainers can treat it like a buffer
     @property
-    def n_step(self) -> int:
-        return self.buffer.n_step
+    def n_steps(self) -> int:
+        return self.buffer.n_steps
 
     @property
     def gamma(self) -> float:
@@ -575,7 +575,7 @@ def make_replay_buffer(
     capacity: int,
     num_envs: int,
     device: torch.device | str,
-    n_step: int = 1,
+    n_steps: int = 1,
     gamma: float = 0.99,
     prioritized: bool = False,
     alpha: float = 0.6,
@@ -608,11 +608,11 @@ def make_replay_buffer(
     if frame_stack and obs_dtype == np.uint8 and is_stack:
         buffer = FrameReplayBuffer(
             capacity, num_envs, obs_shape, obs_dtype, action_shape, action_dtype, device,
-            n_step, gamma,
+            n_steps, gamma,
         )  # fmt: skip
     else:
         buffer = ReplayBuffer(
             capacity, num_envs, obs_shape, obs_dtype, action_shape, action_dtype, device,
-            n_step, gamma,
+            n_steps, gamma,
         )  # fmt: skip
     return PrioritizedReplay(buffer, alpha=alpha, eps=eps) if prioritized else buffer

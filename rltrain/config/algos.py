@@ -33,7 +33,7 @@ class PPOConfig:
     vf_coef: float = 0.5  # loss = pg + vf_coef * mean((V - R)^2) - ent_coef * H  (SB3 convention)
     max_grad_norm: float = 0.5
     target_kl: float | None = None  # stop the epoch loop once approx KL > 1.5 * target_kl
-    adam_eps: float = 1e-5
+    optimizer_eps: float = 1e-5  # Adam's epsilon
     # Categorical policy on two separate MLP towers: gradients from a hand-written backward pass
     # (rltrain/networks/hand_backward.py), the same numbers as autograd's and a minibatch step about
     # 1.8x faster on CartPole. false = autograd; other networks always use autograd.
@@ -73,7 +73,7 @@ class A2CConfig:
     max_grad_norm: float = 0.5
     optimizer: str = "rmsprop"  # rmsprop (SB3 / RL Zoo) | adam
     rms_alpha: float = 0.99  # RMSprop smoothing constant
-    eps: float = 1e-5  # RMSprop / Adam epsilon
+    optimizer_eps: float = 1e-5  # RMSprop / Adam epsilon
     normalize_advantages: bool = False
     # divide rewards by a running std of the discounted return (RL Zoo's `normalize: true`);
     # V and the values/* diagnostics are then in those scaled units
@@ -88,7 +88,7 @@ class A2CConfig:
 
 def check_actor_critic_config(cfg: Any) -> None:
     """Range checks shared by A2C and A3C configs: one line naming the key."""
-    for key in ("lr", "n_steps", "max_grad_norm", "eps"):
+    for key in ("lr", "n_steps", "max_grad_norm", "optimizer_eps"):
         if getattr(cfg, key) <= 0:
             raise UserError(f"algo.{key}={getattr(cfg, key)} must be positive")
     if not 0.0 < cfg.gamma <= 1.0:
@@ -120,7 +120,7 @@ class A3CConfig:
     max_grad_norm: float = 0.5  # global norm of each worker's gradient (SB3's A2C default)
     optimizer: str = "rmsprop"  # rmsprop (the paper's shared RMSProp) | adam, statistics shared
     rms_alpha: float = 0.99  # RMSprop decay (alpha = 0.99 in the paper)
-    eps: float = 1e-5  # RMSprop / Adam epsilon
+    optimizer_eps: float = 1e-5  # RMSprop / Adam epsilon
     normalize_advantages: bool = False
 
     def __post_init__(self) -> None:
@@ -153,12 +153,12 @@ class ReinforceConfig:
     value_steps: int = 20
     ent_coef: float = 0.0
     max_grad_norm: float = 0.5
-    adam_eps: float = 1e-5
+    optimizer_eps: float = 1e-5  # Adam's epsilon
     # per-episode gradients each update for policy/grad_variance (one batched backward pass)
     grad_variance: bool = True
 
     def __post_init__(self) -> None:
-        for key in ("lr", "episodes_per_update", "max_grad_norm", "adam_eps", "value_steps"):
+        for key in ("lr", "episodes_per_update", "max_grad_norm", "optimizer_eps", "value_steps"):
             if getattr(self, key) <= 0:
                 raise UserError(f"algo.{key}={getattr(self, key)} must be positive")
         if not 0.0 < self.gamma <= 1.0:
@@ -189,18 +189,19 @@ class DQNConfig:
     target_update_interval: int = 10_000
     train_freq: int = 4  # env steps per vector env between update phases
     gradient_steps: int = 1  # gradient steps per update phase
-    # epsilon decays linearly from initial to final over the first `exploration_fraction` of
-    # the step budget, then stays at final
-    exploration_fraction: float = 0.1
-    exploration_initial_eps: float = 1.0
-    exploration_final_eps: float = 0.05
+    # epsilon-greedy: epsilon decays linearly from epsilon_start to epsilon_end over the first
+    # epsilon_fraction of the step budget, then stays at epsilon_end
+    epsilon_start: float = 1.0
+    epsilon_end: float = 0.05
+    epsilon_fraction: float = 0.1
     loss: str = "huber"  # huber (smooth L1, as in Mnih et al.'s error clipping) | mse
     max_grad_norm: float | None = 10.0  # global grad-norm clip; null disables
     double: bool = False  # Double DQN target (van Hasselt et al. 2016)
-    n_step: int = 1  # n-step returns (Sutton & Barto sec. 7.1), formed by the buffer
+    n_steps: int = 1  # n-step returns (Sutton & Barto sec. 7.1), formed by the buffer
     prioritized: bool = False  # proportional prioritized replay (Schaul et al. 2016)
-    alpha: float = 0.6  # priority exponent: P(i) ~ (|delta_i| + eps)^alpha
-    beta_start: float = 0.4  # importance-weight exponent, annealed linearly to 1 over training
+    priority_alpha: float = 0.6  # priority exponent: P(i) ~ (|delta_i| + eps)^alpha
+    # importance-weight exponent beta, annealed linearly from this to 1 over training
+    priority_beta_start: float = 0.4
     priority_eps: float = 1e-6
     # the replay buffer is saved in checkpoints (resume continues with the same data); turn it
     # off for huge buffers (a 1M-frame Atari buffer is about 7 GB)
@@ -213,21 +214,19 @@ class DQNConfig:
         ):  # fmt: skip
             if getattr(self, key) <= 0:
                 raise UserError(f"algo.{key}={getattr(self, key)} must be positive")
-        if self.n_step < 1:
-            raise UserError(f"algo.n_step={self.n_step} must be at least 1")
+        if self.n_steps < 1:
+            raise UserError(f"algo.n_steps={self.n_steps} must be at least 1")
         if self.learning_starts < 0:
             raise UserError(f"algo.learning_starts={self.learning_starts} must be >= 0")
         if not 0.0 < self.gamma <= 1.0:
             raise UserError(f"algo.gamma={self.gamma} must be in (0, 1]")
         if not 0.0 < self.tau <= 1.0:
             raise UserError(f"algo.tau={self.tau} must be in (0, 1]")
-        for key in ("exploration_initial_eps", "exploration_final_eps", "alpha", "beta_start"):
+        for key in ("epsilon_start", "epsilon_end", "priority_alpha", "priority_beta_start"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise UserError(f"algo.{key}={getattr(self, key)} must be in [0, 1]")
-        if not 0.0 < self.exploration_fraction <= 1.0:
-            raise UserError(
-                f"algo.exploration_fraction={self.exploration_fraction} must be in (0, 1]"
-            )
+        if not 0.0 < self.epsilon_fraction <= 1.0:
+            raise UserError(f"algo.epsilon_fraction={self.epsilon_fraction} must be in (0, 1]")
         if self.loss not in LOSSES:
             raise UserError(f"algo.loss={self.loss} is not known; use huber or mse")
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:
@@ -240,7 +239,7 @@ class DQNConfig:
 
 
 
-ALPHA_SCHEDULES = ("constant", "visits", "linear")
+LR_SCHEDULES = ("constant", "visits", "linear")
 EPSILON_SCHEDULES = ("linear", "exponential")
 
 
@@ -248,14 +247,14 @@ EPSILON_SCHEDULES = ("linear", "exponential")
 class TDConfig:
     """Hyperparameters shared by q_learning, sarsa and expected_sarsa (`algo.<key>`).
 
-    Step sizes. visits: for 0.5 < omega <= 1 the sequence alpha / N^omega meets the
-    Robbins-Monro conditions (sum alpha = inf, sum alpha^2 < inf) per pair, under which
-    Q-learning converges to Q* (Watkins & Dayan 1992) and SARSA with a GLIE exploration schedule
-    too (Singh et al. 2000); omega < 1 forgets early targets faster than a plain average, which
-    converges polynomially rather than exponentially slowly in 1 / (1 - gamma) (Even-Dar &
-    Mansour 2003). linear is not Robbins-Monro, but it forgets the early targets of an on-policy
-    learner (values of the exploring policy) geometrically, where 1 / N^omega keeps a polynomial
-    share of them.
+    Step sizes (lr, alpha in Sutton & Barto). visits: for 0.5 < omega <= 1 the sequence
+    lr / N^omega meets the Robbins-Monro conditions (sum = inf, sum of squares < inf) per pair,
+    under which Q-learning converges to Q* (Watkins & Dayan 1992) and SARSA with a GLIE
+    exploration schedule too (Singh et al. 2000); omega < 1 forgets early targets faster than a
+    plain average, which converges polynomially rather than exponentially slowly in
+    1 / (1 - gamma) (Even-Dar & Mansour 2003). linear is not Robbins-Monro, but it forgets the
+    early targets of an on-policy learner (values of the exploring policy) geometrically, where
+    1 / N^omega keeps a polynomial share of them.
 
     random_first_action with env.random_start=true (gridworld) gives exploring starts (Sutton &
     Barto 2018, sec. 5.3): every (s, a) keeps being updated after epsilon has decayed, which
@@ -266,12 +265,12 @@ class TDConfig:
     name: str = "q_learning"
     gamma: float = 0.99  # discount
     # step size: the constant, the numerator of visits, the start of linear
-    alpha: float = 0.1
-    # constant | visits: alpha / N(s, a)^alpha_omega, N the pair's visits so far (this one
-    # included) | linear: alpha -> alpha_end in a straight line over total_steps
-    alpha_schedule: str = "constant"
-    alpha_omega: float = 0.8  # visits: the exponent, in (0.5, 1]
-    alpha_end: float = 0.1  # linear: the step size at the end of training, in [0, alpha]
+    lr: float = 0.1
+    # constant | visits: lr / N(s, a)^lr_omega, N the pair's visits so far (this one included)
+    # | linear: lr -> lr_end in a straight line over total_steps
+    lr_schedule: str = "constant"
+    lr_omega: float = 0.8  # visits: the exponent, in (0.5, 1]
+    lr_end: float = 0.1  # linear: the step size at the end of training, in [0, lr]
     # Epsilon-greedy exploration from epsilon_start to epsilon_end over the first
     # epsilon_fraction of total_steps, then constant.
     epsilon_start: float = 1.0
@@ -289,22 +288,22 @@ class TDConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.gamma <= 1.0:
             raise UserError(f"algo.gamma={self.gamma} must be in [0, 1]")
-        if not 0.0 < self.alpha <= 1.0:
-            raise UserError(f"algo.alpha={self.alpha} must be in (0, 1]")
-        if self.alpha_schedule not in ALPHA_SCHEDULES:
+        if not 0.0 < self.lr <= 1.0:
+            raise UserError(f"algo.lr={self.lr} must be in (0, 1]")
+        if self.lr_schedule not in LR_SCHEDULES:
             raise UserError(
-                f"algo.alpha_schedule={self.alpha_schedule} is not known; "
-                f"use {' or '.join(ALPHA_SCHEDULES)}"
+                f"algo.lr_schedule={self.lr_schedule} is not known; "
+                f"use {' or '.join(LR_SCHEDULES)}"
             )
-        if self.alpha_schedule == "visits" and not 0.5 < self.alpha_omega <= 1.0:
+        if self.lr_schedule == "visits" and not 0.5 < self.lr_omega <= 1.0:
             raise UserError(
-                f"algo.alpha_omega={self.alpha_omega} must be in (0.5, 1] "
+                f"algo.lr_omega={self.lr_omega} must be in (0.5, 1] "
                 "(Robbins-Monro: the step sizes must sum to infinity, their squares must not)"
             )
-        if self.alpha_schedule == "linear" and not 0.0 <= self.alpha_end <= self.alpha:
+        if self.lr_schedule == "linear" and not 0.0 <= self.lr_end <= self.lr:
             raise UserError(
-                f"algo.alpha_end={self.alpha_end} must be in [0, algo.alpha={self.alpha}] "
-                "(alpha_schedule=linear decays alpha to alpha_end)"
+                f"algo.lr_end={self.lr_end} must be in [0, algo.lr={self.lr}] "
+                "(lr_schedule=linear decays lr to lr_end)"
             )
         for key in ("epsilon_start", "epsilon_end"):
             if not 0.0 <= getattr(self, key) <= 1.0:
@@ -420,4 +419,27 @@ ALGO_SCHEMAS: dict[str, AlgoEntry] = {
         A3CConfig, "asynchronous advantage actor-critic, worker processes (Mnih et al. 2016)",
         NEURAL,
     ),
+}
+
+
+# Keys that were renamed so that one concept has one name in every algorithm (old -> new): an old
+# name gets a one-line "renamed to" error instead of a silent default.
+RENAMED_KEYS: dict[type, dict[str, str]] = {
+    PPOConfig: {"adam_eps": "optimizer_eps"},
+    ReinforceConfig: {"adam_eps": "optimizer_eps"},
+    A2CConfig: {"eps": "optimizer_eps"},
+    A3CConfig: {"eps": "optimizer_eps"},
+    DQNConfig: {
+        "n_step": "n_steps",
+        "exploration_initial_eps": "epsilon_start",
+        "exploration_final_eps": "epsilon_end",
+        "exploration_fraction": "epsilon_fraction",
+        "alpha": "priority_alpha",
+        "beta_start": "priority_beta_start",
+    },
+    **{
+        cls: {"alpha": "lr", "alpha_schedule": "lr_schedule", "alpha_omega": "lr_omega",
+              "alpha_end": "lr_end"}
+        for cls in (QLearningConfig, SarsaConfig, ExpectedSarsaConfig)
+    },
 }

@@ -55,7 +55,7 @@ def explain(error: BaseException) -> str:
             if schema is not None and dataclasses.is_dataclass(schema)
             else []
         )
-        return unknown_key_message(full_key or text, valid)
+        return unknown_key_message(full_key or text, valid, schema)
     converted = re.search(r"Value '(.*)' of type '\w+' could not be converted to (\w+)", text)
     if converted and full_key:
         value, expected = converted.groups()

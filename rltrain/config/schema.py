@@ -1,8 +1,8 @@
 """Typed configuration shared by every run: the top level and the network / device / logger groups.
 
-Algorithm and environment schemas live next to their code (``rltrain/algos/ppo.py`` starts with
-``PPOConfig``), so each algorithm reads top to bottom with its hyperparameters. Defaults live in the
-dataclasses; YAML files under ``conf/`` hold only presets.
+The algorithm and environment schemas are in ``rltrain/config/algos.py`` and
+``rltrain/config/envs.py``. Defaults live in the dataclasses; YAML files under ``rltrain/conf/``
+hold only presets.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ class NetworkConfig:
     # auto: tabular for discrete observations, nature_cnn for images, mlp otherwise
     name: str = "auto"
     hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])  # MLP layer widths
-    activation: str = "tanh"  # tanh | relu
+    activation: str = "tanh"  # tanh | relu | elu
     # actor-critic: one trunk for policy and value (true) or two separate trunks (false, as SB3)
     shared_trunk: bool = False
     # Q-networks: dueling head V(s) + A(s,a) - mean_a A(s,a) (Wang et al. 2016)
@@ -33,8 +33,8 @@ class NetworkConfig:
     squash_actions: bool = False
     log_std_init: float = 0.0  # initial log-std (RL Zoo uses -2 for A2C on Pendulum)
     # nature_cnn: float32 | bfloat16. bfloat16 runs the three convolutions under autocast (the
-    # weights, the 512-unit layer, the heads, the loss and the optimizer stay float32): a DQN
-    # update 1.34x faster on this CPU (AVX512-BF16); rounding to 8 mantissa bits in the trunk.
+    # weights, the 512-unit layer, the heads, the loss and the optimizer stay float32): faster on
+    # CPUs with bfloat16 units (docs/benchmarks.md), at 8 mantissa bits in the trunk.
     conv_dtype: str = "float32"
 
 
@@ -65,6 +65,9 @@ class Config:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    # tuned preset (rltrain/conf/tuned/): auto = the one for this algo on this env id, if any;
+    # none = schema defaults only; or a preset's name. A run's saved config names the one applied.
+    preset: str = "auto"
     seed: int = 0  # seeds python, numpy, torch and the envs: same seed, same CPU run
     # seeds trained one after the other per job (seed, seed+1, ...), each in <run>/seed_<s>;
     # the job returns their mean final eval return (a seed-aware sweep objective)

@@ -1,6 +1,6 @@
 """Registers the dataclass schemas in Hydra's ConfigStore.
 
-Every YAML option extends its schema through its defaults list (`- ppo_schema`), so composed
+Every YAML option extends its schema through its defaults list (`- /schema_algo_ppo@_here_`), so
 configs are typed: a wrong type or an unknown key fails at composition, before anything runs.
 """
 
@@ -21,11 +21,14 @@ def register_configs() -> None:
         return
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
-    cs.store(group="network", name="network_schema", node=NetworkConfig)
-    cs.store(group="device", name="device_schema", node=DeviceConfig)
-    cs.store(group="logger", name="logger_schema", node=LoggerConfig)
+    # Schemas are root-level configs that the group options extend (`- /schema_algo_ppo@_here_`),
+    # not options of the groups: `algo=ppo_schema` cannot be chosen, and help, `rltrain list` and
+    # shell completion list only the real options.
+    cs.store(name="schema_network", node=NetworkConfig)
+    cs.store(name="schema_device", node=DeviceConfig)
+    cs.store(name="schema_logger", node=LoggerConfig)
     for name, entry in ALGO_SCHEMAS.items():
-        cs.store(group="algo", name=f"{name}_schema", node=entry.schema)
+        cs.store(name=f"schema_algo_{name}", node=entry.schema)
     for name, schema in ENV_SCHEMAS.items():
-        cs.store(group="env", name=f"{name}_schema", node=schema)
+        cs.store(name=f"schema_env_{name}", node=schema)
     _registered = True

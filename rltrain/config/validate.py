@@ -23,9 +23,16 @@ def one_line(error: BaseException) -> str:
     return first
 
 
-def unknown_key_message(key: str, valid: list[str]) -> str:
-    """'unknown config key' with the closest valid keys, e.g. algo.lr for algo.lrr."""
+def unknown_key_message(key: str, valid: list[str], schema: Any = None) -> str:
+    """'unknown config key' with the closest valid keys, e.g. algo.lr for algo.lrr; for a key the
+    schema renamed (`RENAMED_KEYS`), its new name."""
+    from rltrain.config.algos import RENAMED_KEYS
+
     prefix, _, leaf = key.rpartition(".")
+    renamed = RENAMED_KEYS.get(schema, {}).get(leaf) if isinstance(schema, type) else None
+    if renamed is not None:
+        new = f"{prefix}.{renamed}" if prefix else renamed
+        return f"'{key}' was renamed to '{new}' (one name per concept in all algorithms): use {new}"
     close = difflib.get_close_matches(leaf, valid, n=3, cutoff=0.6)
     hint = f" (did you mean {' or '.join(f'{prefix}.{c}' if prefix else c for c in close)}?)"
     return (
@@ -50,7 +57,7 @@ def check_known_keys(node: DictConfig, prefix: str = "") -> None:
     for key in node:
         name = f"{prefix}{key!s}"
         if fields is not None and key not in fields:
-            raise UserError(unknown_key_message(name, fields))
+            raise UserError(unknown_key_message(name, fields, schema))
         child = node._get_node(key)
         if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
             check_known_keys(child, name + ".")

@@ -56,26 +56,26 @@ TRAIN_CASES: dict[str, tuple[list[str], list[str]]] = {
         ["algo=dqn", "algo.batch_size=-1"],
         [r"algo\.batch_size=-1 must be positive"],
     ),
-    "dqn_n_step_zero": (["algo=dqn", "algo.n_step=0"], [r"algo\.n_step=0 must be at least 1"]),
+    "dqn_n_step_zero": (["algo=dqn", "algo.n_steps=0"], [r"algo\.n_steps=0 must be at least 1"]),
     "dqn_final_epsilon_above_one": (
-        ["algo=dqn", "algo.exploration_final_eps=1.5"],
-        [r"algo\.exploration_final_eps=1\.5 must be in \[0, 1\]"],
+        ["algo=dqn", "algo.epsilon_end=1.5"],
+        [r"algo\.epsilon_end=1\.5 must be in \[0, 1\]"],
     ),
     "dqn_initial_epsilon_negative": (
-        ["algo=dqn", "algo.exploration_initial_eps=-0.1"],
-        [r"algo\.exploration_initial_eps=-0\.1 must be in \[0, 1\]"],
+        ["algo=dqn", "algo.epsilon_start=-0.1"],
+        [r"algo\.epsilon_start=-0\.1 must be in \[0, 1\]"],
     ),
-    "dqn_exploration_fraction_zero": (
-        ["algo=dqn", "algo.exploration_fraction=0"],
-        [r"algo\.exploration_fraction=0\.0", r"\(0, 1\]"],
+    "dqn_epsilon_fraction_zero": (
+        ["algo=dqn", "algo.epsilon_fraction=0"],
+        [r"algo\.epsilon_fraction=0\.0", r"\(0, 1\]"],
     ),
     "q_learning_epsilon_above_one": (
         ["algo=q_learning", "env=gridworld", "algo.epsilon_start=2"],
         [r"algo\.epsilon_start=2\.0 must be in \[0, 1\]"],
     ),
     "q_learning_step_size_zero": (
-        ["algo=q_learning", "env=gridworld", "algo.alpha=0"],
-        [r"algo\.alpha=0\.0", r"\(0, 1\]"],
+        ["algo=q_learning", "env=gridworld", "algo.lr=0"],
+        [r"algo\.lr=0\.0", r"\(0, 1\]"],
     ),
     "eval_episodes_zero": (["eval_episodes=0"], [r"^eval_episodes=0 must be at least 1$"]),
     "eval_epsilon_above_one": (["eval_epsilon=2"], [r"eval_epsilon=2\.0 must be in \[0, 1\]"]),

@@ -124,7 +124,7 @@ KILLED_CASES: dict[str, dict[str, Any]] = {
     "dqn_cartpole_sync_n_step": {
         "args": [
             "algo=dqn", "env=cartpole", "env.vectorization=sync", "env.num_envs=2",
-            "algo.n_step=3", "total_steps=2400", "algo.learning_starts=200",
+            "algo.n_steps=3", "total_steps=2400", "algo.learning_starts=200",
             "algo.train_freq=8", "algo.gradient_steps=4", "algo.target_update_interval=100",
             "checkpoint_interval=200", "logger.log_interval=200", "eval_episodes=2",
         ],

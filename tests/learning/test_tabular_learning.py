@@ -37,8 +37,8 @@ pytestmark = pytest.mark.slow
 # Decaying exploration (uniform -> greedy over 80% of the budget) and per-pair step size
 # 1 / N(s, a)^omega, which meets the Robbins-Monro conditions for omega in (0.5, 1].
 DECAYING = [
-    "algo.alpha=1.0",
-    "algo.alpha_schedule=visits",
+    "algo.lr=1.0",
+    "algo.lr_schedule=visits",
     "algo.epsilon_start=1.0",
     "algo.epsilon_end=0.0",
     "algo.epsilon_fraction=0.8",
@@ -103,7 +103,7 @@ def test_q_learning_reaches_q_star_everywhere_on_the_default_gridworld(seed: int
     # seeds 0-2 (at most 0.0008 over seeds 0-9).
     algo, _ = drive([
         "algo=q_learning", "env=gridworld", "env.num_envs=8", "total_steps=50000",
-        f"seed={seed}", "algo.gamma=0.95", "algo.alpha_omega=0.51", *DECAYING,
+        f"seed={seed}", "algo.gamma=0.95", "algo.lr_omega=0.51", *DECAYING,
     ])
     oracle = algo.info.oracle
     error = q_error_vs_optimal(algo.q, oracle.q_star, oracle.decision_mask)
@@ -120,7 +120,7 @@ def test_on_policy_learners_reach_q_star_along_their_greedy_path(name: str, seed
     # while max |Q - Q*| over all decision states stays 1.1-1.4 (states 8, 9, 12, 13).
     algo, _ = drive([
         f"algo={name}", "env=gridworld", "env.num_envs=8", "total_steps=30000", f"seed={seed}",
-        "algo.gamma=0.95", "algo.alpha_omega=0.51", *DECAYING,
+        "algo.gamma=0.95", "algo.lr_omega=0.51", *DECAYING,
         # the single start state (the preset uses exploring starts)
         "env.random_start=false", "algo.random_first_action=false",
     ])
@@ -141,12 +141,12 @@ def test_on_policy_learners_reach_q_star_along_their_greedy_path(name: str, seed
 def test_on_policy_learners_reach_q_star_everywhere_with_exploring_starts(
     name: str, seed: int
 ) -> None:
-    # Budget: 50k env steps (8 envs x 6,250), epsilon 1 -> 0 over 40k, alpha 1 -> 0.1 linearly
+    # Budget: 50k env steps (8 envs x 6,250), epsilon 1 -> 0 over 40k, lr 1 -> 0.1 linearly
     # over the 50k. Measured max |Q - Q*| over seeds 0-9: SARSA 0.00004-0.00095, expected SARSA
     # 0.00002-0.0001 (the visits schedule 1 / N^0.51 instead: 0.04-0.09 at 50k).
     algo, _ = drive([
         f"algo={name}", "env=gridworld", "env.num_envs=8", "total_steps=50000", f"seed={seed}",
-        "algo.gamma=0.95", "algo.alpha=1.0", "algo.alpha_schedule=linear", "algo.alpha_end=0.1",
+        "algo.gamma=0.95", "algo.lr=1.0", "algo.lr_schedule=linear", "algo.lr_end=0.1",
         "algo.epsilon_start=1.0", "algo.epsilon_end=0.0", "algo.epsilon_fraction=0.8",
         *EXPLORING_STARTS,
     ])
@@ -173,7 +173,7 @@ def test_q_learning_finds_the_optimal_policy_on_a_slippery_gridworld(seed: int) 
     # Budget: 200k env steps (16 envs); measured 10/10 seeds with every state optimal.
     algo, _ = drive([
         "algo=q_learning", "env=gridworld", "env.slip=0.2", "env.num_envs=16",
-        "total_steps=200000", f"seed={seed}", "algo.gamma=0.95", "algo.alpha_omega=0.6",
+        "total_steps=200000", f"seed={seed}", "algo.gamma=0.95", "algo.lr_omega=0.6",
         *DECAYING,
     ])
     wrong = suboptimal_states(algo)
@@ -192,8 +192,8 @@ def test_on_policy_learners_find_the_optimal_policy_on_a_slippery_gridworld(
     # 0-4: every state optimal for both; epsilon over 80% of 200k left 2 of 14 states wrong.
     algo, _ = drive([
         f"algo={name}", "env=gridworld", "env.slip=0.2", "env.num_envs=16",
-        "total_steps=800000", f"seed={seed}", "algo.gamma=0.95", "algo.alpha=1.0",
-        "algo.alpha_schedule=visits", "algo.alpha_omega=0.6", "algo.epsilon_start=1.0",
+        "total_steps=800000", f"seed={seed}", "algo.gamma=0.95", "algo.lr=1.0",
+        "algo.lr_schedule=visits", "algo.lr_omega=0.6", "algo.epsilon_start=1.0",
         "algo.epsilon_end=0.0", "algo.epsilon_fraction=0.1", *EXPLORING_STARTS,
     ])
     wrong = suboptimal_states(algo)
@@ -205,7 +205,7 @@ CLIFF_START, CLIFF_GOAL, COLS = 36, 47, 12
 
 @pytest.fixture(scope="module")
 def cliff_runs() -> dict[str, list[tuple[list[int], float]]]:
-    """Q-learning and SARSA with the S&B Example 6.6 preset (epsilon 0.1, alpha 0.5, gamma 1),
+    """Q-learning and SARSA with the S&B Example 6.6 preset (epsilon 0.1, lr 0.5, gamma 1),
     500 episodes each, seeds 0-2: (greedy path, mean online return per episode)."""
     runs: dict[str, list[tuple[list[int], float]]] = {}
     for name in ("q_learning", "sarsa"):

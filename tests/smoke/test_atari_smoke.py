@@ -53,7 +53,7 @@ PRESET = {
     "dqn": {
         "algo.lr": 1e-4,
         "algo.train_freq": 4,
-        "algo.exploration_final_eps": 0.01,
+        "algo.epsilon_end": 0.01,
         "algo.max_grad_norm": 10.0,
         "eval_epsilon": 0.05,
     },

@@ -134,9 +134,9 @@ def check_run(
         [],
         ["algo.double=true"],
         ["network.dueling=true"],
-        ["algo.n_step=3"],
+        ["algo.n_steps=3"],
         ["algo.prioritized=true"],
-        ["algo.double=true", "network.dueling=true", "algo.n_step=3", "algo.prioritized=true"],
+        ["algo.double=true", "network.dueling=true", "algo.n_steps=3", "algo.prioritized=true"],
     ],
     ids=["vanilla", "double", "dueling", "n_step3", "prioritized", "all"],
 )
@@ -172,7 +172,7 @@ def _cli_with_frames_env(args: list[str], cwd: Path) -> subprocess.CompletedProc
     )
 
 
-@pytest.mark.parametrize("flags", [[], ["network.dueling=true", "algo.n_step=3"]])
+@pytest.mark.parametrize("flags", [[], ["network.dueling=true", "algo.n_steps=3"]])
 def test_dqn_on_image_observations(
     flags: list[str],
     workdir: Path,
@@ -233,9 +233,9 @@ def test_dqn_on_atari_tiny(
     ("args", "words"),
     [
         (["env=gym", "env.id=Pendulum-v1"], "algo=ppo"),
-        (["algo.n_step=0"], "algo.n_step=0"),
+        (["algo.n_steps=0"], "algo.n_steps=0"),
         (["algo.buffer_size=-1"], "algo.buffer_size=-1"),
-        (["algo.prioritized=true", "algo.alpha=1.5"], "algo.alpha=1.5"),
+        (["algo.prioritized=true", "algo.priority_alpha=1.5"], "algo.priority_alpha=1.5"),
     ],
     ids=["continuous_actions", "n_step_0", "negative_buffer", "alpha_out_of_range"],
 )

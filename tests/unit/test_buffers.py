@@ -67,8 +67,8 @@ def fill_hand_buffer(buf: ReplayBuffer | PrioritizedReplay) -> None:
         )
 
 
-def make_hand_buffer(capacity: int, n_step: int = 3) -> ReplayBuffer:
-    return ReplayBuffer(capacity, 2, (1,), np.float32, (), np.int64, "cpu", n_step, 0.5)
+def make_hand_buffer(capacity: int, n_steps: int = 3) -> ReplayBuffer:
+    return ReplayBuffer(capacity, 2, (1,), np.float32, (), np.int64, "cpu", n_steps, 0.5)
 
 
 def check_rows(sample: ReplaySample, expected: Mapping[int, tuple[float, float, float]]) -> None:
@@ -101,7 +101,7 @@ def test_nstep_hand_computed_termination_truncation_autoreset() -> None:
 
 
 def test_nstep_one_is_plain_transition() -> None:
-    buf = make_hand_buffer(capacity=40, n_step=1)
+    buf = make_hand_buffer(capacity=40, n_steps=1)
     fill_hand_buffer(buf)
     s = buf.gather(np.arange(0, 18, 2))  # env 0
     assert s.rewards.tolist() == [row[1] for row in ENV0]
@@ -203,19 +203,19 @@ def assert_same(a: ReplaySample, b: ReplaySample) -> None:
         assert np.array_equal(np.asarray(x), np.asarray(y)), name
 
 
-def frame_and_naive(capacity: int, num_envs: int, n_step: int, overhead: float) -> tuple[
+def frame_and_naive(capacity: int, num_envs: int, n_steps: int, overhead: float) -> tuple[
     FrameReplayBuffer, ReplayBuffer
 ]:  # fmt: skip
-    args = (capacity, num_envs, (K, H, W), np.uint8, (), np.int64, "cpu", n_step, 0.9)
+    args = (capacity, num_envs, (K, H, W), np.uint8, (), np.int64, "cpu", n_steps, 0.9)
     return FrameReplayBuffer(*args, frame_overhead=overhead), ReplayBuffer(*args)
 
 
-@pytest.mark.parametrize("n_step", [1, 3])
-def test_frame_buffer_equals_naive_buffer(n_step: int) -> None:
+@pytest.mark.parametrize("n_steps", [1, 3])
+def test_frame_buffer_equals_naive_buffer(n_steps: int) -> None:
     # 16 rows per env over 300 steps: the ring wraps ~19 times; overhead 4.0 holds even
     # 1-step episodes (5 frames per row), so nothing is evicted and both hold the same rows
-    frame, naive = frame_and_naive(48, 3, n_step, overhead=4.0)
-    drive([frame, naive], 3, 300, seed=n_step)
+    frame, naive = frame_and_naive(48, 3, n_steps, overhead=4.0)
+    drive([frame, naive], 3, 300, seed=n_steps)
     assert len(frame) == len(naive) == 48
     all_idx = np.arange(48)
     assert_same(frame.gather(all_idx), naive.gather(all_idx))
@@ -375,7 +375,7 @@ def test_make_replay_buffer_picks_the_right_buffer() -> None:
     vec = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
     buf = make_replay_buffer(frames, gym.spaces.Discrete(6), 1000, 8, "cpu", 3, 0.99, False, 0.6,
                              True)  # fmt: skip
-    assert isinstance(buf, FrameReplayBuffer) and buf.n_step == 3
+    assert isinstance(buf, FrameReplayBuffer) and buf.n_steps == 3
     assert buf.capacity == 1000 and buf.capacity_per_env == 125
     buf = make_replay_buffer(frames, gym.spaces.Discrete(6), 1000, 8, "cpu", frame_stack=False)
     assert isinstance(buf, ReplayBuffer)

@@ -159,9 +159,9 @@ def test_linear_epsilon_schedule() -> None:
 def test_dqn_epsilon_follows_the_step_budget() -> None:
     dqn = make_dqn(
         total_steps=1000,
-        exploration_fraction=0.5,
-        exploration_initial_eps=1.0,
-        exploration_final_eps=0.1,
+        epsilon_fraction=0.5,
+        epsilon_start=1.0,
+        epsilon_end=0.1,
     )
     assert dqn.epsilon(0) == pytest.approx(1.0)
     assert dqn.epsilon(250) == pytest.approx(0.55)
@@ -279,12 +279,12 @@ def test_iterate_collects_then_trains_and_respects_the_budget() -> None:
 @pytest.mark.parametrize(
     ("key", "value", "words"),
     [
-        ("n_step", 0, "algo.n_step=0"),
+        ("n_steps", 0, "algo.n_steps=0"),
         ("buffer_size", -1, "algo.buffer_size=-1"),
         ("batch_size", 0, "algo.batch_size=0"),
-        ("alpha", 1.5, "algo.alpha=1.5 must be in [0, 1]"),
-        ("beta_start", -0.1, "algo.beta_start=-0.1"),
-        ("exploration_final_eps", 2.0, "algo.exploration_final_eps=2.0"),
+        ("priority_alpha", 1.5, "algo.priority_alpha=1.5 must be in [0, 1]"),
+        ("priority_beta_start", -0.1, "algo.priority_beta_start=-0.1"),
+        ("epsilon_end", 2.0, "algo.epsilon_end=2.0"),
         ("tau", 0.0, "algo.tau=0.0 must be in (0, 1]"),
         ("tau", 1.5, "algo.tau=1.5"),
         ("loss", "l1", "algo.loss=l1"),

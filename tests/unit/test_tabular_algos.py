@@ -21,7 +21,7 @@ from rltrain.algos.tabular import (
     QLearning,
     Sarsa,
     TabularTD,
-    alpha_at,
+    lr_at,
     epsilon_at,
     epsilon_greedy,
     epsilon_greedy_probs,
@@ -73,12 +73,12 @@ def test_step_sizes() -> None:
 
 def test_linear_alpha_decays_to_the_end_value_over_the_budget() -> None:
     # 1 -> 0.1: a quarter of the way is 1 - 0.25 * 0.9 = 0.775
-    assert alpha_at(0.0, 1.0, 0.1, "linear") == pytest.approx(1.0)
-    assert alpha_at(0.25, 1.0, 0.1, "linear") == pytest.approx(0.775)
-    assert alpha_at(1.0, 1.0, 0.1, "linear") == pytest.approx(0.1)
-    assert alpha_at(1.5, 1.0, 0.1, "linear") == pytest.approx(0.1)  # past the budget: stays
-    # the other schedules keep their base alpha (visits divides it per pair)
-    assert alpha_at(0.5, 0.3, 0.1, "constant") == alpha_at(0.5, 0.3, 0.1, "visits") == 0.3
+    assert lr_at(0.0, 1.0, 0.1, "linear") == pytest.approx(1.0)
+    assert lr_at(0.25, 1.0, 0.1, "linear") == pytest.approx(0.775)
+    assert lr_at(1.0, 1.0, 0.1, "linear") == pytest.approx(0.1)
+    assert lr_at(1.5, 1.0, 0.1, "linear") == pytest.approx(0.1)  # past the budget: stays
+    # the other schedules keep their base lr (visits divides it per pair)
+    assert lr_at(0.5, 0.3, 0.1, "constant") == lr_at(0.5, 0.3, 0.1, "visits") == 0.3
     np.testing.assert_allclose(step_sizes(0.775, np.array([1, 9]), "linear", 0.8), [0.775] * 2)
 
 
@@ -137,7 +137,7 @@ def test_td_update_single_transition() -> None:
 
 
 def test_td_update_with_visit_counts_averages_the_targets() -> None:
-    # alpha / N with alpha 1: the first target is copied, then the running mean of targets.
+    # lr / N with lr 1: the first target is copied, then the running mean of targets.
     q, visits = np.zeros((1, 1)), np.zeros((1, 1), dtype=np.int64)
     for target in (4.0, 2.0, 3.0):
         td_update(q, visits, np.array([0]), np.array([0]), np.array([target]), 1.0, "visits", 1.0)
@@ -162,18 +162,18 @@ def test_td_update_merges_duplicate_pairs_of_a_batch() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "key"),
     [
-        ({"alpha": 0.0}, "algo.alpha"),
-        ({"alpha": 1.5}, "algo.alpha"),
+        ({"lr": 0.0}, "algo.lr"),
+        ({"lr": 1.5}, "algo.lr"),
         ({"gamma": 1.01}, "algo.gamma"),
         ({"epsilon_start": 1.2}, "algo.epsilon_start"),
         ({"epsilon_end": -0.1}, "algo.epsilon_end"),
         ({"epsilon_fraction": 0.0}, "algo.epsilon_fraction"),
         ({"epsilon_schedule": "cosine"}, "algo.epsilon_schedule"),
         ({"epsilon_schedule": "exponential", "epsilon_end": 0.0}, "algo.epsilon_schedule"),
-        ({"alpha_schedule": "harmonic"}, "algo.alpha_schedule"),
-        ({"alpha_schedule": "visits", "alpha_omega": 0.5}, "algo.alpha_omega"),
-        ({"alpha_schedule": "linear", "alpha": 0.5, "alpha_end": 0.6}, "algo.alpha_end"),
-        ({"alpha_schedule": "linear", "alpha_end": -0.1}, "algo.alpha_end"),
+        ({"lr_schedule": "harmonic"}, "algo.lr_schedule"),
+        ({"lr_schedule": "visits", "lr_omega": 0.5}, "algo.lr_omega"),
+        ({"lr_schedule": "linear", "lr": 0.5, "lr_end": 0.6}, "algo.lr_end"),
+        ({"lr_schedule": "linear", "lr_end": -0.1}, "algo.lr_end"),
     ],
 )
 def test_td_config_checks(kwargs: dict[str, Any], key: str) -> None:
@@ -289,8 +289,8 @@ def _ended(terminated: bool) -> Transition:
 def test_truncation_bootstraps_from_the_final_state_and_termination_does_not(
     cfg_cls: type,
 ) -> None:
-    # alpha 1, gamma 0.5, greedy (eps 0): every target is r + 0.5 * max Q(3) = 1 + 0.5 * 2 = 2
-    kwargs = {"alpha": 1.0, "gamma": 0.5, "epsilon_start": 0.0, "epsilon_end": 0.0}
+    # lr 1, gamma 0.5, greedy (eps 0): every target is r + 0.5 * max Q(3) = 1 + 0.5 * 2 = 2
+    kwargs = {"lr": 1.0, "gamma": 0.5, "epsilon_start": 0.0, "epsilon_end": 0.0}
     algo, env = _scripted(cfg_cls(**kwargs))
     env.next = _ended(terminated=False)
     assert algo.iterate() == 1
@@ -335,7 +335,7 @@ def test_random_first_action_is_uniform_in_the_first_state_of_every_episode(flag
     # Greedy behaviour (epsilon 0) with Q(0, right) far ahead, and every step ends the episode
     # back in state 0: without the flag the next action is always "right", with it uniform.
     cfg = SarsaConfig(
-        alpha=0.01, epsilon_start=0.0, epsilon_end=0.0, random_first_action=flag
+        lr=0.01, epsilon_start=0.0, epsilon_end=0.0, random_first_action=flag
     )
     algo, env = _scripted(cfg)
     algo.q[0] = [0.0, 5.0, 0.0, 0.0]
@@ -352,10 +352,10 @@ def test_random_first_action_is_uniform_in_the_first_state_of_every_episode(flag
 
 
 def test_checkpoint_round_trip() -> None:
-    algo = _learner(GridWorldConfig(), SarsaConfig(alpha=0.5), steps=300)
+    algo = _learner(GridWorldConfig(), SarsaConfig(lr=0.5), steps=300)
     state = algo.state_dict()
     assert state["q"].dtype == torch.float64
-    fresh = _learner(GridWorldConfig(), SarsaConfig(alpha=0.5))
+    fresh = _learner(GridWorldConfig(), SarsaConfig(lr=0.5))
     fresh.load_state_dict(state)
     np.testing.assert_array_equal(fresh.q, algo.q)
     np.testing.assert_array_equal(fresh.visits, algo.visits)
