@@ -162,20 +162,12 @@ def config_request(args: list[str]) -> ConfigRequest | None:
 
 def print_config(request: ConfigRequest) -> None:
     """Compose as a run does (Hydra's compose API on the same configs), apply the preset, print."""
-    from hydra import compose, initialize_config_module
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import Container, OmegaConf
 
-    from rltrain.config.presets import apply_preset
-    from rltrain.config.store import register_configs
+    from rltrain.config.store import compose_run_config
 
-    register_configs()
-    with initialize_config_module(config_module="rltrain.conf", version_base="1.3"):
-        cfg = compose(
-            config_name="config", overrides=request.overrides,
-            return_hydra_config=request.kind == "all",
-        )  # fmt: skip
-    apply_preset(cfg, request.overrides)
+    cfg = compose_run_config(request.overrides, with_hydra=request.kind == "all")
     if request.kind == "all":
         HydraConfig.instance().set_config(cfg)  # what ${hydra:...} resolves against
     package = None if request.package in (None, "_global_") else request.package

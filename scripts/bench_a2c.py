@@ -1,7 +1,7 @@
 """A2C on CartPole-v1: rltrain vs Stable-Baselines3, RL Zoo settings, 3 seeds each.
 
 Both sides use RL Zoo's a2c.yml CartPole-v1 entry (8 envs, 5e5 steps, ent_coef 0.0, SB3 defaults
-otherwise: n_steps 5, RMSprop lr 7e-4); rltrain gets it from rltrain/conf/tuned/a2c_cartpole.yaml.
+otherwise: n_steps 5, RMSprop lr 7e-4); rltrain gets it from rltrain/tuned/a2c_cartpole.yaml.
 """
 
 from __future__ import annotations

@@ -15,10 +15,10 @@ table about a minute), so about 55 minutes in all; `--repeats 1` for a quick loo
 1. Raw env: agent steps/s per backend with random actions (scripts/bench_atari_env.py).
 2. Training, Breakout, same settings on both sides, each run its own process, rltrain and SB3
    interleaved so drifts in machine load hit both alike:
-   - PPO with the RL Zoo Atari settings (rltrain/conf/tuned/ppo_atari.yaml; SB3: `make_atari_env` +
+   - PPO with the RL Zoo Atari settings (rltrain/tuned/ppo_atari.yaml; SB3: `make_atari_env` +
      `VecFrameStack(4)`, CnnPolicy, 8 envs x 128 steps, 4 epochs, batch 256, lr lin 2.5e-4,
      clip lin 0.1, ent 0.01, vf 0.5);
-   - DQN with the RL Zoo Atari settings (rltrain/conf/tuned/dqn_atari.yaml; SB3: buffer 1e5 with
+   - DQN with the RL Zoo Atari settings (rltrain/tuned/dqn_atari.yaml; SB3: buffer 1e5 with
      optimize_memory_usage), but `learning_starts` lowered to `--learning-starts` for both so a
      short run is mostly learning.
    rltrain runs with env.repeat_action_probability=0 (SB3's `BreakoutNoFrameskip-v4`, no sticky
@@ -158,12 +158,11 @@ def child_rltrain(
     conv_dtype: str = "float32",
 ) -> dict:
     import numpy as np
-    from hydra import compose, initialize_config_module
 
     import rltrain.runner.loop as loop
     from rltrain.algos.dqn import DQN
     from rltrain.algos.ppo import PPO
-    from rltrain.config.store import register_configs
+    from rltrain.config.store import compose_run_config
     from rltrain.envs.atari import NativeAtariVecEnv
 
     timers = Timers()
@@ -184,14 +183,11 @@ def child_rltrain(
         DQN._env_step = env_step  # type: ignore[method-assign]
     # training only: no evaluation games (SB3's side has none either)
     loop.evaluate = lambda *args, **kwargs: np.zeros(1)  # type: ignore[assignment]
-
-    register_configs()
     overrides = [
         *rltrain_overrides(algo, steps, learning_starts, threads, device, conv_dtype),
         f"seed={seed}",
     ]
-    with initialize_config_module(config_module="rltrain.conf", version_base="1.3"):
-        node = compose(config_name="config", overrides=overrides)
+    node = compose_run_config(overrides)
     with tempfile.TemporaryDirectory(prefix="bench-atari-") as run_dir:
         loop.train(node, Path(run_dir))
     return timers.report(steps, learning_starts if algo == "dqn" else None, "learning")

@@ -4,12 +4,13 @@
     python scripts/bench_dqn.py --skip-memory    # CartPole only
     python scripts/bench_dqn.py --skip-cartpole  # replay memory only
 
-1. CartPole-v1 with the RL Zoo DQN settings (rltrain/conf/tuned/dqn_cartpole.yaml, and the same
-   values in scripts/sb3_runner.py), seeds interleaved so drifts in machine load hit both alike: time
-   from process launch and env steps until the mean of the last 10 training returns >= 475, and
-   the final deterministic 10-episode eval (scripts/benchlib.py measures both the same way).
+1. CartPole-v1 with the RL Zoo DQN settings (rltrain/tuned/dqn_cartpole.yaml, and the
+   same values in scripts/sb3_runner.py), seeds interleaved so drifts in machine load hit both
+   alike: time from process launch and env steps until the mean of the last 10 training
+   returns >= 475, and the final deterministic 10-episode eval (scripts/benchlib.py measures
+   both the same way).
    Both run the RL Zoo budget of 5e4 steps (`--total-steps` changes ours only; our preset's
-   budget is 1e5, see rltrain/conf/tuned/dqn_cartpole.yaml).
+   budget is 1e5, see rltrain/tuned/dqn_cartpole.yaml).
 2. Replay memory: peak RSS of a process that builds and fills an Atari-shaped replay buffer
    (4x84x84 uint8 stacks, 1 env, `--capacity` transitions): rltrain's buffer as DQN builds it
    (`make_replay_buffer`, frames stored once) beside SB3's ReplayBuffer with

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Issue 6 learning check, run by hand (hours of CPU; not part of any test suite):
-# PPO with the tuned Atari preset (conf/tuned/ppo_atari.yaml) on Pong must improve by at least
+# Atari learning check, run by hand (hours of CPU; not part of any test suite):
+# PPO with the tuned Atari preset (rltrain/tuned/ppo_atari.yaml) on Pong must improve by at least
 # 5 points from where a random policy starts (about -21), on a CPU, within 2M env steps.
 #
 #   scripts/pong_learning_check.sh [OUT_DIR [OVERRIDE ...]]   # default OUT_DIR: runs/pong_check

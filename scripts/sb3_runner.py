@@ -1,7 +1,7 @@
 """Stable-Baselines3 side of `make bench`: one training run in this process, JSON on the last line.
 
 Hyperparameters are the RL Zoo presets (rl-baselines3-zoo hyperparams/*.yml), the same values
-rltrain's rltrain/conf/tuned/ presets carry.
+rltrain's rltrain/tuned/ presets carry.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from rltrain.errors import UserError
 
 def load_run_config(run_dir: Path) -> DictConfig:
     """The exact composed config of a run, typed again by its schemas."""
-    # The directory checks come before the imports: the registries pull in gymnasium and torch
-    # (about 4 s of CPU here), which a mistyped path should not wait for.
+    # The directory checks come before the imports: the algorithms pull in gymnasium and torch
+    # (seconds of start-up), which a mistyped path should not wait for.
     if not run_dir.is_dir():
         what = "is a file, not a directory" if run_dir.exists() else "does not exist"
         raise UserError(f"{run_dir} {what}; give a run directory such as runs/cartpole/ppo/<time>")
@@ -181,17 +181,31 @@ def list_groups(group: str | None) -> None:
         {str(p.parent.relative_to(root)) for p in root.glob("*/**/*.yaml")
          if not p.parent.name.startswith("_")}
     )
-    if group is not None and group not in groups:
-        raise UserError(f"no config group '{group}'; groups are: {', '.join(groups)}")
+    if group is not None and group not in (*groups, "tuned"):
+        raise UserError(f"no config group '{group}'; groups are: {', '.join(groups)}, tuned")
     for name in [group] if group else groups:
+        if name == "tuned":
+            continue
         print(f"{name}:")
         for option in sorted((root / name).glob("*.yaml")):
             print(f"  {option.stem:<22} {_option_description(option)}")
+    if group in (None, "tuned"):
+        list_presets()
     if group is None:
         print(
             "choose with group=option, e.g. `rltrain algo=dqn env=cartpole`;"
             " see every key with `rltrain --cfg job`"
         )
+
+
+def list_presets() -> None:
+    """The tuned presets: applied by algorithm and env id (`preset=auto`), or by name."""
+    from rltrain.config.presets import load_presets
+
+    print("tuned (applied for these algo x env pairs; preset=NAME forces one, preset=none none):")
+    for preset in load_presets().values():
+        pairs = f"{','.join(preset.algos)} on {','.join(preset.envs)}"
+        print(f"  {preset.name:<22} {pairs} ({preset.source})")
 
 
 def summarize(

@@ -1,13 +1,13 @@
 """Adam and RMSprop over one flat parameter buffer.
 
-Why not torch.optim: constructing any torch.optim optimizer imports torch._dynamo (about 2.4 s
-on this machine) through its compile-disabling decorator, which is longer than a CartPole run
-takes to learn. And on small networks the cost of an update is the number of tensor operations,
-not arithmetic: here every parameter and every gradient is a view into one flat tensor, so
-zeroing, global-norm clipping and the Adam/RMSprop arithmetic are a handful of operations on two
-flat tensors, whatever the number of layers. The arithmetic is torch.optim's (the unit tests
-compare step by step); `param_groups[0]["lr"]` works for schedules, and `share_memory()` shares
-the statistics across processes (A3C's shared optimizer).
+Why not torch.optim: constructing any torch.optim optimizer imports torch._dynamo through its
+compile-disabling decorator, seconds of start-up, longer than a CartPole run takes to learn. And on
+small networks the cost of an update is the number of tensor operations, not arithmetic: here every
+parameter and every gradient is a view into one flat tensor, so zeroing, global-norm clipping and
+the Adam/RMSprop arithmetic are a handful of operations on two flat tensors, whatever the number of
+layers. The arithmetic is torch.optim's (the unit tests compare step by step);
+`param_groups[0]["lr"]` works for schedules, and `share_memory()` shares the statistics across
+processes (A3C's shared optimizer).
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ from rltrain.errors import UserError
 def sqrt_into(source: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """out <- sqrt(source), elementwise; returns out.
 
-    On the CPU through NumPy on the same memory: this torch build's CPU sqrt is slow on zeros
-    (1.7M zeros: 4.3 ms, NumPy 0.6 ms; random values 0.9 ms), and the second moment of a Nature
-    CNN holds many exact zeros (a quarter of them in a DQN update measured here: the weights of
-    units that never fired). Both round correctly (IEEE sqrt), so the result is the same.
+    On the CPU through NumPy on the same memory: torch's CPU sqrt is slow on zeros, several times
+    NumPy's (docs/benchmarks.md), and the second moment of a Nature CNN holds many exact zeros (the
+    weights of units that never fired). Both round correctly (IEEE sqrt), so the result is the same.
     Other devices and dtypes NumPy lacks (bfloat16) stay with torch.
     """
     if source.device.type == "cpu" and source.dtype in (torch.float32, torch.float64):
@@ -55,9 +54,9 @@ class FlatOptimizer:
         total = sum(p.numel() for p in self.params)
         self.flat = torch.empty(total, dtype=first.dtype, device=first.device)
         self.flat_grad = torch.zeros_like(self.flat)
-        # Scratch for the step's denominator, written in place: with fresh tensors per step, a
-        # Nature CNN's 1.7M-parameter Adam step took 7.6 ms here instead of 1.5 ms (two
-        # short-lived buffers of that size go back to the kernel and fault in again each step).
+        # Scratch for the step's denominator, written in place: fresh tensors per step made a
+        # Nature CNN's Adam step several times slower (two short-lived buffers of 1.7M floats go
+        # back to the kernel and fault in again each step; docs/benchmarks.md).
         self.scratch = torch.empty_like(self.flat)
         offset = 0
         with torch.no_grad():

@@ -35,8 +35,8 @@ class PPOConfig:
     target_kl: float | None = None  # stop the epoch loop once approx KL > 1.5 * target_kl
     optimizer_eps: float = 1e-5  # Adam's epsilon
     # Categorical policy on two separate MLP towers: gradients from a hand-written backward pass
-    # (rltrain/networks/hand_backward.py), the same numbers as autograd's and a minibatch step about
-    # 1.8x faster on CartPole. false = autograd; other networks always use autograd.
+    # (rltrain/networks/hand_backward.py), the same numbers as autograd's, faster on the CPU
+    # (docs/benchmarks.md). false = autograd; other networks always use autograd.
     manual_backward: bool = True
 
     def __post_init__(self) -> None:
@@ -176,7 +176,7 @@ LOSSES = ("huber", "mse")
 @dataclass
 class DQNConfig:
     # Defaults follow Stable-Baselines3's DQN (which follows Mnih et al. 2015) except the buffer:
-    # 1e5 rather than 1e6, so an untuned image env does not ask for 7 GB (presets: conf/tuned).
+    # 1e5 rather than 1e6, so an untuned image env does not ask for 7 GB (presets: rltrain/tuned).
     name: str = "dqn"
     lr: float = 1e-4
     buffer_size: int = 100_000  # transitions, summed over envs

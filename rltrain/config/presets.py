@@ -1,6 +1,6 @@
 """Tuned presets: published (or measured) hyperparameters for an algorithm on an environment.
 
-A preset is a file `rltrain/conf/tuned/<name>.yaml` that says which algorithms and which
+A preset is a file `rltrain/tuned/<name>.yaml` that says which algorithms and which
 environments it is for, where its numbers come from, and the settings themselves:
 
     source: RL Zoo                 # printed in the run's `preset:` line
@@ -54,6 +54,12 @@ def _conf_dir() -> Path:
     return Path(str(resources.files("rltrain.conf")))
 
 
+def presets_dir() -> Path:
+    """rltrain/tuned/: package data beside the Hydra configs, not a Hydra group (presets are
+    chosen with `preset=`, not composed as options)."""
+    return Path(str(resources.files("rltrain"))) / "tuned"
+
+
 def _names(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in (value if isinstance(value, list | tuple) else [value]))
 
@@ -61,7 +67,7 @@ def _names(value: Any) -> tuple[str, ...]:
 @functools.cache
 def load_presets() -> dict[str, Preset]:
     presets: dict[str, Preset] = {}
-    for path in sorted((_conf_dir() / "tuned").glob("*.yaml")):
+    for path in sorted(presets_dir().glob("*.yaml")):
         raw = OmegaConf.to_container(OmegaConf.load(path))
         if not isinstance(raw, dict) or not {"source", "algo", "env", "settings"} <= set(raw):
             raise UserError(f"{path} is not a preset (it needs source, algo, env and settings)")
@@ -159,7 +165,7 @@ def apply_preset(node: DictConfig, overrides: Iterable[str]) -> str:
         except OmegaConfBaseException as error:
             raise UserError(
                 f"preset {preset.describe()} sets {name}={value}, which this config rejects "
-                f"({str(error).splitlines()[0]}); fix rltrain/conf/tuned/{preset.name}.yaml"
+                f"({str(error).splitlines()[0]}); fix rltrain/tuned/{preset.name}.yaml"
             ) from None
     node.preset = preset.name
     return f"preset: {preset.describe()}"

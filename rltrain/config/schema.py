@@ -65,7 +65,7 @@ class Config:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
-    # tuned preset (rltrain/conf/tuned/): auto = the one for this algo on this env id, if any;
+    # tuned preset (rltrain/tuned/): auto = the one for this algo on this env id, if any;
     # none = schema defaults only; or a preset's name. A run's saved config names the one applied.
     preset: str = "auto"
     seed: int = 0  # seeds python, numpy, torch and the envs: same seed, same CPU run

@@ -7,6 +7,7 @@ configs are typed: a wrong type or an unknown key fails at composition, before a
 from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig
 
 from rltrain.config.algos import ALGO_SCHEMAS
 from rltrain.config.envs import ENV_SCHEMAS
@@ -32,3 +33,18 @@ def register_configs() -> None:
     for name, schema in ENV_SCHEMAS.items():
         cs.store(name=f"schema_env_{name}", node=schema)
     _registered = True
+
+
+def compose_run_config(overrides: list[str], with_hydra: bool = False) -> DictConfig:
+    """The config `rltrain <overrides>` trains with: composed by Hydra's compose API from the
+    packaged configs, then the tuned preset applied (`rltrain.config.presets`). For `--cfg job`,
+    scripts and tests; a run itself goes through `hydra.main` (launchers, sweeps, run dirs)."""
+    from hydra import compose, initialize_config_module
+
+    from rltrain.config.presets import apply_preset
+
+    register_configs()
+    with initialize_config_module(config_module="rltrain.conf", version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides, return_hydra_config=with_hydra)
+    apply_preset(cfg, overrides)
+    return cfg

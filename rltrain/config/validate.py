@@ -88,6 +88,28 @@ def typed_config(node: DictConfig) -> Config:
         raise UserError(f"eval_episodes={cfg.eval_episodes} must be at least 1")
     if cfg.logger.log_interval < 1:
         raise UserError(f"logger.log_interval={cfg.logger.log_interval} must be at least 1")
+    check_network_choice(cfg)
     if cfg.logger.name not in ("tensorboard", "none"):
         raise UserError(f"logger={cfg.logger.name} is not known; use tensorboard or none")
     return cfg
+
+
+def check_network_choice(cfg: Config) -> None:
+    """An explicit `network=` the algorithm cannot use is refused, not ignored."""
+    from rltrain.config.algos import ALGO_SCHEMAS, TABULAR
+
+    entry = ALGO_SCHEMAS.get(cfg.algo.name)
+    chosen = cfg.network.name
+    if entry is None or chosen in entry.networks:
+        return
+    allowed = " or ".join(f"network={n}" for n in entry.networks)
+    if entry.networks == TABULAR:
+        why = "keeps a table of values, one row per state, and builds no neural network"
+        other = "; for a neural network use algo=dqn or algo=ppo"
+    else:
+        why = "trains a neural network"
+        other = ""
+    raise UserError(
+        f"network={chosen} cannot be used by algo={cfg.algo.name}, which {why}: use {allowed} "
+        f"(or leave network out){other}"
+    )

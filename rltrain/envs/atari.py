@@ -34,11 +34,12 @@ What differs from other wrapper sets, and why:
   silently replacing the agent's next action. So both backends follow the native procedure; in
   Breakout the agent itself must press FIRE to serve again after a lost life (as in evaluation).
 - Native `episodic_life=True` (ale-py 0.12.1) resets the *whole game* at every lost life, so every
-  episode is the first life of a fresh game and no whole-game score exists; that is why it ended
-  ~40% more episodes than the gymnasium wrappers in FACTS.md. Native `life_loss_info=True` keeps the
-  game going but then `terminated` mixes lives and games. We therefore run the native env with
-  both off and with `reward_clipping=False`, and derive life-loss terminals (from `info["lives"]`)
-  and clipped rewards in `NativeAtariVecEnv`, which also keeps the raw score for `pop_episodes`.
+  episode is the first life of a fresh game and no whole-game score exists; that is why it ends many
+  more episodes than the gymnasium wrappers over the same random steps. Native `life_loss_info=True`
+  keeps the game going but then `terminated` mixes lives and games. We therefore run the native env
+  with both off and with `reward_clipping=False`, and derive life-loss terminals (from
+  `info["lives"]`) and clipped rewards in `NativeAtariVecEnv`, which also keeps the raw score for
+  `pop_episodes`.
 - Native no-ops: ale-py draws u ~ Uniform{0..noop_max-1} (minus one for FIRE), so we pass it
   `noop_max + 1`. Its seeds: env i is seeded with seed + i on `reset(seed)`; gymnasium envs too,
   but the seed feeds different RNGs, so equal seeds do not give equal no-op counts or sticky draws

@@ -46,8 +46,7 @@ class NatureCNN(nn.Module):
     """Mnih et al. 2015 trunk: 3 convs + 512 linear; uint8 frames are scaled here, on the device.
 
     On the CPU the frames enter the convolutions in channels-last (NHWC) layout: oneDNN's
-    convolutions run natively on it, which cut the CPU time of a batch-256 forward + backward +
-    Adam step by about 20% here (348 -> 267 ms; batch 32: 43 -> 39 ms; 1 thread); the weights
+    convolutions run natively on it, which makes an update faster (docs/benchmarks.md); the weights
     stay contiguous (the flat-buffer optimizer owns them). The 1/255 scale is folded into the
     first layer's weights, conv(x / 255, W) = conv(x, W / 255), which spares an elementwise pass
     over the input batch.

@@ -1,4 +1,4 @@
-"""Issue 8, the bad-input matrix: every bad invocation below goes through the installed console
+"""The bad-input matrix: every bad invocation below goes through the installed console
 script and must end with a non-zero exit, exactly one `rltrain: error:` line on stderr that
 matches the case's patterns, and no traceback (the `one_error_line` fixture checks all three).
 
@@ -112,6 +112,36 @@ TRAIN_CASES: dict[str, tuple[list[str], list[str]]] = {
         [r"batched exists for CartPole-v1 only", r"env=gridworld", r"env\.vectorization=sync"],
     ),
     "atari_id_through_the_gym_env": (["env=gym", "env.id=ALE/Pong-v5"], [r"use env=atari"]),
+    # a network the algorithm cannot use is refused, not ignored
+    "mlp_for_a_table": (
+        ["algo=q_learning", "env=gridworld", "network=mlp"],
+        [r"network=mlp cannot be used by algo=q_learning", r"network=tabular", r"algo=dqn"],
+    ),
+    "cnn_for_a_planner": (
+        ["algo=value_iteration", "env=gridworld", "network=nature_cnn"],
+        [r"network=nature_cnn cannot be used by algo=value_iteration"],
+    ),
+    "table_for_dqn": (
+        ["algo=dqn", "network=tabular"], [r"network=tabular cannot be used by algo=dqn"]
+    ),
+    # renamed keys: one name per concept, and the old name says what it became
+    "old_adam_eps": (
+        ["algo.adam_eps=1e-5"], [r"'algo\.adam_eps' was renamed to 'algo\.optimizer_eps'"]
+    ),
+    "old_a2c_eps": (["algo=a2c", "algo.eps=1e-5"], [r"renamed to 'algo\.optimizer_eps'"]),
+    "old_dqn_n_step": (
+        ["algo=dqn", "algo.n_step=3"], [r"'algo\.n_step' was renamed to 'algo\.n_steps'"]
+    ),
+    "old_dqn_exploration": (
+        ["algo=dqn", "algo.exploration_final_eps=0.1"], [r"renamed to 'algo\.epsilon_end'"]
+    ),
+    "old_dqn_alpha": (["algo=dqn", "algo.alpha=0.5"], [r"renamed to 'algo\.priority_alpha'"]),
+    "old_tabular_alpha": (
+        ["algo=sarsa", "env=gridworld", "+algo.alpha=0.5"], [r"renamed to 'algo\.lr'"]
+    ),
+    # schemas are no options; presets are chosen by name
+    "schema_as_an_option": (["algo=ppo_schema"], [r"unknown algo 'ppo_schema'", r"\bppo\b"]),
+    "unknown_preset": (["preset=rl_zoo"], [r"preset=rl_zoo is not known", r"ppo_cartpole"]),
 }
 
 

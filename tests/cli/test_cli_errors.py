@@ -121,7 +121,7 @@ def test_checkpoint_that_does_not_fit_the_configured_model(
     assert "does not fit" in message and "checkpoints" in message
 
 
-# --- resource faults (issue 8): one line each, saying what to do ---------------------------------
+# --- resource faults: one line each, saying what to do ------------------------------------------
 def _permissions_enforced(directory: Path) -> bool:
     """False for root (and some containers): a 0o500 directory is still writable there."""
     probe = directory / "probe"

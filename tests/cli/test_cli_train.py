@@ -4,12 +4,13 @@ TensorBoard contents, and the commands that run nothing (--cfg job, --help, list
 from __future__ import annotations
 
 import math
+import os
 import re
 
 import torch
 import yaml
 
-# Issue 2 item 8: what every PPO run must log.
+# What every PPO run must log (the TensorBoard tag contract, docs/metrics.md).
 SCALAR_TAGS = [
     "charts/episodic_return",
     "charts/episodic_length",
@@ -170,3 +171,45 @@ def test_list_one_group(run_cli, workdir):
     assert "ppo" in options and "dqn" in options
     assert all(len(line.split()) > 2 for line in body[1:] if line.startswith("  "))
     assert "env:" not in result.stdout and "cartpole" not in options
+
+
+def test_a_gym_id_prints_the_algo_block_of_its_named_env(run_cli, workdir):
+    """`--cfg job env=gym env.id=CartPole-v1` and `--cfg job env=cartpole`: the same preset, so
+    the same hyperparameters, through the console script."""
+    by_id = run_cli(["--cfg", "job", "env=gym", "env.id=CartPole-v1"], workdir)
+    named = run_cli(["--cfg", "job", "env=cartpole"], workdir)
+    assert by_id.returncode == named.returncode == 0, by_id.stderr + named.stderr
+    first, second = yaml.safe_load(by_id.stdout), yaml.safe_load(named.stdout)
+    assert first["algo"] == second["algo"] and first["algo"]["lr"] == 1e-3
+    assert first["preset"] == second["preset"] == "ppo_cartpole"
+    assert first["env"]["num_envs"] == second["env"]["num_envs"] == 8
+
+
+def test_a_run_prints_and_records_its_preset(trained_run):
+    out = (trained_run.parents[3] / "train.out").read_text()
+    assert [line for line in out.splitlines() if line.startswith("preset:")] == [
+        "preset: tuned/ppo_cartpole (RL Zoo)"
+    ]
+    saved = yaml.safe_load((trained_run / ".hydra" / "config.yaml").read_text())
+    assert saved["preset"] == "ppo_cartpole"
+    assert saved["algo"]["n_steps"] == 32 and saved["algo"]["gae_lambda"] == 0.8  # its values
+
+
+def test_version_is_rltrains(run_cli, workdir):
+    from importlib.metadata import version
+
+    result = run_cli(["--version"], workdir)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"rltrain {version('rltrain')}"
+
+
+def test_schemas_are_neither_listed_nor_in_help(run_cli, workdir):
+    listed = run_cli(["list"], workdir)
+    helped = run_cli(["train", "--help"], workdir)
+    assert listed.returncode == helped.returncode == 0, listed.stderr + helped.stderr
+    assert "schema" not in listed.stdout and "schema" not in helped.stdout
+    assert "ppo_cartpole" in listed.stdout  # the tuned presets are listed, with what they tune
+    env = {**os.environ, "COMP_LINE": "rltrain algo="}
+    completed = run_cli(["-sc", "query=bash"], workdir, env=env)
+    assert completed.returncode == 0, completed.stderr
+    assert "algo=ppo" in completed.stdout.split() and "schema" not in completed.stdout

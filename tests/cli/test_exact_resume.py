@@ -1,4 +1,4 @@
-"""Issue 8: a run killed with SIGKILL at a random point and resumed ends with the same weights
+"""A run killed with SIGKILL at a random point and resumed ends with the same weights
 and the same logged scalars as the uninterrupted run (CPU, sync envs): PPO on CartPole, DQN on
 CartPole (replay buffer in the checkpoint) and Q-learning on the gridworld."""
 

@@ -1,4 +1,4 @@
-"""Issue 8: a NaN/inf in a loss stops the run with one line, and the last checkpoint is good."""
+"""A NaN/inf in a loss stops the run with one line, and the last checkpoint is good."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DQN solves CartPole-v1 with its tuned preset (rltrain/conf/tuned/dqn_cartpole.yaml), seeds 0-2.
+"""DQN solves CartPole-v1 with its tuned preset (rltrain/tuned/dqn_cartpole.yaml), seeds 0-2.
 
 Slow (about 5-10 minutes per seed on 2 shared cores):
 `python -m pytest -m slow tests/learning/test_dqn_learning.py`.
@@ -17,17 +17,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
-from rltrain.config.store import register_configs
+from rltrain.config.store import compose_run_config
 from rltrain.runner.loop import train
 
 
 def compose_run(overrides: list[str]) -> DictConfig:
-    register_configs()
-    with initialize_config_module(config_module="rltrain.conf", version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+    return compose_run_config(overrides)
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The policy-gradient family learns with its tuned presets (rltrain/conf/tuned/).
+"""The policy-gradient family learns with its tuned presets (rltrain/tuned/).
 
 Slow (minutes per run on 2 cores): `python -m pytest -m slow tests/learning/test_pg_learning.py`.
 
@@ -20,16 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_module
 
-from rltrain.config.store import register_configs
+from rltrain.config.store import compose_run_config
 from rltrain.runner.loop import train
 
 
 def compose_run(overrides: list[str]) -> object:
-    register_configs()
-    with initialize_config_module(config_module="rltrain.conf", version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+    return compose_run_config(overrides)
 
 
 def scalars(run_dir: Path, tag: str) -> list[tuple[float, int, float]]:

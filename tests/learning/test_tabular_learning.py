@@ -22,12 +22,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 
 from rltrain.algos.base import Context
 from rltrain.algos.registry import ALGORITHMS
 from rltrain.blocks.dp import TabularModel, policy_agreement, q_error_vs_optimal
-from rltrain.config.store import register_configs
+from rltrain.config.store import compose_run_config
 from rltrain.config.validate import typed_config
 from rltrain.envs.factory import make_vec_env
 from rltrain.logging import Recorder
@@ -53,9 +52,7 @@ def drive(overrides: list[str], max_episodes: int | None = None) -> tuple[Any, l
     Stops at total_steps, or after `max_episodes` finished episodes; returns the algorithm and
     the online (training) return of every finished episode, in order.
     """
-    register_configs()
-    with initialize_config_module(config_module="rltrain.conf", version_base="1.3"):
-        node = compose(config_name="config", overrides=overrides)
+    node = compose_run_config(overrides)
     cfg = typed_config(node)
     env = make_vec_env(cfg.env, num_envs=cfg.env.num_envs, seed=cfg.seed, training=True)
     ctx = Context(

@@ -39,7 +39,7 @@ TINY = {
         "algo.target_update_interval=64",
     ],
 }
-# what each tuned preset sets (rltrain/conf/tuned/<algo>_atari.yaml), checked in the saved config
+# what each tuned preset sets (rltrain/tuned/<algo>_atari.yaml), checked in the saved config
 PRESET = {
     "ppo": {
         "network.shared_trunk": True,
@@ -108,22 +108,18 @@ def test_atari_trains_with_the_tuned_preset(
 
 def test_ppo_keeps_frames_uint8_until_the_network(tmp_path: Path) -> None:
     """The rollout stores uint8 stacks (4x less memory than float32); only the CNN scales them."""
-    from hydra import compose, initialize_config_module
 
     from rltrain.algos.base import Context
     from rltrain.algos.ppo import PPO
-    from rltrain.config.store import register_configs
+    from rltrain.config.store import compose_run_config
     from rltrain.config.validate import typed_config
     from rltrain.envs.factory import make_vec_env
     from rltrain.logging import Recorder
     from rltrain.networks.builders import NatureCNN
 
-    register_configs()
-    with initialize_config_module(config_module="rltrain.conf", version_base="1.3"):
-        node = compose(
-            config_name="config",
-            overrides=["algo=ppo", "env=atari", "env.num_envs=2", "algo.n_steps=8", "device=cpu"],
-        )
+    node = compose_run_config(
+        ["algo=ppo", "env=atari", "env.num_envs=2", "algo.n_steps=8", "device=cpu"]
+    )
     cfg = typed_config(node)
     env = make_vec_env(cfg.env, num_envs=2, seed=0, training=True)
     try:

@@ -49,7 +49,8 @@ EXPECTED_TAGS = {
         "values/advantage_mean", "values/advantage_std", "values/explained_variance",
     },
     "a2c": {
-        "losses/policy_loss", "losses/value_loss", "policy/entropy", "values/v_mean", "values/q_mean", "values/advantage_mean", "values/advantage_std",
+        "losses/policy_loss", "losses/value_loss", "policy/entropy", "values/v_mean",
+        "values/q_mean", "values/advantage_mean", "values/advantage_std",
         "values/explained_variance", "charts/learning_rate",
     },
     "a3c": {

@@ -174,17 +174,13 @@ def test_an_unknown_launcher_still_lists_the_options():
 
 
 def test_num_seeds_trains_each_seed_in_its_own_run_dir_and_returns_the_mean(tmp_path):
-    from hydra import compose, initialize_config_module
 
     from rltrain.app.sweeps import train_seeds
-    from rltrain.config.store import register_configs
-
-    register_configs()
+    from rltrain.config.store import compose_run_config
     overrides = ["seed=3", "num_seeds=2", "total_steps=256", "env.num_envs=2", "algo.n_steps=32",
                  "algo.batch_size=64", "algo.n_epochs=1", "eval_episodes=2", "logger=none",
                  "device=cpu"]
-    with initialize_config_module(config_module="rltrain.conf", version_base="1.3"):
-        node = compose(config_name="config", overrides=overrides)
+    node = compose_run_config(overrides)
     run_dir = tmp_path / "job"
     (run_dir / ".hydra").mkdir(parents=True)
     OmegaConf.save(OmegaConf.create(overrides), run_dir / ".hydra" / "overrides.yaml")

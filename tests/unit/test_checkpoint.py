@@ -260,7 +260,7 @@ def test_rng_states_survive_a_checkpoint(tmp_path):
     np.testing.assert_array_equal(got[4], expected[4])
 
 
-# --- resource faults while saving (issue 8) ------------------------------------------------------
+# --- resource faults while saving -----------------------------------------------------------------
 def _failing_fsync(code: int):
     def fsync(fd: int) -> None:
         raise OSError(code, os.strerror(code))

@@ -3,11 +3,9 @@ them anywhere. Flags move to the front in their order, with their values; overri
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from rltrain.cli import reorder_hydra_args, skip_mode_probe
+from rltrain.cli import ConfigRequest, config_request, reorder_hydra_args
 
 CASES = {
     "empty": ([], []),
@@ -83,36 +81,18 @@ def test_hydra_parses_the_reordered_arguments():
 
 # --- skipping Hydra's mode probe --------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("args", "skips"),
+    ("args", "expected"),
     [
-        (["algo=dqn", "env=atari", "seed=1"], True),
-        (["-m", "seed=0,1", "hydra/launcher=joblib"], True),
-        (["hydra.mode=MULTIRUN", "seed=0,1"], False),
-        (["++hydra.mode=RUN"], False),
-        (["--config-dir", "/tmp/mine", "algo=ppo"], False),
-        (["-cd=/tmp/mine"], False),
-        (["-cn", "other"], False),
-        (["hydra.searchpath=[file:///tmp/mine]"], False),
+        (["--cfg", "job", "algo=dqn"], ConfigRequest("job", False, None, ["algo=dqn"])),
+        (["algo=dqn", "--cfg=all", "--resolve"], ConfigRequest("all", True, None, ["algo=dqn"])),
+        (["-c", "job", "-p", "algo", "seed=1"], ConfigRequest("job", False, "algo", ["seed=1"])),
+        (["--cfg", "hydra"], None),  # Hydra's own
+        (["-m", "--cfg", "job", "seed=0,1"], None),
+        (["--cfg", "job", "-cd", "/tmp/mine"], None),
+        (["algo=dqn", "seed=1"], None),  # a run
     ],
 )
-def test_mode_probe_is_skipped_only_when_nothing_can_set_hydra_mode(args, skips, monkeypatch):
-    from hydra._internal.hydra import Hydra
-
-    original = Hydra.get_mode
-    monkeypatch.setattr(Hydra, "get_mode", original)  # restored after the test
-    assert skip_mode_probe(args) is skips
-    assert (Hydra.get_mode is not original) is skips
-    if skips:
-        assert Hydra.get_mode(None, "config", args) is None  # type: ignore[arg-type]
-
-
-def test_no_shipped_config_sets_hydra_mode():
-    """What makes skipping the probe safe: the probe could only ever find None in them."""
-    from omegaconf import OmegaConf
-
-    import rltrain.conf
-
-    files = sorted(Path(next(iter(rltrain.conf.__path__))).rglob("*.yaml"))
-    assert len(files) > 30
-    for path in files:
-        assert OmegaConf.select(OmegaConf.load(path), "hydra.mode") is None, path
+def test_which_config_prints_rltrain_composes_itself(args, expected):
+    """`--cfg job|all` print the config with the tuned preset applied, as a run trains with it;
+    every other command line goes to Hydra untouched."""
+    assert config_request(args) == expected
