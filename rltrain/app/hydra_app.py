@@ -21,7 +21,10 @@ def hydra_train(cfg: DictConfig) -> float:
     """Applies the tuned preset, then trains; returns the final evaluation return (the mean over
     seeds with `num_seeds=N`): the objective an Optuna sweep maximises."""
     hydra_cfg = HydraConfig.get()
-    print(apply_preset(cfg, hydra_cfg.overrides.task), flush=True)
+    # the command line as typed: reading the ListConfig's items would resolve `${...}` in them
+    overrides = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
+    assert isinstance(overrides, list)
+    print(apply_preset(cfg, [str(item) for item in overrides]), flush=True)
     run_dir = Path(hydra_cfg.runtime.output_dir)
     if hydra_cfg.output_subdir is not None:
         # Hydra saved the config before the preset was applied: the run directory must hold the

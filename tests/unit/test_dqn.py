@@ -134,7 +134,7 @@ def test_loss_applies_importance_weights_and_zero_weight_gives_no_gradient() -> 
 
 
 def test_prioritized_update_sets_priorities_from_td_errors() -> None:
-    dqn = make_dqn(prioritized=True, alpha=0.5, priority_eps=0.0, batch_size=8, lr=1e-9)
+    dqn = make_dqn(prioritized=True, priority_alpha=0.5, priority_eps=0.0, batch_size=8, lr=1e-9)
     for step in range(20):
         dqn._env_step(step * dqn.num_envs)
     batch = dqn._sample()
