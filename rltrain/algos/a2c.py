@@ -32,7 +32,7 @@ from rltrain.algos.actor_critic import (
     record_values,
     to_env_actions,
 )
-from rltrain.algos.base import Algorithm, Context, obs_to_tensor
+from rltrain.algos.base import Algorithm, Context, check_iteration_fits, obs_to_tensor
 from rltrain.config.algos import A2CConfig
 from rltrain.networks import build_actor_critic
 from rltrain.networks.hand_backward import gradient_path
@@ -46,6 +46,7 @@ class A2C(Algorithm):
     def __init__(self, cfg: A2CConfig, ctx: Context) -> None:
         self.cfg, self.ctx = cfg, ctx
         env = ctx.env
+        check_iteration_fits(ctx, "a2c", cfg.n_steps * env.num_envs, "algo.n_steps x env.num_envs")
         self.net = build_actor_critic(
             env.single_observation_space, env.single_action_space, ctx.cfg.network
         ).to(ctx.device)

@@ -56,7 +56,7 @@ from rltrain.algos.actor_critic import (
     record_losses,
     to_env_actions,
 )
-from rltrain.algos.base import Algorithm, Context, obs_to_tensor
+from rltrain.algos.base import Algorithm, Context, check_iteration_fits, obs_to_tensor
 from rltrain.blocks.optim import Adam, RMSprop
 from rltrain.blocks.schedules import budget_used
 from rltrain.blocks.stats import explained_variance
@@ -276,6 +276,10 @@ class A3C(Algorithm):
             )
         self.cfg, self.ctx = cfg, ctx
         self.num_workers = cfg.workers
+        # every worker may finish the rollout it started when the budget runs out
+        check_iteration_fits(
+            ctx, "a3c", cfg.n_steps * self.num_workers, "algo.n_steps x algo.num_workers"
+        )
         env = ctx.env
         self.action_space = env.single_action_space
         self.net = build_actor_critic(

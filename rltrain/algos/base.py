@@ -18,6 +18,7 @@ import torch
 from rltrain.blocks.schedules import budget_used
 from rltrain.config.schema import Config
 from rltrain.envs.vec import Episodes, VecEnv
+from rltrain.errors import UserError
 from rltrain.logging import Recorder
 
 
@@ -37,6 +38,18 @@ class Context:
     def progress(self) -> float:
         """Fraction of the step budget used, in [0, 1]: drives linear schedules."""
         return budget_used(self.step, self.cfg.total_steps)
+
+
+def check_iteration_fits(ctx: Context, algo: str, steps: int, made_of: str) -> None:
+    """A run trains at most `total_steps` plus one iteration: an iteration larger than the whole
+    budget is refused (one line naming the knobs), not silently run. `made_of` says what an
+    iteration is, e.g. "algo.n_steps x env.num_envs". Building for evaluation is not checked."""
+    budget = ctx.cfg.total_steps
+    if ctx.run_dir is not None and steps > budget:
+        raise UserError(
+            f"one iteration of algo={algo} is {made_of} = {steps:,} env steps, more than "
+            f"total_steps={budget:,}: lower {made_of.replace(' x ', ' or ')} or raise total_steps"
+        )
 
 
 def obs_to_tensor(obs: np.ndarray, device: torch.device) -> torch.Tensor:

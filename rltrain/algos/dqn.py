@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from rltrain import tags
-from rltrain.algos.base import Algorithm, Context, obs_to_tensor
+from rltrain.algos.base import Algorithm, Context, check_iteration_fits, obs_to_tensor
 from rltrain.algos.off_policy import QBiasTracker, update_target
 from rltrain.blocks.buffers import PrioritizedReplay, ReplaySample, make_replay_buffer
 from rltrain.blocks.optim import Adam
@@ -105,6 +105,13 @@ class DQN(Algorithm):
         self.cfg, self.ctx = cfg, ctx
         env, device = ctx.env, ctx.device
         self.num_envs = env.num_envs
+        check_iteration_fits(ctx, "dqn", self.num_envs, "env.num_envs")
+        if ctx.run_dir is not None and cfg.learning_starts >= ctx.cfg.total_steps:
+            raise UserError(
+                f"algo.learning_starts={cfg.learning_starts:,} is not below total_steps="
+                f"{ctx.cfg.total_steps:,}: no update would ever happen; lower algo.learning_starts "
+                "or raise total_steps"
+            )
         assert isinstance(env.single_action_space, gym.spaces.Discrete)
         self.n_actions = int(env.single_action_space.n)
         obs_space = env.single_observation_space

@@ -27,7 +27,7 @@ from rltrain.algos.actor_critic import (
     record_values,
     to_env_actions,
 )
-from rltrain.algos.base import Algorithm, Context, obs_to_tensor
+from rltrain.algos.base import Algorithm, Context, check_iteration_fits, obs_to_tensor
 from rltrain.blocks.optim import Adam
 from rltrain.blocks.schedules import linear
 from rltrain.blocks.stats import standardize
@@ -74,6 +74,7 @@ class PPO(Algorithm):
         env, device = ctx.env, ctx.device
         self.num_envs = env.num_envs
         rollout_size = cfg.n_steps * self.num_envs
+        check_iteration_fits(ctx, "ppo", rollout_size, "algo.n_steps x env.num_envs")
         if ctx.run_dir is not None and cfg.batch_size > rollout_size:  # training, not `eval`
             raise UserError(
                 f"algo.batch_size={cfg.batch_size} is larger than a rollout (algo.n_steps x "

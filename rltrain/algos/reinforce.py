@@ -37,7 +37,7 @@ from rltrain.algos.actor_critic import (
     record_values,
     to_env_actions,
 )
-from rltrain.algos.base import Algorithm, Context, obs_to_tensor
+from rltrain.algos.base import Algorithm, Context, check_iteration_fits, obs_to_tensor
 from rltrain.blocks.optim import Adam
 from rltrain.blocks.returns import discounted_returns
 from rltrain.blocks.stats import standardize
@@ -100,6 +100,7 @@ class Reinforce(Algorithm):
                 f"algo.episodes_per_update={cfg.episodes_per_update} must be a multiple of "
                 f"env.num_envs={env.num_envs} (every env plays the same number of episodes)"
             )
+        check_iteration_fits(ctx, "reinforce", env.num_envs, "env.num_envs")
         self.episodes_per_env = cfg.episodes_per_update // env.num_envs
         self.net: ActorCritic = build_actor_critic(
             env.single_observation_space, env.single_action_space, ctx.cfg.network

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from rltrain import tags
-from rltrain.algos.base import Algorithm, Context
+from rltrain.algos.base import Algorithm, Context, check_iteration_fits
 from rltrain.algos.oracle import check_discrete, greedy, record_table, table_info, table_text
 from rltrain.blocks.schedules import epsilon_at, linear
 from rltrain.config.algos import TDConfig
@@ -167,6 +167,7 @@ class TabularTD(Algorithm):
         assert isinstance(obs_space, gym.spaces.Discrete)
         assert isinstance(action_space, gym.spaces.Discrete)
         self.num_envs = env.num_envs
+        check_iteration_fits(ctx, self.algo_name, self.num_envs, "env.num_envs")
         self.n_states, self.n_actions = int(obs_space.n), int(action_space.n)
         self.info = table_info(ctx.cfg.env, cfg.gamma)
 

@@ -53,6 +53,8 @@ class PPOConfig:
             raise UserError(
                 f"algo.ent_coef={self.ent_coef} and algo.vf_coef={self.vf_coef} must be >= 0"
             )
+        if self.target_kl is not None and self.target_kl <= 0:
+            raise UserError(f"algo.target_kl={self.target_kl} must be positive (null disables it)")
 
 
 
@@ -235,6 +237,12 @@ class DQNConfig:
             )
         if self.priority_eps < 0:
             raise UserError(f"algo.priority_eps={self.priority_eps} must be >= 0")
+        if self.buffer_size < self.batch_size:
+            raise UserError(
+                f"algo.buffer_size={self.buffer_size} is smaller than algo.batch_size="
+                f"{self.batch_size}: a minibatch would repeat the few stored transitions; use "
+                f"algo.buffer_size>={self.batch_size}"
+            )
 
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rltrain.errors import UserError
+
 
 @dataclass
 class GymEnvConfig:
@@ -21,6 +23,14 @@ class GymEnvConfig:
     # all envs stepped as one numpy array program, same dynamics; see envs/batched_cartpole.py)
     vectorization: str = "sync"
     max_episode_steps: int | None = None  # None keeps the id's registered time limit
+
+    def __post_init__(self) -> None:
+        if self.max_episode_steps is not None and self.max_episode_steps < 1:
+            raise UserError(
+                f"env.max_episode_steps={self.max_episode_steps} must be at least 1, or null to "
+                "keep the env's own time limit"
+            )
+
 
 @dataclass
 class GridWorldConfig:

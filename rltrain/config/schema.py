@@ -12,6 +12,11 @@ from typing import Any
 
 from omegaconf import MISSING
 
+from rltrain.errors import UserError
+
+ACTIVATIONS = ("tanh", "relu", "elu")
+CONV_DTYPES = ("float32", "bfloat16")
+
 
 @dataclass
 class NetworkConfig:
@@ -36,6 +41,23 @@ class NetworkConfig:
     # weights, the 512-unit layer, the heads, the loss and the optimizer stay float32): faster on
     # CPUs with bfloat16 units (docs/benchmarks.md), at 8 mantissa bits in the trunk.
     conv_dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        bad = [width for width in self.hidden_sizes if width < 1]
+        if bad:
+            raise UserError(
+                f"network.hidden_sizes={list(self.hidden_sizes)} has a layer of width {bad[0]}; "
+                "every width must be at least 1"
+            )
+        if self.activation not in ACTIVATIONS:
+            raise UserError(
+                f"network.activation={self.activation} is not known; use {', '.join(ACTIVATIONS)}"
+            )
+        if self.conv_dtype not in CONV_DTYPES:
+            raise UserError(
+                f"network.conv_dtype={self.conv_dtype} is not supported; use "
+                f"{' or '.join(CONV_DTYPES)} (float16 convolutions are slow or missing on CPUs)"
+            )
 
 
 @dataclass

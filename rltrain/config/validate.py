@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rltrain.config.schema import Config
 from rltrain.errors import UserError
+
+PROGRESS_MODES = ("auto", "bar", "lines", "none")
 
 
 def one_line(error: BaseException) -> str:
@@ -63,9 +66,38 @@ def check_known_keys(node: DictConfig, prefix: str = "") -> None:
             check_known_keys(child, name + ".")
 
 
+# Integers past this are no step count, size or seed anything here can use (NumPy and torch take
+# 64-bit integers at most): refused before they overflow somewhere deep inside.
+MAX_INT = 2**62
+
+
+def check_numbers(node: Any, prefix: str = "") -> None:
+    """Every number in the config is finite (NaN passes every range check: nan <= 0 is false) and
+    every integer fits in 64 bits; one line naming the key."""
+    items = node.items_ex(resolve=False) if isinstance(node, DictConfig) else []
+    for key, _ in items:
+        name = f"{prefix}{key!s}"
+        try:
+            value = node[key]
+        except OmegaConfBaseException:
+            continue  # an interpolation error: reported with its key when the config is typed
+        if isinstance(value, DictConfig):
+            check_numbers(value, name + ".")
+            continue
+        values = list(value) if isinstance(value, ListConfig) else [value]
+        for item in values:
+            if isinstance(item, bool):
+                continue
+            if isinstance(item, float) and not math.isfinite(item):
+                raise UserError(f"{name}={item} is not a finite number; give a finite value")
+            if isinstance(item, int) and abs(item) > MAX_INT:
+                raise UserError(f"{name}={item} is too large (at most {MAX_INT:.3g})")
+
+
 def typed_config(node: DictConfig) -> Config:
     """OmegaConf.to_object builds the dataclasses, so each schema's __post_init__ checks ranges."""
     check_known_keys(node)
+    check_numbers(node)
     try:
         cfg: Any = OmegaConf.to_object(node)
     except UserError:
@@ -79,6 +111,8 @@ def typed_config(node: DictConfig) -> Config:
         raise UserError("the configuration is not an rltrain config (no base_config schema)")
     if cfg.total_steps < 1:
         raise UserError(f"total_steps={cfg.total_steps} must be at least 1")
+    if not 0 <= cfg.seed < 2**32 - cfg.num_seeds:
+        raise UserError(f"seed={cfg.seed} must be in [0, 2^32 - num_seeds): NumPy seeds are 32-bit")
     if not 0.0 <= cfg.eval_epsilon <= 1.0:
         raise UserError(f"eval_epsilon={cfg.eval_epsilon} must be in [0, 1]")
     for key in ("eval_interval", "checkpoint_interval"):
@@ -89,6 +123,10 @@ def typed_config(node: DictConfig) -> Config:
     if cfg.logger.log_interval < 1:
         raise UserError(f"logger.log_interval={cfg.logger.log_interval} must be at least 1")
     check_network_choice(cfg)
+    if cfg.logger.progress not in PROGRESS_MODES:
+        raise UserError(
+            f"logger.progress={cfg.logger.progress} is not known; use {', '.join(PROGRESS_MODES)}"
+        )
     if cfg.logger.name not in ("tensorboard", "none"):
         raise UserError(f"logger={cfg.logger.name} is not known; use tensorboard or none")
     return cfg

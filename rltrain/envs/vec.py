@@ -17,6 +17,8 @@ from typing import Any, NamedTuple, Protocol
 import gymnasium as gym
 import numpy as np
 
+from rltrain.errors import NonFiniteError
+
 
 class Transition(NamedTuple):
     """One step of N envs. `obs` is what to act on next; `final_obs` is the true successor s'."""
@@ -53,6 +55,18 @@ class VecEnv(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
     def close(self) -> None: ...
+
+
+def check_finite_step(reward: np.ndarray, obs: np.ndarray) -> None:
+    """Refuse a NaN/inf reward or float observation where it enters, before it reaches a value
+    estimate or a checkpoint (one vectorized test per step; integer observations cannot be)."""
+    bad_obs = obs.dtype.kind == "f" and not np.isfinite(obs).all()
+    if bad_obs or not np.isfinite(reward).all():
+        what = "observation" if bad_obs else "reward"
+        raise NonFiniteError(
+            f"the env returned a non-finite {what} ({reward.tolist()[:4] if not bad_obs else ''}"
+            "...); check the env's settings (rewards, scales) or its code"
+        )
 
 
 def envs_restored(env: VecEnv) -> bool:
@@ -155,6 +169,7 @@ class GymVecEnv:
             final_obs = obs.copy()
             idx = np.flatnonzero(info["_final_obs"])
             final_obs[idx] = np.stack([np.asarray(info["final_obs"][i]) for i in idx])
+        check_finite_step(reward, final_obs)
         self._track(reward, done, info)
         return Transition(obs, reward, terminated, truncated, final_obs)
 

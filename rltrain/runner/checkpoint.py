@@ -3,17 +3,24 @@
 Written to a temp file, fsynced, then renamed over `last.pt`; the checkpoint it replaces is kept
 as `previous.pt` (a second name for the same file, made before the rename), so a kill at any
 instant leaves a loadable file, and `last.pt` itself never goes missing.
-Loading uses `torch.load(weights_only=True)`: a checkpoint can never run code.
+Loading uses `torch.load(weights_only=True)`: a checkpoint can never run code. Every checkpoint
+carries a CRC-32 of its payload (tensor bytes and plain values, in order), verified on load:
+torch does not check its zip's CRCs, so a flipped byte in tensor data would otherwise load.
+A failed save (full disk, a vanished directory, torch's own writer failing) removes its temp
+file and leaves the previous checkpoint as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import pickle
 import random
 import re
+import shutil
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +49,28 @@ def to_saveable(obj: Any) -> Any:
     return obj
 
 
+CHECKSUM = "checksum"
+
+
+def payload_checksum(obj: Any, crc: int = 0) -> int:
+    """CRC-32 over a saveable payload: the raw bytes of every tensor and the repr of every plain
+    value, with the keys, walked in order (dicts keep their order through torch.save)."""
+    if isinstance(obj, torch.Tensor):
+        flat = obj.detach().cpu().contiguous().reshape(-1)
+        crc = zlib.crc32(f"{flat.dtype}{tuple(obj.shape)}".encode(), crc)
+        data: Any = flat.view(torch.uint8).numpy()
+        return zlib.crc32(data, crc) if flat.numel() else crc
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            crc = payload_checksum(value, zlib.crc32(repr(key).encode(), crc))
+        return crc
+    if isinstance(obj, (list, tuple)):
+        for value in obj:
+            crc = payload_checksum(value, crc)
+        return crc
+    return zlib.crc32(repr(obj).encode(), crc)
+
+
 def keep_as_previous(path: Path) -> None:
     """Make the checkpoint at `path` also `previous.pt`, leaving `path` in place.
 
@@ -62,14 +91,17 @@ def keep_as_previous(path: Path) -> None:
 
 
 def save_atomic(state: dict[str, Any], path: Path, keep_previous: bool = True) -> None:
-    """Write `state` to `path` through a fsynced temp file and a rename. A full disk or a
-    directory that is not writable is a UserError with one line; the earlier checkpoint at
-    `path` is then left as it was (the temp file is removed)."""
+    """Write `state` to `path` through a fsynced temp file and a rename. Any failure to write
+    (a full disk, a directory that is not writable or has vanished, torch's writer failing) is a
+    UserError with one line; the earlier checkpoint at `path` is then left as it was and the
+    temp file is removed."""
     tmp = path.with_name(path.name + ".tmp")
+    payload = to_saveable(state)
+    payload[CHECKSUM] = payload_checksum(payload)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as handle:
-            torch.save(to_saveable(state), handle)
+            torch.save(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
         if keep_previous and path.exists():
@@ -80,23 +112,60 @@ def save_atomic(state: dict[str, Any], path: Path, keep_previous: bool = True) -
             os.fsync(directory)
         finally:
             os.close(directory)
-    except OSError as error:
-        advice = os_error_advice(error)
-        if advice is None:
-            raise
+    except BaseException as error:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        # a save that fails leaves the files it would have replaced as they were
-        resumable = any((path.parent / name).is_file() for name in (LAST, PREVIOUS))
-        resume = (
-            f"; the last complete checkpoint is kept: `rltrain resume {path.parent.parent}` "
-            "continues from it"
-            if resumable
-            else ""
+        if _machine_state(error):
+            raise _save_failed(path, error) from error
+        raise  # a bug (say, something in the state that cannot be saved): keep the traceback
+
+
+# torch's zip writer (caffe2's inline_container) turns a failed write into a RuntimeError
+_WRITE_FAILURES = ("inline_container", "unexpected pos", "file write failed", "PytorchStreamWriter")
+
+
+def _machine_state(error: BaseException) -> bool:
+    """Whether a failed save is the machine's state (full disk, permissions, a directory that
+    vanished, torch's writer failing on any of them) rather than a bug."""
+    if isinstance(error, OSError):
+        return os_error_advice(error) is not None or error.errno == errno.ENOENT
+    return isinstance(error, RuntimeError) and any(m in str(error) for m in _WRITE_FAILURES)
+
+
+def _save_failed(path: Path, error: BaseException) -> UserError:
+    """The one line for a checkpoint that could not be written. torch's zip writer reports a full
+    disk as a RuntimeError ("unexpected pos", "file write failed"), not an OSError."""
+    if isinstance(error, OSError):
+        reason, advice = error.strerror or str(error), os_error_advice(error)
+        if error.errno == errno.ENOENT:
+            advice = "the run directory vanished while it was written; resume or train again"
+    else:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        reason, advice = f"the write failed ({first[:120]})", None
+    if advice is None:
+        free = _free_bytes(path.parent)
+        advice = (
+            f"the disk has {free / 1e6:.1f} MB free: free some space or choose another "
+            "directory with hydra.run.dir=DIR"
+            if free is not None
+            else "check that the run directory still exists and can be written"
         )
-        raise UserError(
-            f"cannot write checkpoint {path}: {error.strerror or error}; {advice}{resume}"
-        ) from error
+    # a save that fails leaves the files it would have replaced as they were
+    resumable = any((path.parent / name).is_file() for name in (LAST, PREVIOUS))
+    resume = (
+        f"; the last complete checkpoint is kept: `rltrain resume {path.parent.parent}` "
+        "continues from it"
+        if resumable
+        else ""
+    )
+    return UserError(f"cannot write checkpoint {path}: {reason}; {advice}{resume}")
+
+
+def _free_bytes(directory: Path) -> int | None:
+    try:
+        return shutil.disk_usage(directory).free
+    except OSError:
+        return None
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -119,6 +188,9 @@ def load(path: Path) -> dict[str, Any]:
         raise UserError(f"checkpoint {path} is truncated or corrupt; it cannot be loaded") from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         raise UserError(f"checkpoint {path} is not an rltrain checkpoint (format {FORMAT_VERSION})")
+    expected = state.pop(CHECKSUM, None)  # absent only in checkpoints older than the checksum
+    if expected is not None and payload_checksum(state) != expected:
+        raise UserError(f"checkpoint {path} is damaged: its data does not match its checksum")
     return state
 
 

@@ -28,6 +28,7 @@ from rltrain.runner import checkpoint as ckpt
 from rltrain.runner.device import configure_threads, seed_everything, select_device
 from rltrain.runner.evaluate import evaluate
 from rltrain.runner.progress import Progress
+from rltrain.runner.run_lock import run_lock
 
 # logger.video: each evaluation's whole game is an MP4 in <run>/videos; TensorBoard gets a short
 # clip of it (every other frame of the first 2 x 150: 20 s of Atari play shown at 15 fps)
@@ -103,8 +104,14 @@ def checkpoint_state(
 
 
 def train(node: DictConfig, run_dir: Path, resume: bool = False) -> float:
-    """Train as configured in `node`, writing into `run_dir`; returns the final eval return."""
+    """Train as configured in `node`, writing into `run_dir`; returns the final eval return.
+    The run directory has one writer: its lock is held from before the checkpoint is read."""
     cfg = typed_config(node)
+    with run_lock(run_dir):
+        return _train(cfg, node, run_dir, resume)
+
+
+def _train(cfg: Config, node: DictConfig, run_dir: Path, resume: bool) -> float:
     if cfg.algo.name not in ALGORITHMS:
         known = ", ".join(ALGORITHMS)
         raise UserError(f"algo={cfg.algo.name} is not known; choose one of {known}")
