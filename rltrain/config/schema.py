@@ -55,7 +55,7 @@ class NetworkConfig:
             )
         if self.conv_dtype not in CONV_DTYPES:
             raise UserError(
-                f"network.conv_dtype={self.conv_dtype} is not supported; use "
+                f"network.conv_dtype={self.conv_dtype} is not known; use "
                 f"{' or '.join(CONV_DTYPES)} (float16 convolutions are slow or missing on CPUs)"
             )
 

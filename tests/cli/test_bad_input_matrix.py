@@ -205,6 +205,11 @@ def _relabelled_dqn_checkpoint(run: Path, dqn_run: Path) -> None:
     path = run / "checkpoints" / "last.pt"
     state = torch.load(path, weights_only=True)
     state["algo"] = "ppo"
+    # written as a well-formed checkpoint would be: its checksum covers the new label
+    from rltrain.runner.checkpoint import CHECKSUM, payload_checksum
+
+    del state[CHECKSUM]
+    state[CHECKSUM] = payload_checksum(state)
     torch.save(state, path)
 
 
