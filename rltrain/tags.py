@@ -17,6 +17,12 @@ LEARNING_RATE = "charts/learning_rate"
 EVAL_RETURN_MEAN = "eval/return_mean"
 EVAL_RETURN_STD = "eval/return_std"
 EVAL_VIDEO = "eval/video"
+# reference policies an env scores for itself (the recommender: random, greedy, optimal), beside
+# eval/return_mean: eval/baseline_<name>
+EVAL_BASELINE_PREFIX = "eval/baseline_"
+EVAL_BASELINE_RANDOM = "eval/baseline_random"
+EVAL_BASELINE_GREEDY = "eval/baseline_greedy"
+EVAL_BASELINE_OPTIMAL = "eval/baseline_optimal"
 
 # value estimates: Q, V = E[Q] (max Q for greedy learners), A = Q - V
 Q_MEAN = "values/q_mean"

@@ -159,6 +159,12 @@ def evaluate_run(
         f"{cfg.algo.name} on {cfg.env.name}, step {state['step']:,}: mean {returns.mean():.2f} "
         f"± {returns.std():.2f} over {len(returns)} episodes"
     )
+    from rltrain.envs.factory import env_baselines
+
+    baselines = env_baselines(cfg.env)
+    if baselines:
+        listed = ", ".join(f"{name} {value:.2f}" for name, value in baselines.items())
+        print(f"baselines (return per episode): agent {returns.mean():.2f} | {listed}")
     view = algo.terminal_view()
     if view is not None:
         print(view)

@@ -100,6 +100,51 @@ class AtariConfig:
     full_action_space: bool = False
     max_episode_frames: int = 108_000  # truncation: 30 min of play (Machado et al. 2018)
 
+RECOMMENDER_VIEWS = ("tabular", "features")
+
+
+@dataclass
+class RecommenderConfig:
+    """Schema of `env=recommender`: simulated users clicking (or not) on recommended items."""
+
+    # Config-group option name; the env factory dispatches on it.
+    name: str = "recommender"
+    # Number of parallel copies of the environment.
+    num_envs: int = 1
+    # Vector-env backend: "sync" or "async".
+    vectorization: str = "sync"
+    # tabular: observation = state index, exact model env.unwrapped.P (for tables and planners);
+    # features: observation = feature vector (segment, fatigue per category, misses), for dqn/ppo
+    view: str = "tabular"
+    # user segments: each has its own interest in every category
+    n_segments: int = 3
+    # item categories; null: 3 for the tabular view, 24 for the features view
+    n_categories: int | None = None
+    # catalogue size (item i belongs to category i mod n_categories); null: n_categories
+    # (tabular), 5 per category (features)
+    n_items: int | None = None
+    # a segment's interest in a category is drawn uniformly in [interest_min, interest_max]
+    interest_min: float = 0.1
+    interest_max: float = 0.9
+    # an item's quality (click multiplier) is drawn uniformly in [quality_min, 1]
+    quality_min: float = 0.6
+    # click probability lost per fatigue level of the item's category: x (1 - fatigue)^level
+    fatigue: float = 0.5
+    # fatigue levels are capped here; showing a category adds one level, not showing it removes one
+    max_fatigue: int = 2
+    # chance that a user leaves after a non-click with no earlier consecutive non-click
+    leave_base: float = 0.1
+    # added to the leave chance for each earlier consecutive non-click
+    leave_rate: float = 0.15
+    # consecutive non-clicks are counted up to this cap (a click resets the count)
+    max_misses: int = 3
+    # chance that a click moves the user to the segment most interested in the clicked category
+    drift: float = 0.3
+    # session length limit; the last step returns truncated=True
+    max_steps: int = 100
+    # seeds the catalogue and the population (interests, qualities), not the episodes
+    catalogue_seed: int = 0
+
 
 ENV_SCHEMAS: dict[str, type] = {
     "cartpole": GymEnvConfig,
@@ -111,4 +156,5 @@ ENV_SCHEMAS: dict[str, type] = {
     "cliff_walking": GymEnvConfig,
     "taxi": GymEnvConfig,
     "atari": AtariConfig,
+    "recommender": RecommenderConfig,
 }

@@ -79,11 +79,14 @@ def load_presets() -> dict[str, Preset]:
 
 
 def env_key(env: Mapping[str, Any]) -> str:
-    """What presets are keyed by: `atari` for any ALE game, else the gymnasium id, else (rltrain's
-    own envs, which have no id) the env's name."""
+    """What presets are keyed by: `atari` for any ALE game, `recommender/<view>` for the
+    recommender, else the gymnasium id, else (rltrain's own envs, which have no id) the env's
+    name."""
     name = str(env.get("name"))
     if name == "atari":
         return "atari"
+    if name == "recommender":  # presets differ per view: recommender/tabular, recommender/features
+        return f"recommender/{env.get('view', 'tabular')}"
     env_id = env.get("id")
     return str(env_id) if env_id else name
 

@@ -47,7 +47,24 @@ def make_single_env(cfg: Any, render_mode: str | None = None) -> gym.Env[Any, An
         from rltrain.envs.traffic_light import make_traffic_light
 
         return make_traffic_light(cfg, render_mode=render_mode)
+    if cfg.name == "recommender":
+        from rltrain.envs.recommender import make_recommender
+
+        return make_recommender(cfg, render_mode=render_mode)
     raise UserError(f"env={cfg.name} has no single-env form")
+
+
+def env_baselines(cfg: Any) -> dict[str, float]:
+    """Reference scores an env computes for itself (optional hook: the unwrapped env's
+    `baselines()` -> {name: return per episode}); empty when the env has none."""
+    if cfg.name in ("atari", "gym", "cartpole") or isinstance(cfg, GymEnvConfig):
+        return {}
+    env = make_single_env(cfg)
+    try:
+        hook = getattr(env.unwrapped, "baselines", None)
+        return {str(k): float(v) for k, v in hook().items()} if callable(hook) else {}
+    finally:
+        env.close()
 
 
 def make_vec_env(cfg: Any, num_envs: int, seed: int, training: bool) -> VecEnv:

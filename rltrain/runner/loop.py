@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from rltrain import tags
 from rltrain.algos.base import Algorithm, Context
 from rltrain.algos.registry import ALGORITHMS
 from rltrain.config.schema import Config
 from rltrain.config.validate import typed_config
-from rltrain.envs.factory import make_vec_env
+from rltrain.envs.factory import env_baselines, make_vec_env
 from rltrain.errors import NonFiniteError, UserError
 from rltrain.logging import Recorder
 from rltrain.networks.builders import is_image_space
@@ -203,12 +204,19 @@ def _run(
         state = checkpoint_state(algo, cfg, ctx, elapsed(), best, iterations)
         ckpt.save_atomic(state, checkpoint_dir / path_name, keep_previous=path_name == ckpt.LAST)
 
+    baselines: dict[str, float] | None = None  # the env's reference scores, computed once
+
     def run_eval() -> np.ndarray:
+        nonlocal baselines
         returns = evaluate(
             algo.act, cfg.env, cfg.eval_episodes, cfg.seed + iterations, epsilon=cfg.eval_epsilon
         )
-        rec.write("eval/return_mean", float(returns.mean()), ctx.step)
-        rec.write("eval/return_std", float(returns.std()), ctx.step)
+        rec.write(tags.EVAL_RETURN_MEAN, float(returns.mean()), ctx.step)
+        rec.write(tags.EVAL_RETURN_STD, float(returns.std()), ctx.step)
+        if baselines is None:
+            baselines = env_baselines(cfg.env)
+        for name, value in baselines.items():  # flat lines beside the eval curve
+            rec.write(tags.EVAL_BASELINE_PREFIX + name, value, ctx.step)
         if cfg.logger.video:
             from rltrain.envs.video import read_video_frames
             from rltrain.runner.video import record_episodes

@@ -1,0 +1,331 @@
+"""A simulated recommender: users, a catalogue, fatigue, interest drift and users who leave.
+
+The user model follows the idea of RecSim / SlateQ (Ie et al. 2019): a user has latent interests,
+a choice (click) model and a state that the recommendations change. Here:
+
+- a user belongs to a segment ``u``; ``interest[u, c]`` is its interest in category ``c``;
+- each category has a fatigue level ``f[c]`` in ``0..max_fatigue``; showing an item of ``c``
+  adds one level to ``c`` and removes one from every other category;
+- recommending item ``i`` (category ``c``, quality ``q_i``) is clicked with probability
+  ``p = interest[u, c] * q_i * (1 - fatigue)^f[c]`` (`click_probability`);
+- after a non-click the user leaves (the episode terminates) with probability
+  ``min(1, leave_base + leave_rate * m)``, ``m`` the consecutive non-clicks before it
+  (`leave_probability`); a click resets ``m``;
+- after a click, with probability ``drift`` the user moves to the segment most interested in the
+  clicked category (interests drift towards what was consumed).
+
+The reward is 1 per click, so the return is clicks per session. The most clickable category
+builds fatigue and drags the user towards a segment; a policy that values the session spreads its
+recommendations and steers the drift, which the greedy next-click policy cannot do.
+
+Views: ``tabular`` (Discrete state index, exact model ``P`` in toy-text format, for the TD
+learners, the planners and the oracle) and ``features`` (a float32 vector: segment one-hot,
+fatigue per category, misses; many categories, for DQN and PPO). ``baselines()`` returns the
+clicks per session of the random and greedy policies (and the optimum, tabular view).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, SupportsFloat
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+
+from rltrain.blocks.dp import model_from_P
+from rltrain.config.envs import RECOMMENDER_VIEWS, RecommenderConfig
+from rltrain.errors import UserError
+
+MAX_TABLE_STATES = 20_000  # above this the tabular view's P table is refused
+BASELINE_SESSIONS = 1_000  # Monte Carlo sessions per baseline on the features view
+DEFAULT_CATEGORIES = {"tabular": 3, "features": 24}
+ITEMS_PER_CATEGORY = {"tabular": 1, "features": 5}
+
+Transition = tuple[float, int, float, bool]
+
+
+def click_probability(interest: float, quality: float, fatigue: float, level: int) -> float:
+    """``p = interest * quality * (1 - fatigue)^level``."""
+    return float(interest * quality * (1.0 - fatigue) ** level)
+
+
+def leave_probability(leave_base: float, leave_rate: float, misses: int) -> float:
+    """Chance of leaving after a non-click: ``min(1, leave_base + leave_rate * misses)``."""
+    return float(min(1.0, leave_base + leave_rate * misses))
+
+
+def next_fatigue(levels: tuple[int, ...], shown: int, max_fatigue: int) -> tuple[int, ...]:
+    """The shown category gains a level (capped at max_fatigue), every other loses one."""
+    return tuple(
+        min(f + 1, max_fatigue) if c == shown else max(f - 1, 0) for c, f in enumerate(levels)
+    )
+
+
+class Catalogue:
+    """Interests [segments, categories], item categories and qualities, drawn from one seed."""
+
+    def __init__(self, cfg: RecommenderConfig, n_categories: int, n_items: int) -> None:
+        rng = np.random.default_rng(cfg.catalogue_seed)
+        self.interest = rng.uniform(
+            cfg.interest_min, cfg.interest_max, (cfg.n_segments, n_categories)
+        )
+        self.category = np.arange(n_items) % n_categories
+        self.quality = rng.uniform(cfg.quality_min, 1.0, n_items)
+        # where a click on category c drifts the user: the segment most interested in c
+        self.drift_to = np.argmax(self.interest, axis=0)
+
+
+def _check(cfg: RecommenderConfig) -> tuple[int, int]:
+    """One-line errors for impossible settings; returns (categories, items)."""
+    if cfg.view not in RECOMMENDER_VIEWS:
+        raise UserError(f"env.view={cfg.view} is not known; use {' or '.join(RECOMMENDER_VIEWS)}")
+    n_categories = (
+        cfg.n_categories if cfg.n_categories is not None else DEFAULT_CATEGORIES[cfg.view]
+    )
+    n_items = (
+        cfg.n_items if cfg.n_items is not None else n_categories * ITEMS_PER_CATEGORY[cfg.view]
+    )
+    if n_items < 1:
+        raise UserError(f"env.n_items={n_items}: the catalogue is empty; use env.n_items >= 1")
+    for key, value in (("n_segments", cfg.n_segments), ("n_categories", n_categories)):
+        if value < 1:
+            raise UserError(f"env.{key}={value} must be at least 1")
+    if n_items < n_categories:
+        raise UserError(
+            f"env.n_items={n_items} is fewer than env.n_categories={n_categories} "
+            "(every category needs an item)"
+        )
+    for key in ("interest_min", "interest_max", "quality_min", "fatigue", "leave_base",
+                "leave_rate", "drift"):  # fmt: skip
+        value = getattr(cfg, key)
+        if not 0.0 <= value <= 1.0:
+            raise UserError(f"env.{key}={value} is a probability and must be in [0, 1]")
+    if cfg.interest_min > cfg.interest_max:
+        raise UserError(
+            f"env.interest_min={cfg.interest_min} must be <= env.interest_max={cfg.interest_max}"
+        )
+    for key in ("max_fatigue", "max_misses"):
+        if getattr(cfg, key) < 0:
+            raise UserError(f"env.{key}={getattr(cfg, key)} must be >= 0")
+    if cfg.max_steps < 1:
+        raise UserError(f"env.max_steps={cfg.max_steps} must be >= 1")
+    if cfg.view == "tabular":
+        states = table_size(cfg.n_segments, n_categories, cfg.max_fatigue, cfg.max_misses)
+        if states > MAX_TABLE_STATES:
+            raise UserError(
+                f"env.view=tabular with {cfg.n_segments} segments, {n_categories} categories, "
+                f"max_fatigue={cfg.max_fatigue}, max_misses={cfg.max_misses} has {states:,} states, "
+                f"more than a table holds ({MAX_TABLE_STATES:,}); shrink them or use env.view=features"
+            )
+    return n_categories, n_items
+
+
+def table_size(n_segments: int, n_categories: int, max_fatigue: int, max_misses: int) -> int:
+    """States of the tabular view: segments x fatigue levels^categories x misses, plus 'left'."""
+    return n_segments * (max_fatigue + 1) ** n_categories * (max_misses + 1) + 1
+
+
+class RecommenderEnv(gymnasium.Env[Any, int]):
+    """See the module docstring. Action = the item to recommend."""
+
+    metadata: dict[str, Any] = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012
+    action_space: spaces.Discrete  # type: ignore[assignment]
+
+    def __init__(
+        self, cfg: RecommenderConfig | None = None, render_mode: str | None = None
+    ) -> None:
+        cfg = cfg or RecommenderConfig()
+        self.cfg = cfg
+        self.n_categories, self.n_items = _check(cfg)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise UserError(f"recommender render_mode {render_mode!r} is not supported; use ansi")
+        self.render_mode = render_mode
+        self.catalogue = Catalogue(cfg, self.n_categories, self.n_items)
+        self.action_space = spaces.Discrete(self.n_items)
+        self.view = cfg.view
+        # the user's state: segment, fatigue per category, consecutive misses
+        self.segment = 0
+        self.levels = np.zeros(self.n_categories, dtype=np.int64)
+        self.misses = 0
+        self.left = False
+        self._elapsed = 0
+        self._baselines: dict[str, float] | None = None
+        if self.view == "tabular":
+            self._states = list(
+                itertools.product(
+                    range(cfg.n_segments),
+                    itertools.product(range(cfg.max_fatigue + 1), repeat=self.n_categories),
+                    range(cfg.max_misses + 1),
+                )
+            )
+            self._index = {s: i for i, s in enumerate(self._states)}
+            self.gone = len(self._states)  # the absorbing state after the user left
+            self.observation_space = spaces.Discrete(self.gone + 1)
+            self.initial_state_distrib = np.zeros(self.gone + 1)
+            for u in range(cfg.n_segments):
+                start = self._index[(u, (0,) * self.n_categories, 0)]
+                self.initial_state_distrib[start] = 1.0 / cfg.n_segments
+            self.P = self._build_P()
+        else:
+            size = cfg.n_segments + self.n_categories + 1
+            self.observation_space = spaces.Box(0.0, 1.0, (size,), dtype=np.float32)
+
+    # --- the model -----------------------------------------------------------------------------
+    def outcomes(
+        self, segment: int, levels: tuple[int, ...], misses: int, item: int
+    ) -> list[tuple[float, tuple[int, tuple[int, ...], int] | None, float]]:
+        """(probability, next user state or None if the user left, reward) of recommending item."""
+        cfg, cat = self.cfg, self.catalogue
+        c = int(cat.category[item])
+        p = click_probability(cat.interest[segment, c], cat.quality[item], cfg.fatigue, levels[c])
+        nf = next_fatigue(levels, c, cfg.max_fatigue)
+        leave = leave_probability(cfg.leave_base, cfg.leave_rate, misses)
+        result: list[tuple[float, tuple[int, tuple[int, ...], int] | None, float]] = []
+        drift_to = int(cat.drift_to[c])
+        if drift_to != segment:
+            result.append((p * cfg.drift, (drift_to, nf, 0), 1.0))
+            result.append((p * (1.0 - cfg.drift), (segment, nf, 0), 1.0))
+        else:
+            result.append((p, (segment, nf, 0), 1.0))
+        result.append(((1.0 - p) * leave, None, 0.0))
+        result.append(
+            ((1.0 - p) * (1.0 - leave), (segment, nf, min(misses + 1, cfg.max_misses)), 0.0)
+        )
+        return [r for r in result if r[0] > 0.0]
+
+    def _build_P(self) -> dict[int, dict[int, list[Transition]]]:
+        P: dict[int, dict[int, list[Transition]]] = {}
+        for index, (segment, levels, misses) in enumerate(self._states):
+            P[index] = {}
+            for item in range(self.n_items):
+                row: list[Transition] = []
+                for prob, nxt, reward in self.outcomes(segment, levels, misses, item):
+                    if nxt is None:
+                        row.append((prob, self.gone, reward, True))
+                    else:
+                        row.append((prob, self._index[nxt], reward, False))
+                P[index][item] = row
+        P[self.gone] = {a: [(1.0, self.gone, 0.0, True)] for a in range(self.n_items)}
+        return P
+
+    def click_probabilities(self) -> np.ndarray:
+        """[items] click probability of each item for the current user (the greedy policy's view)."""
+        cat, cfg = self.catalogue, self.cfg
+        levels = self.levels[cat.category]
+        return (
+            cat.interest[self.segment, cat.category] * cat.quality * (1.0 - cfg.fatigue) ** levels
+        )
+
+    # --- gymnasium -----------------------------------------------------------------------------
+    def _obs(self) -> Any:
+        if self.view == "tabular":
+            if self.left:
+                return self.gone
+            return self._index[(self.segment, tuple(int(f) for f in self.levels), self.misses)]
+        cfg = self.cfg
+        obs = np.zeros(self.observation_space.shape, dtype=np.float32)  # type: ignore[arg-type]
+        obs[self.segment] = 1.0
+        obs[cfg.n_segments : cfg.n_segments + self.n_categories] = self.levels / max(
+            1, cfg.max_fatigue
+        )
+        obs[-1] = self.misses / max(1, cfg.max_misses)
+        return obs
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.segment = int(self.np_random.integers(self.cfg.n_segments))
+        self.levels = np.zeros(self.n_categories, dtype=np.int64)
+        self.misses = 0
+        self.left = False
+        self._elapsed = 0
+        return self._obs(), {}
+
+    def step(self, action: int) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        item = int(action)
+        options = self.outcomes(self.segment, tuple(int(f) for f in self.levels), self.misses, item)
+        probs = np.array([o[0] for o in options])
+        pick = int(
+            np.searchsorted(np.cumsum(probs), self.np_random.random() * probs.sum(), "right")
+        )
+        _, nxt, reward = options[min(pick, len(options) - 1)]
+        if nxt is None:
+            self.left = True
+        else:
+            self.segment, levels, self.misses = nxt
+            self.levels = np.asarray(levels, dtype=np.int64)
+        self._elapsed += 1
+        truncated = not self.left and self._elapsed >= self.cfg.max_steps
+        return self._obs(), reward, self.left, truncated, {"click": reward > 0}
+
+    def render(self) -> str | None:  # type: ignore[override]
+        if self.render_mode != "ansi":
+            return None
+        state = "left" if self.left else f"segment {self.segment}, fatigue {self.levels.tolist()}"
+        return f"user: {state}, misses {self.misses}\n"
+
+    # --- baselines -----------------------------------------------------------------------------
+    def baselines(self) -> dict[str, float]:
+        """Expected clicks per session of the random and greedy next-click policies, and of the
+        optimal policy (tabular view). Tabular: exact, by backward induction over max_steps steps
+        on P; features: the mean over BASELINE_SESSIONS simulated sessions (a fixed seed)."""
+        if self._baselines is None:
+            if self.view == "tabular":
+                self._baselines = self._exact_baselines()
+            else:
+                self._baselines = {
+                    "random": self._simulate(greedy=False),
+                    "greedy": self._simulate(greedy=True),
+                }
+        return dict(self._baselines)
+
+    def greedy_items(self) -> np.ndarray:
+        """[states] the greedy next-click item of every tabular state (lowest index on ties)."""
+        model = model_from_P(self.P, self.gone + 1, self.n_items, self.initial_state_distrib)
+        return np.argmax(model.reward, axis=1)
+
+    def _exact_baselines(self) -> dict[str, float]:
+        model = model_from_P(self.P, self.gone + 1, self.n_items, self.initial_state_distrib)
+        start = self.initial_state_distrib
+        n_states = model.reward.shape[0]
+        uniform = np.full((n_states, self.n_items), 1.0 / self.n_items)
+        greedy = np.zeros((n_states, self.n_items))
+        greedy[np.arange(n_states), np.argmax(model.reward, axis=1)] = 1.0
+        values = {"random": np.zeros(n_states), "greedy": np.zeros(n_states)}
+        optimal = np.zeros(n_states)
+        for _ in range(self.cfg.max_steps):  # V_{t+1} = R_pi + C_pi V_t: t steps to go
+            for name, policy in (("random", uniform), ("greedy", greedy)):
+                q = model.reward + model.continue_prob @ values[name]
+                values[name] = (policy * q).sum(axis=1)
+            optimal = (model.reward + model.continue_prob @ optimal).max(axis=1)
+        return {
+            "random": float(start @ values["random"]),
+            "greedy": float(start @ values["greedy"]),
+            "optimal": float(start @ optimal),
+        }
+
+    def _simulate(self, greedy: bool, sessions: int = BASELINE_SESSIONS) -> float:
+        """Mean clicks per session over `sessions` simulated sessions with their own RNG."""
+        twin = RecommenderEnv(self.cfg)
+        rng = np.random.default_rng(12345)
+        twin.reset(seed=int(rng.integers(2**31)))
+        total = 0.0
+        for _ in range(sessions):
+            twin.reset()
+            while True:
+                if greedy:
+                    item = int(np.argmax(twin.click_probabilities()))
+                else:
+                    item = int(rng.integers(self.n_items))
+                _, reward, terminated, truncated, _ = twin.step(item)
+                total += float(reward)
+                if terminated or truncated:
+                    break
+        return total / sessions
+
+
+def make_recommender(cfg: RecommenderConfig, render_mode: str | None = None) -> RecommenderEnv:
+    """Build one RecommenderEnv from its config group."""
+    return RecommenderEnv(cfg, render_mode=render_mode)
