@@ -115,8 +115,9 @@ def _check(cfg: RecommenderConfig) -> tuple[int, int]:
         if states > MAX_TABLE_STATES:
             raise UserError(
                 f"env.view=tabular with {cfg.n_segments} segments, {n_categories} categories, "
-                f"max_fatigue={cfg.max_fatigue}, max_misses={cfg.max_misses} has {states:,} states, "
-                f"more than a table holds ({MAX_TABLE_STATES:,}); shrink them or use env.view=features"
+                f"max_fatigue={cfg.max_fatigue}, max_misses={cfg.max_misses} has {states:,} "
+                f"states, more than a table holds ({MAX_TABLE_STATES:,}); shrink them or use "
+                "env.view=features"
             )
     return n_categories, n_items
 
@@ -210,7 +211,7 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
         return P
 
     def click_probabilities(self) -> np.ndarray:
-        """[items] click probability of each item for the current user (the greedy policy's view)."""
+        """[items] click probability of each item for the current user (what greedy maximises)."""
         cat, cfg = self.catalogue, self.cfg
         levels = self.levels[cat.category]
         return (

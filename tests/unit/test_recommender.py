@@ -79,7 +79,7 @@ def test_default_table_size_and_start() -> None:
     assert env.observation_space.n == table_size(3, 3, 1, 2) == 3 * 2**3 * 3 + 1 == 73
     assert env.initial_state_distrib.sum() == pytest.approx(1.0)
     obs, _ = env.reset(seed=0)
-    segment, levels, misses = env._states[obs]
+    _segment, levels, misses = env._states[obs]
     assert levels == (0, 0, 0) and misses == 0
 
 
