@@ -131,13 +131,13 @@ class RecommenderConfig:
     # click probability lost per fatigue level of the item's category: x (1 - fatigue)^level
     fatigue: float = 0.5
     # fatigue levels are capped here; showing a category adds one level, not showing it removes one
-    max_fatigue: int = 2
+    max_fatigue: int = 1
     # chance that a user leaves after a non-click with no earlier consecutive non-click
     leave_base: float = 0.1
     # added to the leave chance for each earlier consecutive non-click
     leave_rate: float = 0.15
     # consecutive non-clicks are counted up to this cap (a click resets the count)
-    max_misses: int = 3
+    max_misses: int = 2
     # chance that a click moves the user to the segment most interested in the clicked category
     drift: float = 0.3
     # session length limit; the last step returns truncated=True

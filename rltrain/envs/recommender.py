@@ -211,7 +211,7 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
         return P
 
     def click_probabilities(self) -> np.ndarray:
-        """[items] click probability of each item for the current user (what greedy sees)."""
+        """[items] click probability of each item for the current user (what greedy maximises)."""
         cat, cfg = self.catalogue, self.cfg
         levels = self.levels[cat.category]
         return (
