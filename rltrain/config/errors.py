@@ -96,7 +96,7 @@ def _missing_option(error: MissingConfigException) -> str:
     missing = match.group(1) if match else (error.missing_cfg_file or "?")
     group, _, option = missing.rpartition("/")
     options = error.options or re.findall(r"^\s+(\S+)$", text, flags=re.M)
-    choices = ", ".join(o for o in options if not o.endswith("_schema")) if options else ""
+    choices = ", ".join(options) if options else ""  # schemas are root configs, no options
     plugin = _PLUGINS.get(f"{group}/{option}")
     if plugin is not None:
         name, extra = plugin

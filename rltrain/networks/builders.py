@@ -15,7 +15,6 @@ from rltrain.config.schema import NetworkConfig
 from rltrain.errors import UserError
 from rltrain.networks import distributions as D
 
-_ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
 _FUNCTIONS = {"tanh": torch.tanh, "relu": torch.relu, "elu": nn.functional.elu}
 CONV_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -129,11 +128,8 @@ def mlp(in_dim: int, hidden: list[int], activation: str, ortho: bool) -> MLP:
 
 
 def build_trunk(obs_space: gym.Space[Any], cfg: NetworkConfig) -> tuple[nn.Module, int]:
-    """Feature extractor for `obs_space` and its output width."""
-    if cfg.activation not in _ACTIVATIONS:
-        raise UserError(
-            f"network.activation={cfg.activation} is not known; use one of {sorted(_ACTIVATIONS)}"
-        )
+    """Feature extractor for `obs_space` and its output width (NetworkConfig has checked the
+    activation and conv_dtype names)."""
     name = cfg.name
     if name == "auto":
         name = "nature_cnn" if is_image_space(obs_space) else "mlp"
@@ -144,11 +140,6 @@ def build_trunk(obs_space: gym.Space[Any], cfg: NetworkConfig) -> tuple[nn.Modul
                 "use network=mlp"
             )
         channels, height, _ = obs_space.shape  # type: ignore[misc]
-        if cfg.conv_dtype not in CONV_DTYPES:
-            raise UserError(
-                f"network.conv_dtype={cfg.conv_dtype} is not known; use "
-                f"{' or '.join(CONV_DTYPES)}"
-            )
         return NatureCNN(channels, height, cfg.ortho_init, CONV_DTYPES[cfg.conv_dtype]), 512
     if name != "mlp":
         raise UserError(f"network={name} cannot build a neural network; use network=mlp or auto")
