@@ -75,9 +75,8 @@ class A2C(Algorithm):
         obs, actions, advantages, returns = flat_batch(rollout, cfg.normalize_advantages)
         out = self.gradients.evaluate(obs, actions)
         loss, stats = actor_critic_loss(
-            out.log_probs, out.entropy, out.values, advantages, returns, cfg.vf_coef,
-            cfg.ent_coef,
-        )  # fmt: skip
+            out, advantages, returns, cfg.vf_coef, cfg.ent_coef, closed_form=self.gradients.hand
+        )
         self.gradients.backward(out, loss)
         self.optimizer.clip_grad_norm(cfg.max_grad_norm)
         self.optimizer.step()

@@ -66,6 +66,7 @@ from rltrain.envs.factory import make_vec_env
 from rltrain.envs.vec import VecEnv
 from rltrain.errors import UserError
 from rltrain.networks import build_actor_critic
+from rltrain.networks.hand_backward import Evaluation
 
 POLL_SECONDS = 0.2  # longest iterate() waits for worker reports
 REPORT_SECONDS = 0.1  # how often a worker sends its statistics
@@ -115,8 +116,13 @@ class _Window:
         self.returns: list[torch.Tensor] = []
         self.advantages: list[torch.Tensor] = []
 
-    def add(self, stats: dict[str, float], values: torch.Tensor, returns: torch.Tensor,
-            advantages: torch.Tensor) -> None:
+    def add(
+        self,
+        stats: dict[str, float],
+        values: torch.Tensor,
+        returns: torch.Tensor,
+        advantages: torch.Tensor,
+    ) -> None:
         for key, value in stats.items():
             self.sums[key] = self.sums.get(key, 0.0) + value
         self.count += 1
@@ -186,10 +192,11 @@ def _worker_loop(spec: WorkerSpec, shared: Shared) -> None:
             rollout = collector.collect(local, cfg.gamma, cfg.gae_lambda)
             obs, actions, advantages, returns = flat_batch(rollout, cfg.normalize_advantages)
             loss, stats = actor_critic_loss(
-                *local.evaluate(obs, actions), advantages, returns, cfg.vf_coef, cfg.ent_coef
-            )
+                Evaluation(*local.evaluate(obs, actions)), advantages, returns, cfg.vf_coef,
+                cfg.ent_coef,
+            )  # fmt: skip
             local_buffers.zero_grad()
-            loss.backward()
+            loss.value.backward()
             local_buffers.clip_grad_norm(cfg.max_grad_norm)
             # theta <- theta - lr * update(d theta'), on the shared weights and statistics, no lock
             lr = anneal_lr(
@@ -207,7 +214,9 @@ def _worker_loop(spec: WorkerSpec, shared: Shared) -> None:
                     "entropy": float(stats.entropy),
                     "learning_rate": lr,
                 },
-                rollout.values, rollout.returns, rollout.advantages,
+                rollout.values,
+                rollout.returns,
+                rollout.advantages,
             )
             now = time.monotonic()
             if now - last_report >= REPORT_SECONDS:
@@ -342,7 +351,9 @@ class A3C(Algorithm):
                 env_factory=type(self).env_factory,
             )
             process = self._mp.Process(
-                target=worker_main, args=(spec, self.shared), name=f"a3c-worker-{rank}",
+                target=worker_main,
+                args=(spec, self.shared),
+                name=f"a3c-worker-{rank}",
                 daemon=True,
             )
             process.start()
@@ -402,8 +413,10 @@ class A3C(Algorithm):
             (tags.EXPLAINED_VARIANCE, "explained_variance"),
         ):  # fmt: skip
             rec.scalar(tag, payload[key])
-        self._histograms = {tags.V_HISTOGRAM: payload["v_samples"],
-                            tags.ADVANTAGE_HISTOGRAM: payload["advantage_samples"]}
+        self._histograms = {
+            tags.V_HISTOGRAM: payload["v_samples"],
+            tags.ADVANTAGE_HISTOGRAM: payload["advantage_samples"],
+        }
         if len(payload["episode_returns"]):
             self._episode_returns.append(payload["episode_returns"])
             self._episode_lengths.append(payload["episode_lengths"])
@@ -463,5 +476,3 @@ class A3C(Algorithm):
         saved = state["updates"]
         if saved.numel() == self.num_workers:
             self.shared.updates.copy_(saved)
-
-

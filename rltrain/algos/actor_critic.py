@@ -30,6 +30,7 @@ from rltrain.envs.vec import Transition, VecEnv
 from rltrain.errors import UserError
 from rltrain.logging import Recorder
 from rltrain.networks import ActorCritic
+from rltrain.networks.hand_backward import Evaluation, HeadGrad, HeadLoss
 
 
 def check_actor_critic_env(
@@ -113,8 +114,10 @@ class RewardScaler:
         self.count = total
 
     def state_dict(self) -> dict[str, Any]:
-        return {"returns": torch.from_numpy(self.returns.copy()),
-                "stats": torch.tensor([self.count, self.mean, self.var], dtype=torch.float64)}
+        return {
+            "returns": torch.from_numpy(self.returns.copy()),
+            "stats": torch.tensor([self.count, self.mean, self.var], dtype=torch.float64),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.returns = state["returns"].numpy().copy()
@@ -282,21 +285,28 @@ def flat_batch(
 
 
 def actor_critic_loss(
-    log_probs: torch.Tensor,
-    entropy: torch.Tensor,
-    values: torch.Tensor,
+    out: Evaluation,
     advantages: torch.Tensor,
     returns: torch.Tensor,
     vf_coef: float,
     ent_coef: float,
-) -> tuple[torch.Tensor, LossStats]:
+    closed_form: bool = False,
+) -> tuple[HeadLoss, LossStats]:
     """L = -mean_t[A_t log pi(a_t|s_t)] + vf_coef * mean_t[(V(s_t) - R_t)^2] - ent_coef * mean_t H.
 
     A_t is a constant (no gradient through the advantage), R_t = A_t + V_old(s_t) the target
-    (Mnih et al. 2016, algorithm S3).
+    (Mnih et al. 2016, algorithm S3). With `closed_form`, its gradient per row over a batch of B:
+    dL/d log pi_t = -A_t / B, dL/dV_t = 2 vf_coef (V_t - R_t) / B, dL/dH_t = -ent_coef / B.
     """
-    policy_loss = -(advantages * log_probs).mean()
-    value_loss = (values - returns).pow(2).mean()
-    entropy_mean = entropy.mean()
+    n = advantages.numel()
+    policy_loss = -(advantages * out.log_probs).mean()
+    value_loss = (out.values - returns).pow(2).mean()
+    entropy_mean = out.entropy.mean()
     loss = policy_loss + vf_coef * value_loss - ent_coef * entropy_mean
-    return loss, LossStats(policy_loss.detach(), value_loss.detach(), entropy_mean.detach())
+    grad = None
+    if closed_form:
+        grad = HeadGrad(
+            advantages * (-1.0 / n), -ent_coef / n, (out.values - returns).mul_(2 * vf_coef / n)
+        )
+    stats = LossStats(policy_loss.detach(), value_loss.detach(), entropy_mean.detach())
+    return HeadLoss(loss, grad), stats

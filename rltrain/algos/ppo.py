@@ -10,7 +10,7 @@ clipping, Adam eps 1e-5.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -34,7 +34,7 @@ from rltrain.blocks.stats import standardize
 from rltrain.config.algos import PPOConfig
 from rltrain.errors import UserError
 from rltrain.networks import build_actor_critic
-from rltrain.networks.hand_backward import gradient_path
+from rltrain.networks.hand_backward import Evaluation, HeadGrad, HeadLoss, gradient_path
 
 
 def clipped_surrogate_loss(
@@ -47,6 +47,19 @@ def clipped_surrogate_loss(
     return -torch.min(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages).mean()
 
 
+def clipped_surrogate_grad(
+    ratio: torch.Tensor, advantages: torch.Tensor, clip: float
+) -> torch.Tensor:
+    """dL/d log pi(a_i|s_i) of `clipped_surrogate_loss`, with dr/d log pi = r:
+
+    -r_i A_i / B where the unclipped term is the minimum; 0 where the clipped one is strictly
+    smaller (it is then constant in r). Where both are equal, r is inside the clip range.
+    """
+    unclipped = ratio * advantages
+    chosen = unclipped <= ratio.clamp(1 - clip, 1 + clip) * advantages
+    return torch.where(chosen, unclipped, 0.0).mul_(-1.0 / ratio.numel())
+
+
 def value_loss(
     values: torch.Tensor, returns: torch.Tensor, old_values: torch.Tensor, clip: float | None
 ) -> torch.Tensor:
@@ -57,6 +70,64 @@ def value_loss(
         return error.mean()
     clipped = old_values + (values - old_values).clamp(-clip, clip)
     return torch.max(error, (clipped - returns).pow(2)).mean()
+
+
+def value_loss_grad(
+    values: torch.Tensor, returns: torch.Tensor, old_values: torch.Tensor, clip: float | None
+) -> torch.Tensor:
+    """dL/dV_i of `value_loss`: 2 (V_i - R_i) / B, and 0 where the clipped error is strictly
+    larger (Vc is then clipped, constant in V)."""
+    grad = (values - returns).mul_(2.0 / values.numel())
+    if clip is None:
+        return grad
+    clipped = old_values + (values - old_values).clamp(-clip, clip)
+    return grad.mul_((values - returns).pow(2) >= (clipped - returns).pow(2))
+
+
+class PPOLoss(NamedTuple):
+    loss: HeadLoss
+    policy_loss: torch.Tensor
+    value_loss: torch.Tensor
+    entropy: torch.Tensor
+    approx_kl: torch.Tensor
+    clip_fraction: torch.Tensor
+
+
+def ppo_loss(
+    out: Evaluation,
+    old_log_probs: torch.Tensor,
+    advantages: torch.Tensor,
+    returns: torch.Tensor,
+    old_values: torch.Tensor,
+    clip: float,
+    value_clip: float | None,
+    vf_coef: float,
+    ent_coef: float,
+    closed_form: bool,
+) -> PPOLoss:
+    """L = clipped_surrogate_loss + vf_coef * value_loss - ent_coef * mean_i H_i, and with
+    `closed_form` its gradient per row: dL/d log pi = clipped_surrogate_grad,
+    dL/dV = vf_coef * value_loss_grad, dL/dH = -ent_coef / B.
+    """
+    log_ratio = out.log_probs - old_log_probs
+    ratio = log_ratio.exp()
+    policy_loss = clipped_surrogate_loss(ratio, advantages, clip)
+    critic_loss = value_loss(out.values, returns, old_values, value_clip)
+    entropy = out.entropy.mean()
+    grad = None
+    if closed_form:
+        grad = HeadGrad(
+            clipped_surrogate_grad(ratio, advantages, clip),
+            -ent_coef / ratio.numel(),
+            value_loss_grad(out.values, returns, old_values, value_clip).mul_(vf_coef),
+        )
+    with torch.no_grad():
+        kl = approx_kl(log_ratio, ratio)
+        clip_fraction = ((ratio - 1).abs() > clip).float().mean()
+    return PPOLoss(
+        HeadLoss(policy_loss + vf_coef * critic_loss - ent_coef * entropy, grad),
+        policy_loss.detach(), critic_loss.detach(), entropy.detach(), kl, clip_fraction,
+    )  # fmt: skip
 
 
 def approx_kl(log_ratio: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
@@ -145,26 +216,20 @@ class PPO(Algorithm):
                     adv = standardize(advantages[idx]) if normalize else advantages[idx]
 
                 out = self.gradients.evaluate(mb_obs, actions[idx])
-                log_ratio = out.log_probs - old_log_probs[idx]
-                ratio = log_ratio.exp()
-                policy_loss = clipped_surrogate_loss(ratio, adv, clip)
-                critic_loss = value_loss(out.values, returns[idx], old_values[idx], value_clip)
-                entropy = out.entropy.mean()
-                loss = policy_loss + cfg.vf_coef * critic_loss - cfg.ent_coef * entropy
-
-                with torch.no_grad():
-                    kl = approx_kl(log_ratio, ratio)
-                    clip_fraction = ((ratio - 1).abs() > clip).float().mean()
-                if cfg.target_kl is not None and kl.item() > 1.5 * cfg.target_kl:
+                terms = ppo_loss(
+                    out, old_log_probs[idx], adv, returns[idx], old_values[idx], clip,
+                    value_clip, cfg.vf_coef, cfg.ent_coef, closed_form=self.gradients.hand,
+                )  # fmt: skip
+                if cfg.target_kl is not None and terms.approx_kl.item() > 1.5 * cfg.target_kl:
                     stop = True
                     break
-                self.gradients.backward(out, loss)
+                self.gradients.backward(out, terms.loss)
                 grad_norm = self.optimizer.clip_grad_norm(cfg.max_grad_norm)
                 self.optimizer.step()
 
-                record_losses(rec, policy_loss.detach(), critic_loss.detach(), entropy.detach())
-                rec.scalar(tags.APPROX_KL, kl)
-                rec.scalar(tags.CLIP_FRACTION, clip_fraction)
+                record_losses(rec, terms.policy_loss, terms.value_loss, terms.entropy)
+                rec.scalar(tags.APPROX_KL, terms.approx_kl)
+                rec.scalar(tags.CLIP_FRACTION, terms.clip_fraction)
                 rec.scalar(tags.GRAD_NORM, grad_norm)
             if stop:
                 break

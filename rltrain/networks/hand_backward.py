@@ -2,13 +2,15 @@
 
     path = gradient_path(net, optimizer, hand=True)
     out = path.evaluate(obs, actions)      # log pi(a|s), H(pi(.|s)), V(s) of a batch
-    loss = ...                             # the algorithm's loss, from out, written once
+    loss = algorithm_loss(out, ..., closed_form=path.hand)   # a `HeadLoss`, written once
     path.backward(out, loss)               # dL/dtheta into every parameter's .grad
 
-`AutogradPath` is `net.evaluate` then `loss.backward()`. `HandPath` (a categorical policy on two
-separate MLP towers, `supports_hand_pass`) runs the towers without autograd, lets autograd
-differentiate the loss only as far as the three per-row outputs (dL/d log pi, dL/dH, dL/dV), and
-carries those back through the towers by hand. On small networks an update costs its number of
+The loss is a function of the three per-row outputs only. It returns its value and, when asked
+(`closed_form`), its gradient with respect to those outputs (`HeadGrad`: dL/d log pi, dL/dH,
+dL/dV per row), written as pure functions beside the loss with the formula in the docstring.
+`AutogradPath` is `net.evaluate` then `loss.value.backward()`. `HandPath` (a categorical policy on
+two separate MLP towers, `supports_hand_pass`) runs the towers without autograd and carries the
+loss's `HeadGrad` back through them by hand. On small networks an update costs its number of
 tensor operations, not their arithmetic, and autograd's graph bookkeeping is then most of the
 cost; the hand pass skips it and writes the weight gradients straight into the flat optimizer's
 `.grad` views (faster on CPU; see docs/benchmarks.md). tests/unit/test_hand_backward.py ties both
@@ -117,9 +119,10 @@ def categorical_logits_grad(
     log_softmax: torch.Tensor,
     actions: torch.Tensor,
     grad_log_prob: torch.Tensor,
-    grad_entropy: torch.Tensor | None,
+    grad_entropy: torch.Tensor | float | None,
 ) -> torch.Tensor:
-    """dL/dz for logits z, given dL/d log pi(a|s) and dL/dH per row (None: H is not in the loss).
+    """dL/dz for logits z, given dL/d log pi(a|s) and dL/dH per row or one number for all rows
+    (None or 0: H is not in the loss).
 
     From the log-softmax of z, with pi = exp(log_softmax) and H = -sum_j pi_j log pi_j:
         d log pi_a / dz_j = 1[j = a] - pi_j;   dH / dz_j = -pi_j (log pi_j + H)
@@ -127,9 +130,11 @@ def categorical_logits_grad(
     probs = log_softmax.exp()
     grad = probs * -grad_log_prob.unsqueeze(-1)
     grad.scatter_add_(-1, actions.long().unsqueeze(-1), grad_log_prob.unsqueeze(-1))
-    if grad_entropy is not None:
+    if isinstance(grad_entropy, torch.Tensor):
+        grad_entropy = grad_entropy.unsqueeze(-1)
+    if grad_entropy is not None and not (isinstance(grad_entropy, float) and grad_entropy == 0):
         entropy = D.entropy_from_log_softmax(log_softmax).unsqueeze(-1)
-        grad -= grad_entropy.unsqueeze(-1) * probs * (log_softmax + entropy)
+        grad -= grad_entropy * probs * (log_softmax + entropy)
     return grad
 
 
@@ -143,8 +148,24 @@ class Evaluation(NamedTuple):
     inputs: tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor, torch.Tensor] | None = None
 
 
+class HeadGrad(NamedTuple):
+    """dL/d log pi(a|s), dL/dH and dL/dV per row of a batch (dL/dH may be one number for all)."""
+
+    log_probs: torch.Tensor
+    entropy: torch.Tensor | float
+    values: torch.Tensor
+
+
+class HeadLoss(NamedTuple):
+    """A scalar loss of (log pi, H, V) per row, and its `HeadGrad` in closed form when asked
+    (the hand pass needs it; the autograd path differentiates `value`)."""
+
+    value: torch.Tensor
+    grad: HeadGrad | None = None
+
+
 class AutogradPath:
-    """`net.evaluate`, then `loss.backward()` into freshly zeroed gradients."""
+    """`net.evaluate`, then `loss.value.backward()` into freshly zeroed gradients."""
 
     hand = False
 
@@ -154,9 +175,9 @@ class AutogradPath:
     def evaluate(self, obs: torch.Tensor, actions: torch.Tensor) -> Evaluation:
         return Evaluation(*self.net.evaluate(obs, actions))
 
-    def backward(self, out: Evaluation, loss: torch.Tensor) -> None:
+    def backward(self, out: Evaluation, loss: HeadLoss) -> None:
         self.optimizer.zero_grad()
-        loss.backward()
+        loss.value.backward()
 
 
 def towers_of(net: ActorCritic) -> tuple[list[Layer], list[Layer], str] | None:
@@ -192,7 +213,7 @@ class HandPath:
         self.optimizer = optimizer
 
     @torch.no_grad()
-    def _forward(self, obs: torch.Tensor, actions: torch.Tensor) -> Evaluation:
+    def evaluate(self, obs: torch.Tensor, actions: torch.Tensor) -> Evaluation:
         actor_inputs, logits = mlp_forward(obs, self.actor, self.activation)
         critic_inputs, values = mlp_forward(obs, self.critic, self.activation)
         log_softmax = torch.log_softmax(logits, dim=-1)  # kept: the logits' gradient needs it
@@ -203,31 +224,14 @@ class HandPath:
             (actor_inputs, critic_inputs, log_softmax, actions),
         )
 
-    def evaluate(self, obs: torch.Tensor, actions: torch.Tensor) -> Evaluation:
-        out = self._forward(obs, actions)
-        # Leaves for autograd: the loss is differentiated as far as these three, no further.
-        return out._replace(
-            log_probs=out.log_probs.requires_grad_(),
-            entropy=out.entropy.requires_grad_(),
-            values=out.values.requires_grad_(),
-        )
-
-    def backward(self, out: Evaluation, loss: torch.Tensor) -> None:
-        assert out.inputs is not None
-        grad_log_prob, grad_entropy, grad_value = torch.autograd.grad(
-            loss, (out.log_probs, out.entropy, out.values), allow_unused=True
-        )
-        with torch.no_grad():
-            actor_inputs, critic_inputs, log_softmax, actions = out.inputs
-            if grad_log_prob is None:
-                grad_log_prob = torch.zeros_like(out.log_probs)
-            if grad_value is None:
-                grad_value = torch.zeros_like(out.values)
-            grad_logits = categorical_logits_grad(
-                log_softmax, actions, grad_log_prob, grad_entropy
-            )
-            mlp_backward(grad_logits, actor_inputs, self.actor, self.activation)
-            mlp_backward(grad_value.unsqueeze(-1), critic_inputs, self.critic, self.activation)
+    @torch.no_grad()
+    def backward(self, out: Evaluation, loss: HeadLoss) -> None:
+        assert out.inputs is not None and loss.grad is not None, "the loss's closed form is needed"
+        actor_inputs, critic_inputs, log_softmax, actions = out.inputs
+        grad = loss.grad
+        grad_logits = categorical_logits_grad(log_softmax, actions, grad.log_probs, grad.entropy)
+        mlp_backward(grad_logits, actor_inputs, self.actor, self.activation)
+        mlp_backward(grad.values.unsqueeze(-1), critic_inputs, self.critic, self.activation)
 
 
 GradientPath = AutogradPath | HandPath

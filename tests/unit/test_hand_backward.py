@@ -17,7 +17,14 @@ from torch import nn
 
 from rltrain.algos.actor_critic import Rollout, actor_critic_loss, flat_batch
 from rltrain.algos.base import Context
-from rltrain.algos.ppo import PPO, clipped_surrogate_loss, value_loss
+from rltrain.algos.ppo import (
+    PPO,
+    clipped_surrogate_grad,
+    clipped_surrogate_loss,
+    ppo_loss,
+    value_loss,
+    value_loss_grad,
+)
 from rltrain.blocks.optim import Adam
 from rltrain.config.algos import PPOConfig
 from rltrain.config.envs import GymEnvConfig
@@ -28,7 +35,10 @@ from rltrain.networks import build_actor_critic
 from rltrain.networks import distributions as D
 from rltrain.networks.hand_backward import (
     AutogradPath,
+    Evaluation,
     HandPath,
+    HeadGrad,
+    HeadLoss,
     categorical_logits_grad,
     gradient_path,
     mlp_backward,
@@ -129,7 +139,9 @@ def test_clipped_surrogate_gradient_by_hand_in_every_region() -> None:
     # by hand, dL/d log pi = -r A / B where the unclipped term is the minimum, else 0 (B = 10)
     expected = [-0.5 / 10, -0.9 / 10, -1.0 / 10, -1.1 / 10, 0.0]
     expected += [0.0, 1.8 / 10, 2.0 / 10, 2.2 / 10, 3.0 / 10]
-    torch.testing.assert_close(log_ratio.grad, torch.tensor(expected, dtype=torch.float64))
+    expected_tensor = torch.tensor(expected, dtype=torch.float64)
+    torch.testing.assert_close(log_ratio.grad, expected_tensor)
+    torch.testing.assert_close(clipped_surrogate_grad(ratio, advantages, 0.2), expected_tensor)
 
 
 @pytest.mark.parametrize("clip", [None, 0.2])
@@ -146,46 +158,80 @@ def test_value_loss_gradient_by_hand(clip: float | None) -> None:
     if clip is not None:
         expected[5] = 0.0
     torch.testing.assert_close(leaf.grad, expected)
+    torch.testing.assert_close(value_loss_grad(values, returns, old, clip), expected)
 
 
 def make_net(env_id: str = "CartPole-v1", **network: object) -> tuple[nn.Module, Adam]:
     torch.manual_seed(0)
     env = make_vec_env(GymEnvConfig(name="test", id=env_id), num_envs=1, seed=0, training=True)
     net = build_actor_critic(
-        env.single_observation_space, env.single_action_space, NetworkConfig(**network)  # type: ignore[arg-type]
+        env.single_observation_space,
+        env.single_action_space,
+        NetworkConfig(**network),  # type: ignore[arg-type]
     )
     env.close()
     return net, Adam(net.parameters(), lr=1e-3)  # the flat .grad views the hand pass writes into
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu", "elu"])
-def test_hand_path_gives_autograds_gradient_of_any_loss(activation: str) -> None:
-    """A PPO-shaped loss with every clip region, value clipping and an entropy bonus."""
+@pytest.mark.parametrize("per_row_entropy", [False, True])
+def test_hand_path_carries_any_head_gradient_like_autograd(
+    activation: str, per_row_entropy: bool
+) -> None:
+    """Arbitrary dL/d log pi, dL/dH (one number, or one per row) and dL/dV, through the towers."""
     net, optimizer = make_net(activation=activation)
     generator = torch.Generator().manual_seed(3)
     obs = torch.randn(48, 4, generator=generator)
     actions = torch.randint(0, 2, (48,), generator=generator)
-    old_log_probs = -0.7 + 0.4 * torch.randn(48, generator=generator)
-    advantages = torch.randn(48, generator=generator)
-    returns, old_values = torch.randn(48, generator=generator), torch.randn(48, generator=generator)
-
-    def loss_of(path: AutogradPath | HandPath) -> torch.Tensor:
-        out = path.evaluate(obs, actions)
-        ratio = (out.log_probs - old_log_probs).exp()
-        loss = clipped_surrogate_loss(ratio, advantages, 0.2)
-        loss = loss + 0.5 * value_loss(out.values, returns, old_values, 0.2)
-        loss = loss - 0.05 * (out.entropy * out.entropy).mean()  # not linear in H: per-row dL/dH
-        path.backward(out, loss)
-        return loss.detach()
-
-    autograd_loss = loss_of(AutogradPath(net, optimizer))
+    g_log_probs, g_values = (
+        torch.randn(48, generator=generator),
+        torch.randn(48, generator=generator),
+    )
+    g_entropy = torch.randn(48, generator=generator) if per_row_entropy else -0.3
+    auto = AutogradPath(net, optimizer)
+    out = auto.evaluate(obs, actions)
+    surrogate = (
+        g_log_probs * out.log_probs + g_entropy * out.entropy + g_values * out.values
+    ).sum()
+    auto.backward(out, HeadLoss(surrogate))
     expected = optimizer.flat_grad.clone()
     optimizer.flat_grad.fill_(3.0)  # overwritten, not added to
     hand = gradient_path(net, optimizer, hand=True)
     assert isinstance(hand, HandPath)
-    torch.testing.assert_close(loss_of(hand), autograd_loss)
+    hand_out = hand.evaluate(obs, actions)
+    torch.testing.assert_close(hand_out.log_probs, out.log_probs.detach())
+    torch.testing.assert_close(hand_out.values, out.values.detach())
+    hand.backward(
+        hand_out, HeadLoss(surrogate.detach(), HeadGrad(g_log_probs, g_entropy, g_values))
+    )
     assert expected.abs().max() > 1e-3
-    torch.testing.assert_close(optimizer.flat_grad, expected, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(optimizer.flat_grad, expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("value_clip", [None, 0.2])
+def test_ppo_loss_closed_form_is_autograds_gradient(value_clip: float | None) -> None:
+    """ppo_loss's HeadGrad against autograd of its own value, over every clip region."""
+    generator = torch.Generator().manual_seed(5)
+    n = 64
+    log_probs = -0.7 + 0.4 * torch.randn(n, generator=generator, dtype=torch.float64)
+    entropy = torch.rand(n, generator=generator, dtype=torch.float64)
+    values = torch.randn(n, generator=generator, dtype=torch.float64)
+    old_log_probs = log_probs + 0.3 * torch.randn(n, generator=generator, dtype=torch.float64)
+    advantages = torch.randn(n, generator=generator, dtype=torch.float64)
+    returns = torch.randn(n, generator=generator, dtype=torch.float64)
+    old_values = values + 0.4 * torch.randn(n, generator=generator, dtype=torch.float64)
+    leaves = [t.clone().requires_grad_() for t in (log_probs, entropy, values)]
+    args = (old_log_probs, advantages, returns, old_values, 0.2, value_clip, 0.5, 0.01)
+    auto = ppo_loss(Evaluation(*leaves), *args, closed_form=False)
+    auto.loss.value.backward()
+    closed = ppo_loss(Evaluation(log_probs, entropy, values), *args, closed_form=True)
+    assert closed.loss.grad is not None and auto.loss.grad is None
+    torch.testing.assert_close(closed.loss.value, auto.loss.value.detach())
+    ratio = (log_probs - old_log_probs).exp()
+    assert ((ratio - 1).abs() > 0.2).any() and ((ratio - 1).abs() < 0.2).any()  # both regions
+    torch.testing.assert_close(closed.loss.grad.log_probs, leaves[0].grad)
+    torch.testing.assert_close(torch.full_like(entropy, closed.loss.grad.entropy), leaves[1].grad)  # type: ignore[arg-type]
+    torch.testing.assert_close(closed.loss.grad.values, leaves[2].grad)
 
 
 def make_ppo(algo: PPOConfig, network: NetworkConfig, env_id: str = "CartPole-v1") -> PPO:
@@ -250,9 +296,7 @@ def test_a2c_gradients_by_hand_match_autograd(normalize: bool) -> None:
 
     def gradients(path: AutogradPath | HandPath) -> tuple[torch.Tensor, ...]:
         out = path.evaluate(obs, actions)
-        loss, stats = actor_critic_loss(
-            out.log_probs, out.entropy, out.values, advantages, returns, 0.5, 0.01
-        )
+        loss, stats = actor_critic_loss(out, advantages, returns, 0.5, 0.01, closed_form=path.hand)
         path.backward(out, loss)
         return stats
 

@@ -16,6 +16,7 @@ from rltrain.config.schema import Config
 from rltrain.envs.factory import make_vec_env
 from rltrain.logging import Recorder
 from rltrain.networks import build_actor_critic
+from rltrain.networks.hand_backward import Evaluation
 
 # small MLPs: one intra-op thread, as the trainer configures it (threads only contend here)
 torch.set_num_threads(1)
@@ -57,8 +58,8 @@ def test_actor_critic_loss_matches_a_hand_computation() -> None:
     rollout = Rollout(obs, actions, torch.zeros(3, 2), values, advantages, returns)
     flat_obs, flat_actions, flat_advantages, flat_returns = flat_batch(rollout, False)
     loss, stats = actor_critic_loss(
-        *net.evaluate(flat_obs, flat_actions), flat_advantages, flat_returns, vf_coef=0.5,
-        ent_coef=0.01,
+        Evaluation(*net.evaluate(flat_obs, flat_actions)), flat_advantages, flat_returns,
+        vf_coef=0.5, ent_coef=0.01,
     )
     with torch.no_grad():
         logits, v = net(obs.flatten(0, 1))
@@ -66,7 +67,8 @@ def test_actor_critic_loss_matches_a_hand_computation() -> None:
     entropy = -(torch.softmax(logits, -1) * torch.log_softmax(logits, -1)).sum(-1).mean()
     pg = -(advantages.flatten() * log_pi).mean()
     vf = (v - returns.flatten()).pow(2).mean()
-    assert float(loss.detach()) == pytest.approx(float(pg + 0.5 * vf - 0.01 * entropy), rel=1e-5)
+    expected = float(pg + 0.5 * vf - 0.01 * entropy)
+    assert float(loss.value.detach()) == pytest.approx(expected, rel=1e-5)
     assert float(stats.entropy) == pytest.approx(float(entropy), rel=1e-5)
     env.close()
 
