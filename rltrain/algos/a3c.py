@@ -195,6 +195,7 @@ def _worker_loop(spec: WorkerSpec, shared: Shared) -> None:
                 Evaluation(*local.evaluate(obs, actions)), advantages, returns, cfg.vf_coef,
                 cfg.ent_coef,
             )  # fmt: skip
+            assert loss.value is not None  # the autograd form: workers use autograd
             local_buffers.zero_grad()
             loss.value.backward()
             local_buffers.clip_grad_norm(cfg.max_grad_norm)

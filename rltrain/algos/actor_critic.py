@@ -295,18 +295,18 @@ def actor_critic_loss(
     """L = -mean_t[A_t log pi(a_t|s_t)] + vf_coef * mean_t[(V(s_t) - R_t)^2] - ent_coef * mean_t H.
 
     A_t is a constant (no gradient through the advantage), R_t = A_t + V_old(s_t) the target
-    (Mnih et al. 2016, algorithm S3). With `closed_form`, its gradient per row over a batch of B:
-    dL/d log pi_t = -A_t / B, dL/dV_t = 2 vf_coef (V_t - R_t) / B, dL/dH_t = -ent_coef / B.
+    (Mnih et al. 2016, algorithm S3). With `closed_form`, its gradient per row instead, over a
+    batch of B: dL/d log pi_t = -A_t / B, dL/dV_t = 2 vf_coef (V_t - R_t) / B,
+    dL/dH_t = -ent_coef / B.
     """
     n = advantages.numel()
     policy_loss = -(advantages * out.log_probs).mean()
     value_loss = (out.values - returns).pow(2).mean()
     entropy_mean = out.entropy.mean()
-    loss = policy_loss + vf_coef * value_loss - ent_coef * entropy_mean
-    grad = None
+    stats = LossStats(policy_loss.detach(), value_loss.detach(), entropy_mean.detach())
     if closed_form:
         grad = HeadGrad(
             advantages * (-1.0 / n), -ent_coef / n, (out.values - returns).mul_(2 * vf_coef / n)
         )
-    stats = LossStats(policy_loss.detach(), value_loss.detach(), entropy_mean.detach())
-    return HeadLoss(loss, grad), stats
+        return HeadLoss(None, grad), stats
+    return HeadLoss(policy_loss + vf_coef * value_loss - ent_coef * entropy_mean), stats

@@ -105,28 +105,30 @@ def ppo_loss(
     ent_coef: float,
     closed_form: bool,
 ) -> PPOLoss:
-    """L = clipped_surrogate_loss + vf_coef * value_loss - ent_coef * mean_i H_i, and with
+    """L = clipped_surrogate_loss + vf_coef * value_loss - ent_coef * mean_i H_i, or with
     `closed_form` its gradient per row: dL/d log pi = clipped_surrogate_grad,
-    dL/dV = vf_coef * value_loss_grad, dL/dH = -ent_coef / B.
+    dL/dV = vf_coef * value_loss_grad, dL/dH = -ent_coef / B. The parts, the k3 KL estimate and
+    the clip fraction come back detached, for logging and early stopping.
     """
     log_ratio = out.log_probs - old_log_probs
     ratio = log_ratio.exp()
     policy_loss = clipped_surrogate_loss(ratio, advantages, clip)
     critic_loss = value_loss(out.values, returns, old_values, value_clip)
     entropy = out.entropy.mean()
-    grad = None
     if closed_form:
-        grad = HeadGrad(
+        loss = HeadLoss(None, HeadGrad(
             clipped_surrogate_grad(ratio, advantages, clip),
             -ent_coef / ratio.numel(),
             value_loss_grad(out.values, returns, old_values, value_clip).mul_(vf_coef),
-        )
-    with torch.no_grad():
-        kl = approx_kl(log_ratio, ratio)
-        clip_fraction = ((ratio - 1).abs() > clip).float().mean()
+        ))  # fmt: skip
+    else:
+        loss = HeadLoss(policy_loss + vf_coef * critic_loss - ent_coef * entropy)
+        log_ratio, ratio = log_ratio.detach(), ratio.detach()
+        policy_loss, critic_loss = policy_loss.detach(), critic_loss.detach()
+        entropy = entropy.detach()
     return PPOLoss(
-        HeadLoss(policy_loss + vf_coef * critic_loss - ent_coef * entropy, grad),
-        policy_loss.detach(), critic_loss.detach(), entropy.detach(), kl, clip_fraction,
+        loss, policy_loss, critic_loss, entropy, approx_kl(log_ratio, ratio),
+        ((ratio - 1).abs() > clip).float().mean(),
     )  # fmt: skip
 
 

@@ -157,10 +157,11 @@ class HeadGrad(NamedTuple):
 
 
 class HeadLoss(NamedTuple):
-    """A scalar loss of (log pi, H, V) per row, and its `HeadGrad` in closed form when asked
-    (the hand pass needs it; the autograd path differentiates `value`)."""
+    """A scalar loss of (log pi, H, V) per row for the autograd path to differentiate, or its
+    `HeadGrad` in closed form for the hand pass (which never needs the loss's value: on small
+    networks each skipped tensor operation is time saved)."""
 
-    value: torch.Tensor
+    value: torch.Tensor | None
     grad: HeadGrad | None = None
 
 
@@ -176,6 +177,7 @@ class AutogradPath:
         return Evaluation(*self.net.evaluate(obs, actions))
 
     def backward(self, out: Evaluation, loss: HeadLoss) -> None:
+        assert loss.value is not None, "the autograd path differentiates the loss's value"
         self.optimizer.zero_grad()
         loss.value.backward()
 

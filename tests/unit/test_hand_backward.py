@@ -223,10 +223,16 @@ def test_ppo_loss_closed_form_is_autograds_gradient(value_clip: float | None) ->
     leaves = [t.clone().requires_grad_() for t in (log_probs, entropy, values)]
     args = (old_log_probs, advantages, returns, old_values, 0.2, value_clip, 0.5, 0.01)
     auto = ppo_loss(Evaluation(*leaves), *args, closed_form=False)
+    assert auto.loss.value is not None
     auto.loss.value.backward()
     closed = ppo_loss(Evaluation(log_probs, entropy, values), *args, closed_form=True)
     assert closed.loss.grad is not None and auto.loss.grad is None
-    torch.testing.assert_close(closed.loss.value, auto.loss.value.detach())
+    assert closed.loss.value is None  # the hand pass never needs the number
+    for part in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"):
+        torch.testing.assert_close(getattr(closed, part), getattr(auto, part))
+    assert auto.loss.value is not None
+    expected = auto.policy_loss + 0.5 * auto.value_loss - 0.01 * auto.entropy
+    torch.testing.assert_close(auto.loss.value.detach(), expected)
     ratio = (log_probs - old_log_probs).exp()
     assert ((ratio - 1).abs() > 0.2).any() and ((ratio - 1).abs() < 0.2).any()  # both regions
     torch.testing.assert_close(closed.loss.grad.log_probs, leaves[0].grad)
