@@ -5,7 +5,7 @@
     loss = algorithm_loss(out, ..., closed_form=path.hand)   # a `HeadLoss`, written once
     path.backward(out, loss)               # dL/dtheta into every parameter's .grad
 
-The loss is a function of the three per-row outputs only. It returns its value and, when asked
+The loss is a function of the three per-row outputs only. It returns its value or, when asked
 (`closed_form`), its gradient with respect to those outputs (`HeadGrad`: dL/d log pi, dL/dH,
 dL/dV per row), written as pure functions beside the loss with the formula in the docstring.
 `AutogradPath` is `net.evaluate` then `loss.value.backward()`. `HandPath` (a categorical policy on
