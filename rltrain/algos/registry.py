@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from rltrain.algos.a2c import A2C
 from rltrain.algos.a3c import A3C
+from rltrain.algos.bandit import LinearThompson, LinUCB
 from rltrain.algos.base import Algorithm
 from rltrain.algos.dqn import DQN
 from rltrain.algos.planning import PolicyIteration, ValueIteration
@@ -26,4 +27,6 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
     "reinforce": Reinforce,
     "a2c": A2C,
     "a3c": A3C,
+    "ucb": LinUCB,
+    "thompson": LinearThompson,
 }

@@ -19,9 +19,13 @@ builds fatigue and drags the user towards a segment; a policy that values the se
 recommendations and steers the drift, which the greedy next-click policy cannot do.
 
 Views: ``tabular`` (Discrete state index, exact model ``P`` in toy-text format, for the TD
-learners, the planners and the oracle) and ``features`` (a float32 vector: segment one-hot,
-fatigue per category, misses; many categories, for DQN and PPO). ``baselines()`` returns the
-clicks per session of the random and greedy policies (and the optimum, tabular view).
+learners, the planners and the oracle), ``features`` (a float32 vector: segment one-hot,
+fatigue per category, misses; many categories, for DQN and PPO) and ``bandit`` (one-step
+episodes: a fresh user per episode whose context is its interest vector ``x``, drawn as the
+segment's interests plus ``context_noise`` Gaussian noise, clipped to [0, 1]; item ``i`` is
+clicked with ``p = x[c_i] * q_i``, linear in the context, for ucb and thompson).
+``baselines()`` returns the clicks per session of the random and greedy policies (and the
+optimum, tabular view); on the bandit view greedy (the best arm per context) is the optimum.
 """
 
 from __future__ import annotations
@@ -39,8 +43,8 @@ from rltrain.errors import UserError
 
 MAX_TABLE_STATES = 20_000  # above this the tabular view's P table is refused
 BASELINE_SESSIONS = 1_000  # Monte Carlo sessions per baseline on the features view
-DEFAULT_CATEGORIES = {"tabular": 3, "features": 24}
-ITEMS_PER_CATEGORY = {"tabular": 1, "features": 5}
+DEFAULT_CATEGORIES = {"tabular": 3, "features": 24, "bandit": 8}
+ITEMS_PER_CATEGORY = {"tabular": 1, "features": 5, "bandit": 2}
 
 Transition = tuple[float, int, float, bool]
 
@@ -97,7 +101,7 @@ def _check(cfg: RecommenderConfig) -> tuple[int, int]:
             "(every category needs an item)"
         )
     for key in ("interest_min", "interest_max", "quality_min", "fatigue", "leave_base",
-                "leave_rate", "drift"):  # fmt: skip
+                "leave_rate", "drift", "context_noise"):  # fmt: skip
         value = getattr(cfg, key)
         if not 0.0 <= value <= 1.0:
             raise UserError(f"env.{key}={value} is a probability and must be in [0, 1]")
@@ -152,7 +156,10 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
         self.left = False
         self._elapsed = 0
         self._baselines: dict[str, float] | None = None
-        if self.view == "tabular":
+        self.context = np.zeros(self.n_categories)  # bandit view: this episode's user
+        if self.view == "bandit":
+            self.observation_space = spaces.Box(0.0, 1.0, (self.n_categories,), dtype=np.float32)
+        elif self.view == "tabular":
             self._states = list(
                 itertools.product(
                     range(cfg.n_segments),
@@ -218,8 +225,20 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
             cat.interest[self.segment, cat.category] * cat.quality * (1.0 - cfg.fatigue) ** levels
         )
 
+    def arm_means(self) -> np.ndarray:
+        """[items] bandit view: each item's click probability for this episode's context,
+        ``x[c_i] * q_i`` (what the regret is measured against)."""
+        cat = self.catalogue
+        return np.asarray(self.context[cat.category] * cat.quality)
+
+    def _draw_context(self) -> None:
+        noise = self.np_random.normal(0.0, self.cfg.context_noise, self.n_categories)
+        self.context = np.clip(self.catalogue.interest[self.segment] + noise, 0.0, 1.0)
+
     # --- gymnasium -----------------------------------------------------------------------------
     def _obs(self) -> Any:
+        if self.view == "bandit":
+            return self.context.astype(np.float32)
         if self.view == "tabular":
             if self.left:
                 return self.gone
@@ -242,10 +261,17 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
         self.misses = 0
         self.left = False
         self._elapsed = 0
+        if self.view == "bandit":
+            self._draw_context()
         return self._obs(), {}
 
     def step(self, action: int) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         item = int(action)
+        if self.view == "bandit":  # one recommendation per user, clicked or not
+            means = self.arm_means()
+            click = bool(self.np_random.random() < means[item])
+            self.left = True
+            return self._obs(), float(click), True, False, {"click": click}
         options = self.outcomes(self.segment, tuple(int(f) for f in self.levels), self.misses, item)
         probs = np.array([o[0] for o in options])
         pick = int(
@@ -275,6 +301,8 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
         if self._baselines is None:
             if self.view == "tabular":
                 self._baselines = self._exact_baselines()
+            elif self.view == "bandit":
+                self._baselines = self._bandit_baselines()
             else:
                 self._baselines = {
                     "random": self._simulate(greedy=False),
@@ -306,6 +334,19 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
             "greedy": float(start @ values["greedy"]),
             "optimal": float(start @ optimal),
         }
+
+    def _bandit_baselines(self, users: int = 20_000) -> dict[str, float]:
+        """Expected clicks per user of a uniform arm and of the best arm per context, averaged
+        over `users` contexts drawn with their own RNG (the click itself is not sampled)."""
+        twin = RecommenderEnv(self.cfg)
+        twin.reset(seed=12345)
+        random = best = 0.0
+        for _ in range(users):
+            twin.reset()
+            means = twin.arm_means()
+            random += float(means.mean())
+            best += float(means.max())
+        return {"random": random / users, "greedy": best / users}
 
     def _simulate(self, greedy: bool, sessions: int = BASELINE_SESSIONS) -> float:
         """Mean clicks per session over `sessions` simulated sessions with their own RNG."""
