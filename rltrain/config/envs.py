@@ -143,6 +143,9 @@ class RecommenderConfig:
     drift: float = 0.3
     # session length limit; the last step returns truncated=True
     max_steps: int = 100
+    # items per recommendation (tabular and features views): the user reads them in order and
+    # clicks at most one; the action indexes the slates, combinations of slate_size items
+    slate_size: int = 1
     # bandit view: std of the Gaussian noise added to the segment's interests (each user's context)
     context_noise: float = 0.1
     # seeds the catalogue and the population (interests, qualities), not the episodes

@@ -31,6 +31,8 @@ optimum, tabular view); on the bandit view greedy (the best arm per context) is 
 from __future__ import annotations
 
 import itertools
+import math
+from collections.abc import Collection
 from typing import Any, SupportsFloat
 
 import gymnasium
@@ -42,6 +44,7 @@ from rltrain.config.envs import RECOMMENDER_VIEWS, RecommenderConfig
 from rltrain.errors import UserError
 
 MAX_TABLE_STATES = 20_000  # above this the tabular view's P table is refused
+MAX_SLATES = 10_000  # above this many slates (actions) env.slate_size is refused
 BASELINE_SESSIONS = 1_000  # Monte Carlo sessions per baseline on the features view
 DEFAULT_CATEGORIES = {"tabular": 3, "features": 24, "bandit": 8}
 ITEMS_PER_CATEGORY = {"tabular": 1, "features": 5, "bandit": 2}
@@ -59,10 +62,13 @@ def leave_probability(leave_base: float, leave_rate: float, misses: int) -> floa
     return float(min(1.0, leave_base + leave_rate * misses))
 
 
-def next_fatigue(levels: tuple[int, ...], shown: int, max_fatigue: int) -> tuple[int, ...]:
-    """The shown category gains a level (capped at max_fatigue), every other loses one."""
+def next_fatigue(
+    levels: tuple[int, ...], shown: int | Collection[int], max_fatigue: int
+) -> tuple[int, ...]:
+    """Each shown category gains a level (capped at max_fatigue), every other loses one."""
+    shown = {shown} if isinstance(shown, int) else set(shown)
     return tuple(
-        min(f + 1, max_fatigue) if c == shown else max(f - 1, 0) for c, f in enumerate(levels)
+        min(f + 1, max_fatigue) if c in shown else max(f - 1, 0) for c, f in enumerate(levels)
     )
 
 
@@ -114,6 +120,19 @@ def _check(cfg: RecommenderConfig) -> tuple[int, int]:
             raise UserError(f"env.{key}={getattr(cfg, key)} must be >= 0")
     if cfg.max_steps < 1:
         raise UserError(f"env.max_steps={cfg.max_steps} must be >= 1")
+    if not 1 <= cfg.slate_size <= n_items:
+        raise UserError(
+            f"env.slate_size={cfg.slate_size} must be between 1 and the catalogue's "
+            f"env.n_items={n_items}"
+        )
+    if cfg.slate_size > 1 and cfg.view == "bandit":
+        raise UserError("env.view=bandit recommends one item per user; use env.slate_size=1")
+    slates = math.comb(n_items, cfg.slate_size)
+    if slates > MAX_SLATES:
+        raise UserError(
+            f"env.slate_size={cfg.slate_size} of env.n_items={n_items} makes {slates:,} "
+            f"possible slates, more than an action space of {MAX_SLATES:,}; lower either"
+        )
     if cfg.view == "tabular":
         states = table_size(cfg.n_segments, n_categories, cfg.max_fatigue, cfg.max_misses)
         if states > MAX_TABLE_STATES:
@@ -147,7 +166,11 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
             raise UserError(f"recommender render_mode {render_mode!r} is not supported; use ansi")
         self.render_mode = render_mode
         self.catalogue = Catalogue(cfg, self.n_categories, self.n_items)
-        self.action_space = spaces.Discrete(self.n_items)
+        # action a recommends the items slates[a], shown in that order
+        self.slates = list(itertools.combinations(range(self.n_items), cfg.slate_size))
+        self.slate_index = {slate: a for a, slate in enumerate(self.slates)}
+        self.n_actions = len(self.slates)
+        self.action_space = spaces.Discrete(self.n_actions)
         self.view = cfg.view
         # the user's state: segment, fatigue per category, consecutive misses
         self.segment = 0
@@ -181,24 +204,35 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
 
     # --- the model -----------------------------------------------------------------------------
     def outcomes(
-        self, segment: int, levels: tuple[int, ...], misses: int, item: int
+        self, segment: int, levels: tuple[int, ...], misses: int, action: int
     ) -> list[tuple[float, tuple[int, tuple[int, ...], int] | None, float]]:
-        """(probability, next user state or None if the user left, reward) of recommending item."""
+        """(probability, next user state or None if the user left, reward) of recommending the
+        slate `action` (one item when env.slate_size=1).
+
+        The user reads the slate in order and clicks item j with its own click probability
+        p_j if no earlier item was clicked (a cascade: at most one click, with probability
+        ``1 - prod_j (1 - p_j)``); every shown category gains a fatigue level."""
         cfg, cat = self.cfg, self.catalogue
-        c = int(cat.category[item])
-        p = click_probability(cat.interest[segment, c], cat.quality[item], cfg.fatigue, levels[c])
-        nf = next_fatigue(levels, c, cfg.max_fatigue)
-        leave = leave_probability(cfg.leave_base, cfg.leave_rate, misses)
+        items = self.slates[action]
+        nf = next_fatigue(levels, {int(cat.category[i]) for i in items}, cfg.max_fatigue)
         result: list[tuple[float, tuple[int, tuple[int, ...], int] | None, float]] = []
-        drift_to = int(cat.drift_to[c])
-        if drift_to != segment:
-            result.append((p * cfg.drift, (drift_to, nf, 0), 1.0))
-            result.append((p * (1.0 - cfg.drift), (segment, nf, 0), 1.0))
-        else:
-            result.append((p, (segment, nf, 0), 1.0))
-        result.append(((1.0 - p) * leave, None, 0.0))
+        unclicked = 1.0  # chance that no earlier item of the slate was clicked
+        for item in items:
+            c = int(cat.category[item])
+            p = click_probability(
+                cat.interest[segment, c], cat.quality[item], cfg.fatigue, levels[c]
+            )
+            clicked, unclicked = unclicked * p, unclicked * (1.0 - p)
+            drift_to = int(cat.drift_to[c])
+            if drift_to != segment:
+                result.append((clicked * cfg.drift, (drift_to, nf, 0), 1.0))
+                result.append((clicked * (1.0 - cfg.drift), (segment, nf, 0), 1.0))
+            else:
+                result.append((clicked, (segment, nf, 0), 1.0))
+        leave = leave_probability(cfg.leave_base, cfg.leave_rate, misses)
+        result.append((unclicked * leave, None, 0.0))
         result.append(
-            ((1.0 - p) * (1.0 - leave), (segment, nf, min(misses + 1, cfg.max_misses)), 0.0)
+            (unclicked * (1.0 - leave), (segment, nf, min(misses + 1, cfg.max_misses)), 0.0)
         )
         return [r for r in result if r[0] > 0.0]
 
@@ -206,7 +240,7 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
         P: dict[int, dict[int, list[Transition]]] = {}
         for index, (segment, levels, misses) in enumerate(self._states):
             P[index] = {}
-            for item in range(self.n_items):
+            for item in range(self.n_actions):
                 row: list[Transition] = []
                 for prob, nxt, reward in self.outcomes(segment, levels, misses, item):
                     if nxt is None:
@@ -214,7 +248,7 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
                     else:
                         row.append((prob, self._index[nxt], reward, False))
                 P[index][item] = row
-        P[self.gone] = {a: [(1.0, self.gone, 0.0, True)] for a in range(self.n_items)}
+        P[self.gone] = {a: [(1.0, self.gone, 0.0, True)] for a in range(self.n_actions)}
         return P
 
     def click_probabilities(self) -> np.ndarray:
@@ -234,6 +268,12 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
     def _draw_context(self) -> None:
         noise = self.np_random.normal(0.0, self.cfg.context_noise, self.n_categories)
         self.context = np.clip(self.catalogue.interest[self.segment] + noise, 0.0, 1.0)
+
+    def greedy_slate(self) -> int:
+        """The action showing the slate_size most clickable items for the current user: it
+        maximises the chance of a click, ``1 - prod (1 - p_j)``, whatever their order."""
+        top = np.argsort(-self.click_probabilities(), kind="stable")[: self.cfg.slate_size]
+        return self.slate_index[tuple(sorted(int(i) for i in top))]
 
     # --- gymnasium -----------------------------------------------------------------------------
     def _obs(self) -> Any:
@@ -312,15 +352,15 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
 
     def greedy_items(self) -> np.ndarray:
         """[states] the greedy next-click item of every tabular state (lowest index on ties)."""
-        model = model_from_P(self.P, self.gone + 1, self.n_items, self.initial_state_distrib)
+        model = model_from_P(self.P, self.gone + 1, self.n_actions, self.initial_state_distrib)
         return np.argmax(model.reward, axis=1)
 
     def _exact_baselines(self) -> dict[str, float]:
-        model = model_from_P(self.P, self.gone + 1, self.n_items, self.initial_state_distrib)
+        model = model_from_P(self.P, self.gone + 1, self.n_actions, self.initial_state_distrib)
         start = self.initial_state_distrib
         n_states = model.reward.shape[0]
-        uniform = np.full((n_states, self.n_items), 1.0 / self.n_items)
-        greedy = np.zeros((n_states, self.n_items))
+        uniform = np.full((n_states, self.n_actions), 1.0 / self.n_actions)
+        greedy = np.zeros((n_states, self.n_actions))
         greedy[np.arange(n_states), np.argmax(model.reward, axis=1)] = 1.0
         values = {"random": np.zeros(n_states), "greedy": np.zeros(n_states)}
         optimal = np.zeros(n_states)
@@ -357,10 +397,7 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
         for _ in range(sessions):
             twin.reset()
             while True:
-                if greedy:
-                    item = int(np.argmax(twin.click_probabilities()))
-                else:
-                    item = int(rng.integers(self.n_items))
+                item = twin.greedy_slate() if greedy else int(rng.integers(self.n_actions))
                 _, reward, terminated, truncated, _ = twin.step(item)
                 total += float(reward)
                 if terminated or truncated:

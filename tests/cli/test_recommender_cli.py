@@ -19,6 +19,7 @@ BAD = {
         ["env.n_categories=4", "env.n_items=2"], r"fewer than env\.n_categories=4"
     ),
     "table_too_large": (["env.n_categories=12"], r"more than a table holds"),
+    "slate_larger_than_catalogue": (["env.slate_size=5"], r"env\.slate_size=5 must be between"),
     "unknown_view": (["env.view=graph"], r"env\.view=graph is not known"),
     "interest_bounds_reversed": (
         ["env.interest_min=0.8", "env.interest_max=0.2"], r"interest_min=0\.8 must be <="

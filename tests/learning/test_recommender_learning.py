@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_tabular_learning import drive  # tests/learning is on sys.path (rootdir conftest)
 
 from rltrain.blocks.dp import q_error_vs_optimal
-
-from test_tabular_learning import drive  # tests/learning is on sys.path (rootdir conftest)
 
 pytestmark = pytest.mark.slow
 
