@@ -117,8 +117,8 @@ class RecommenderConfig:
     # features: observation = feature vector (segment, fatigue per category, misses), for dqn/ppo;
     # bandit: one-step episodes, observation = the user's interest vector, for ucb/thompson
     view: str = "tabular"
-    # user segments: each has its own interest in every category
-    n_segments: int = 3
+    # user segments: each has its own interest in every category; null: 3, 4 on features
+    n_segments: int | None = None
     # item categories; null: 3 for the tabular view, 24 for features, 8 for bandit
     n_categories: int | None = None
     # catalogue size (item i belongs to category i mod n_categories); null: n_categories
@@ -126,7 +126,7 @@ class RecommenderConfig:
     n_items: int | None = None
     # a segment's interest in a category is drawn uniformly in [interest_min, interest_max]
     interest_min: float = 0.1
-    interest_max: float = 0.9
+    interest_max: float | None = None  # null: 0.9, 1.0 on features
     # an item's quality (click multiplier) is drawn uniformly in [quality_min, 1]
     quality_min: float = 0.6
     # click probability lost per fatigue level of the item's category: x (1 - fatigue)^level
@@ -134,13 +134,13 @@ class RecommenderConfig:
     # fatigue levels are capped here; showing a category adds one level, not showing it removes one
     max_fatigue: int = 1
     # chance that a user leaves after a non-click with no earlier consecutive non-click
-    leave_base: float = 0.1
+    leave_base: float | None = None  # null: 0.1, 0.3 on features
     # added to the leave chance for each earlier consecutive non-click
-    leave_rate: float = 0.15
+    leave_rate: float | None = None  # null: 0.15, 0.3 on features
     # consecutive non-clicks are counted up to this cap (a click resets the count)
     max_misses: int = 2
     # chance that a click moves the user to the segment most interested in the clicked category
-    drift: float = 0.3
+    drift: float | None = None  # null: 0.3, 0.8 on features
     # session length limit; the last step returns truncated=True
     max_steps: int = 100
     # items per recommendation (tabular and features views): the user reads them in order and
