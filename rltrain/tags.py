@@ -44,6 +44,8 @@ SWEEPS = "values/sweeps"
 V_HEATMAP = "values/v_heatmap"
 V_ERROR_VS_OPTIMAL = "values/v_error_vs_optimal"
 GREEDY_ARROWS = "policy/greedy_arrows"
+# contextual bandits: cumulative expected regret against the best arm of each context
+BANDIT_REGRET = "bandit/regret"
 
 # losses and the policy
 POLICY_LOSS = "losses/policy_loss"

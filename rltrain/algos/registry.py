@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from rltrain.algos.a2c import A2C
 from rltrain.algos.a3c import A3C
+from rltrain.algos.bandit import LinearThompson, LinUCB
 from rltrain.algos.base import Algorithm
 from rltrain.algos.dqn import DQN
-from rltrain.algos.planning import PolicyIteration, ValueIteration
 from rltrain.algos.grpo import GRPO
+from rltrain.algos.planning import PolicyIteration, ValueIteration
 from rltrain.algos.ppo import PPO, TokenPPO
 from rltrain.algos.reinforce import Reinforce
 from rltrain.algos.tabular import ExpectedSarsa, QLearning, Sarsa
@@ -28,6 +29,8 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
     "a2c": A2C,
     "a3c": A3C,
     "grpo": GRPO,
+    "ucb": LinUCB,
+    "thompson": LinearThompson,
 }
 
 # on env=text an algorithm learns a token policy (rltrain/algos/token_rl.py)

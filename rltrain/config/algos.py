@@ -382,6 +382,32 @@ class ExpectedSarsaConfig(TDConfig):
     name: str = "expected_sarsa"
 
 
+@dataclass
+class BanditConfig:
+    """Hyperparameters of the linear contextual bandits ucb and thompson (`algo.<key>`)."""
+
+    name: str = "ucb"
+    # ucb: the width of the confidence bonus (Li et al.'s alpha); thompson: the posterior scale
+    # v (theta ~ N(theta_hat, v^2 A^-1)). 0 is greedy on the ridge estimates.
+    exploration: float = 0.5
+    # ridge regularisation lambda: each arm's A starts as lambda * I (a prior of theta ~ 0)
+    ridge: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.exploration < float("inf"):
+            raise UserError(f"algo.exploration={self.exploration} must be a number >= 0")
+        if not 0.0 < self.ridge < float("inf"):
+            raise UserError(f"algo.ridge={self.ridge} must be positive")
+
+
+@dataclass
+class UCBConfig(BanditConfig):
+    name: str = "ucb"
+
+
+@dataclass
+class ThompsonConfig(BanditConfig):
+    name: str = "thompson"
 
 
 @dataclass
@@ -422,6 +448,7 @@ TEXT_NETWORKS = ("auto", "transformer")
 # the algorithms that can learn a token policy on env=text
 TEXT_ALGOS = ("ppo", "grpo")
 TABULAR = ("auto", "tabular")
+BANDIT = ("auto",)  # a ridge regression per arm, no network
 
 
 @dataclass(frozen=True)
@@ -459,6 +486,14 @@ ALGO_SCHEMAS: dict[str, AlgoEntry] = {
     ),
     "policy_iteration": AlgoEntry(
         PolicyIterationConfig, "policy iteration on the env's exact model (Howard 1960)", TABULAR
+    ),
+    "ucb": AlgoEntry(
+        UCBConfig, "linear UCB contextual bandit, one ridge model per arm (Li et al. 2010)",
+        BANDIT,
+    ),
+    "thompson": AlgoEntry(
+        ThompsonConfig, "linear Thompson sampling contextual bandit (Agrawal & Goyal 2013)",
+        BANDIT,
     ),
     "reinforce": AlgoEntry(
         ReinforceConfig, "Monte-Carlo policy gradient with a learned baseline (Williams 1992)",

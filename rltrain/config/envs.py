@@ -100,7 +100,7 @@ class AtariConfig:
     full_action_space: bool = False
     max_episode_frames: int = 108_000  # truncation: 30 min of play (Machado et al. 2018)
 
-RECOMMENDER_VIEWS = ("tabular", "features")
+RECOMMENDER_VIEWS = ("tabular", "features", "bandit")
 
 
 @dataclass
@@ -114,14 +114,15 @@ class RecommenderConfig:
     # Vector-env backend: "sync" or "async".
     vectorization: str = "sync"
     # tabular: observation = state index, exact model env.unwrapped.P (for tables and planners);
-    # features: observation = feature vector (segment, fatigue per category, misses), for dqn/ppo
+    # features: observation = feature vector (segment, fatigue per category, misses), for dqn/ppo;
+    # bandit: one-step episodes, observation = the user's interest vector, for ucb/thompson
     view: str = "tabular"
     # user segments: each has its own interest in every category
     n_segments: int = 3
-    # item categories; null: 3 for the tabular view, 24 for the features view
+    # item categories; null: 3 for the tabular view, 24 for features, 8 for bandit
     n_categories: int | None = None
     # catalogue size (item i belongs to category i mod n_categories); null: n_categories
-    # (tabular), 5 per category (features)
+    # (tabular), 5 per category (features), 2 per category (bandit)
     n_items: int | None = None
     # a segment's interest in a category is drawn uniformly in [interest_min, interest_max]
     interest_min: float = 0.1
@@ -142,6 +143,11 @@ class RecommenderConfig:
     drift: float = 0.3
     # session length limit; the last step returns truncated=True
     max_steps: int = 100
+    # items per recommendation (tabular and features views): the user reads them in order and
+    # clicks at most one; the action indexes the slates, combinations of slate_size items
+    slate_size: int = 1
+    # bandit view: std of the Gaussian noise added to the segment's interests (each user's context)
+    context_noise: float = 0.1
     # seeds the catalogue and the population (interests, qualities), not the episodes
     catalogue_seed: int = 0
 

@@ -135,14 +135,17 @@ def typed_config(node: DictConfig) -> Config:
 
 def check_network_choice(cfg: Config) -> None:
     """An explicit `network=` the algorithm cannot use is refused, not ignored."""
-    from rltrain.config.algos import ALGO_SCHEMAS, TABULAR
+    from rltrain.config.algos import ALGO_SCHEMAS, BANDIT, TABULAR
 
     entry = ALGO_SCHEMAS.get(cfg.algo.name)
     chosen = cfg.network.name
     if entry is None or chosen in entry.networks:
         return
     allowed = " or ".join(f"network={n}" for n in entry.networks)
-    if entry.networks == TABULAR:
+    if entry.networks == BANDIT:
+        why = "fits one linear model per arm and builds no neural network"
+        other = ""
+    elif entry.networks == TABULAR:
         why = "keeps a table of values, one row per state, and builds no neural network"
         other = "; for a neural network use algo=dqn or algo=ppo"
     else:

@@ -19,14 +19,20 @@ builds fatigue and drags the user towards a segment; a policy that values the se
 recommendations and steers the drift, which the greedy next-click policy cannot do.
 
 Views: ``tabular`` (Discrete state index, exact model ``P`` in toy-text format, for the TD
-learners, the planners and the oracle) and ``features`` (a float32 vector: segment one-hot,
-fatigue per category, misses; many categories, for DQN and PPO). ``baselines()`` returns the
-clicks per session of the random and greedy policies (and the optimum, tabular view).
+learners, the planners and the oracle), ``features`` (a float32 vector: segment one-hot,
+fatigue per category, misses; many categories, for DQN and PPO) and ``bandit`` (one-step
+episodes: a fresh user per episode whose context is its interest vector ``x``, drawn as the
+segment's interests plus ``context_noise`` Gaussian noise, clipped to [0, 1]; item ``i`` is
+clicked with ``p = x[c_i] * q_i``, linear in the context, for ucb and thompson).
+``baselines()`` returns the clicks per session of the random and greedy policies (and the
+optimum, tabular view); on the bandit view greedy (the best arm per context) is the optimum.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
+from collections.abc import Collection
 from typing import Any, SupportsFloat
 
 import gymnasium
@@ -38,9 +44,10 @@ from rltrain.config.envs import RECOMMENDER_VIEWS, RecommenderConfig
 from rltrain.errors import UserError
 
 MAX_TABLE_STATES = 20_000  # above this the tabular view's P table is refused
+MAX_SLATES = 10_000  # above this many slates (actions) env.slate_size is refused
 BASELINE_SESSIONS = 1_000  # Monte Carlo sessions per baseline on the features view
-DEFAULT_CATEGORIES = {"tabular": 3, "features": 24}
-ITEMS_PER_CATEGORY = {"tabular": 1, "features": 5}
+DEFAULT_CATEGORIES = {"tabular": 3, "features": 24, "bandit": 8}
+ITEMS_PER_CATEGORY = {"tabular": 1, "features": 5, "bandit": 2}
 
 Transition = tuple[float, int, float, bool]
 
@@ -55,10 +62,13 @@ def leave_probability(leave_base: float, leave_rate: float, misses: int) -> floa
     return float(min(1.0, leave_base + leave_rate * misses))
 
 
-def next_fatigue(levels: tuple[int, ...], shown: int, max_fatigue: int) -> tuple[int, ...]:
-    """The shown category gains a level (capped at max_fatigue), every other loses one."""
+def next_fatigue(
+    levels: tuple[int, ...], shown: int | Collection[int], max_fatigue: int
+) -> tuple[int, ...]:
+    """Each shown category gains a level (capped at max_fatigue), every other loses one."""
+    shown = {shown} if isinstance(shown, int) else set(shown)
     return tuple(
-        min(f + 1, max_fatigue) if c == shown else max(f - 1, 0) for c, f in enumerate(levels)
+        min(f + 1, max_fatigue) if c in shown else max(f - 1, 0) for c, f in enumerate(levels)
     )
 
 
@@ -97,7 +107,7 @@ def _check(cfg: RecommenderConfig) -> tuple[int, int]:
             "(every category needs an item)"
         )
     for key in ("interest_min", "interest_max", "quality_min", "fatigue", "leave_base",
-                "leave_rate", "drift"):  # fmt: skip
+                "leave_rate", "drift", "context_noise"):  # fmt: skip
         value = getattr(cfg, key)
         if not 0.0 <= value <= 1.0:
             raise UserError(f"env.{key}={value} is a probability and must be in [0, 1]")
@@ -110,6 +120,19 @@ def _check(cfg: RecommenderConfig) -> tuple[int, int]:
             raise UserError(f"env.{key}={getattr(cfg, key)} must be >= 0")
     if cfg.max_steps < 1:
         raise UserError(f"env.max_steps={cfg.max_steps} must be >= 1")
+    if not 1 <= cfg.slate_size <= n_items:
+        raise UserError(
+            f"env.slate_size={cfg.slate_size} must be between 1 and the catalogue's "
+            f"env.n_items={n_items}"
+        )
+    if cfg.slate_size > 1 and cfg.view == "bandit":
+        raise UserError("env.view=bandit recommends one item per user; use env.slate_size=1")
+    slates = math.comb(n_items, cfg.slate_size)
+    if slates > MAX_SLATES:
+        raise UserError(
+            f"env.slate_size={cfg.slate_size} of env.n_items={n_items} makes {slates:,} "
+            f"possible slates, more than an action space of {MAX_SLATES:,}; lower either"
+        )
     if cfg.view == "tabular":
         states = table_size(cfg.n_segments, n_categories, cfg.max_fatigue, cfg.max_misses)
         if states > MAX_TABLE_STATES:
@@ -143,7 +166,11 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
             raise UserError(f"recommender render_mode {render_mode!r} is not supported; use ansi")
         self.render_mode = render_mode
         self.catalogue = Catalogue(cfg, self.n_categories, self.n_items)
-        self.action_space = spaces.Discrete(self.n_items)
+        # action a recommends the items slates[a], shown in that order
+        self.slates = list(itertools.combinations(range(self.n_items), cfg.slate_size))
+        self.slate_index = {slate: a for a, slate in enumerate(self.slates)}
+        self.n_actions = len(self.slates)
+        self.action_space = spaces.Discrete(self.n_actions)
         self.view = cfg.view
         # the user's state: segment, fatigue per category, consecutive misses
         self.segment = 0
@@ -152,7 +179,10 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
         self.left = False
         self._elapsed = 0
         self._baselines: dict[str, float] | None = None
-        if self.view == "tabular":
+        self.context = np.zeros(self.n_categories)  # bandit view: this episode's user
+        if self.view == "bandit":
+            self.observation_space = spaces.Box(0.0, 1.0, (self.n_categories,), dtype=np.float32)
+        elif self.view == "tabular":
             self._states = list(
                 itertools.product(
                     range(cfg.n_segments),
@@ -174,24 +204,35 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
 
     # --- the model -----------------------------------------------------------------------------
     def outcomes(
-        self, segment: int, levels: tuple[int, ...], misses: int, item: int
+        self, segment: int, levels: tuple[int, ...], misses: int, action: int
     ) -> list[tuple[float, tuple[int, tuple[int, ...], int] | None, float]]:
-        """(probability, next user state or None if the user left, reward) of recommending item."""
+        """(probability, next user state or None if the user left, reward) of recommending the
+        slate `action` (one item when env.slate_size=1).
+
+        The user reads the slate in order and clicks item j with its own click probability
+        p_j if no earlier item was clicked (a cascade: at most one click, with probability
+        ``1 - prod_j (1 - p_j)``); every shown category gains a fatigue level."""
         cfg, cat = self.cfg, self.catalogue
-        c = int(cat.category[item])
-        p = click_probability(cat.interest[segment, c], cat.quality[item], cfg.fatigue, levels[c])
-        nf = next_fatigue(levels, c, cfg.max_fatigue)
-        leave = leave_probability(cfg.leave_base, cfg.leave_rate, misses)
+        items = self.slates[action]
+        nf = next_fatigue(levels, {int(cat.category[i]) for i in items}, cfg.max_fatigue)
         result: list[tuple[float, tuple[int, tuple[int, ...], int] | None, float]] = []
-        drift_to = int(cat.drift_to[c])
-        if drift_to != segment:
-            result.append((p * cfg.drift, (drift_to, nf, 0), 1.0))
-            result.append((p * (1.0 - cfg.drift), (segment, nf, 0), 1.0))
-        else:
-            result.append((p, (segment, nf, 0), 1.0))
-        result.append(((1.0 - p) * leave, None, 0.0))
+        unclicked = 1.0  # chance that no earlier item of the slate was clicked
+        for item in items:
+            c = int(cat.category[item])
+            p = click_probability(
+                cat.interest[segment, c], cat.quality[item], cfg.fatigue, levels[c]
+            )
+            clicked, unclicked = unclicked * p, unclicked * (1.0 - p)
+            drift_to = int(cat.drift_to[c])
+            if drift_to != segment:
+                result.append((clicked * cfg.drift, (drift_to, nf, 0), 1.0))
+                result.append((clicked * (1.0 - cfg.drift), (segment, nf, 0), 1.0))
+            else:
+                result.append((clicked, (segment, nf, 0), 1.0))
+        leave = leave_probability(cfg.leave_base, cfg.leave_rate, misses)
+        result.append((unclicked * leave, None, 0.0))
         result.append(
-            ((1.0 - p) * (1.0 - leave), (segment, nf, min(misses + 1, cfg.max_misses)), 0.0)
+            (unclicked * (1.0 - leave), (segment, nf, min(misses + 1, cfg.max_misses)), 0.0)
         )
         return [r for r in result if r[0] > 0.0]
 
@@ -199,7 +240,7 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
         P: dict[int, dict[int, list[Transition]]] = {}
         for index, (segment, levels, misses) in enumerate(self._states):
             P[index] = {}
-            for item in range(self.n_items):
+            for item in range(self.n_actions):
                 row: list[Transition] = []
                 for prob, nxt, reward in self.outcomes(segment, levels, misses, item):
                     if nxt is None:
@@ -207,7 +248,7 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
                     else:
                         row.append((prob, self._index[nxt], reward, False))
                 P[index][item] = row
-        P[self.gone] = {a: [(1.0, self.gone, 0.0, True)] for a in range(self.n_items)}
+        P[self.gone] = {a: [(1.0, self.gone, 0.0, True)] for a in range(self.n_actions)}
         return P
 
     def click_probabilities(self) -> np.ndarray:
@@ -218,8 +259,26 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
             cat.interest[self.segment, cat.category] * cat.quality * (1.0 - cfg.fatigue) ** levels
         )
 
+    def arm_means(self) -> np.ndarray:
+        """[items] bandit view: each item's click probability for this episode's context,
+        ``x[c_i] * q_i`` (what the regret is measured against)."""
+        cat = self.catalogue
+        return np.asarray(self.context[cat.category] * cat.quality)
+
+    def _draw_context(self) -> None:
+        noise = self.np_random.normal(0.0, self.cfg.context_noise, self.n_categories)
+        self.context = np.clip(self.catalogue.interest[self.segment] + noise, 0.0, 1.0)
+
+    def greedy_slate(self) -> int:
+        """The action showing the slate_size most clickable items for the current user: it
+        maximises the chance of a click, ``1 - prod (1 - p_j)``, whatever their order."""
+        top = np.argsort(-self.click_probabilities(), kind="stable")[: self.cfg.slate_size]
+        return self.slate_index[tuple(sorted(int(i) for i in top))]
+
     # --- gymnasium -----------------------------------------------------------------------------
     def _obs(self) -> Any:
+        if self.view == "bandit":
+            return self.context.astype(np.float32)
         if self.view == "tabular":
             if self.left:
                 return self.gone
@@ -242,10 +301,17 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
         self.misses = 0
         self.left = False
         self._elapsed = 0
+        if self.view == "bandit":
+            self._draw_context()
         return self._obs(), {}
 
     def step(self, action: int) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         item = int(action)
+        if self.view == "bandit":  # one recommendation per user, clicked or not
+            means = self.arm_means()
+            click = bool(self.np_random.random() < means[item])
+            self.left = True
+            return self._obs(), float(click), True, False, {"click": click}
         options = self.outcomes(self.segment, tuple(int(f) for f in self.levels), self.misses, item)
         probs = np.array([o[0] for o in options])
         pick = int(
@@ -275,6 +341,8 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
         if self._baselines is None:
             if self.view == "tabular":
                 self._baselines = self._exact_baselines()
+            elif self.view == "bandit":
+                self._baselines = self._bandit_baselines()
             else:
                 self._baselines = {
                     "random": self._simulate(greedy=False),
@@ -284,15 +352,15 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
 
     def greedy_items(self) -> np.ndarray:
         """[states] the greedy next-click item of every tabular state (lowest index on ties)."""
-        model = model_from_P(self.P, self.gone + 1, self.n_items, self.initial_state_distrib)
+        model = model_from_P(self.P, self.gone + 1, self.n_actions, self.initial_state_distrib)
         return np.argmax(model.reward, axis=1)
 
     def _exact_baselines(self) -> dict[str, float]:
-        model = model_from_P(self.P, self.gone + 1, self.n_items, self.initial_state_distrib)
+        model = model_from_P(self.P, self.gone + 1, self.n_actions, self.initial_state_distrib)
         start = self.initial_state_distrib
         n_states = model.reward.shape[0]
-        uniform = np.full((n_states, self.n_items), 1.0 / self.n_items)
-        greedy = np.zeros((n_states, self.n_items))
+        uniform = np.full((n_states, self.n_actions), 1.0 / self.n_actions)
+        greedy = np.zeros((n_states, self.n_actions))
         greedy[np.arange(n_states), np.argmax(model.reward, axis=1)] = 1.0
         values = {"random": np.zeros(n_states), "greedy": np.zeros(n_states)}
         optimal = np.zeros(n_states)
@@ -307,6 +375,19 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
             "optimal": float(start @ optimal),
         }
 
+    def _bandit_baselines(self, users: int = 20_000) -> dict[str, float]:
+        """Expected clicks per user of a uniform arm and of the best arm per context, averaged
+        over `users` contexts drawn with their own RNG (the click itself is not sampled)."""
+        twin = RecommenderEnv(self.cfg)
+        twin.reset(seed=12345)
+        random = best = 0.0
+        for _ in range(users):
+            twin.reset()
+            means = twin.arm_means()
+            random += float(means.mean())
+            best += float(means.max())
+        return {"random": random / users, "greedy": best / users}
+
     def _simulate(self, greedy: bool, sessions: int = BASELINE_SESSIONS) -> float:
         """Mean clicks per session over `sessions` simulated sessions with their own RNG."""
         twin = RecommenderEnv(self.cfg)
@@ -316,10 +397,7 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
         for _ in range(sessions):
             twin.reset()
             while True:
-                if greedy:
-                    item = int(np.argmax(twin.click_probabilities()))
-                else:
-                    item = int(rng.integers(self.n_items))
+                item = twin.greedy_slate() if greedy else int(rng.integers(self.n_actions))
                 _, reward, terminated, truncated, _ = twin.step(item)
                 total += float(reward)
                 if terminated or truncated:

@@ -46,7 +46,10 @@ def test_every_preset_applies_and_validates(name: str) -> None:
     options = {v: k for k, v in NAMED_IDS.items()}
     for algo, key in itertools.product(preset.algos, preset.envs):
         env = options.get(key, key)  # gridworld, traffic_light, atari are env options too
-        node = compose_run_config([f"algo={algo}", f"env={env}"])
+        view = []
+        if key.startswith("recommender/"):  # keyed by view: env=recommender env.view=<view>
+            env, view = "recommender", [f"env.view={key.split('/')[1]}"]
+        node = compose_run_config([f"algo={algo}", f"env={env}", *view])
         assert node.preset == name
         for dotted, value in _flat(preset.settings):
             assert OmegaConf.select(node, dotted) == value, (name, dotted)
