@@ -78,7 +78,9 @@ class GRPO(Algorithm):
         advantages = group_advantages(batch.rewards, cfg.group_size, cfg.rloo)
         with torch.no_grad():
             old_log_probs, _, _ = score_tokens(self.net, task, batch.tokens, batch.actions)
-            ref_log_probs, _, _ = score_tokens(self.text.reference, task, batch.tokens, batch.actions)
+            ref_log_probs, _, _ = score_tokens(
+                self.text.reference, task, batch.tokens, batch.actions
+            )
         size, mb = len(prompts), min(cfg.batch_size, len(prompts))
         for _ in range(cfg.n_epochs):
             order = torch.randperm(size, device=advantages.device)

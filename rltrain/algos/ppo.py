@@ -269,7 +269,7 @@ class PPO(Algorithm):
         self.collector.obs = state["obs"].numpy()
 
 
-# --- PPO on the token MDP (env=text) ---------------------------------------------------------------
+# --- PPO on the token MDP (env=text) ---
 class TokenPPO(Algorithm):
     """The same PPO on completions: the policy is the transformer's language-model head, V its
     value head per token. A rollout is env.num_envs completions; each token's reward is the
@@ -299,7 +299,9 @@ class TokenPPO(Algorithm):
         mask = batch.mask
         with torch.no_grad():
             old_log_probs, old_values, _ = score_tokens(self.net, task, batch.tokens, batch.actions)
-            ref_log_probs, _, _ = score_tokens(self.text.reference, task, batch.tokens, batch.actions)
+            ref_log_probs, _, _ = score_tokens(
+                self.text.reference, task, batch.tokens, batch.actions
+            )
             rewards = per_token_kl_reward(
                 old_log_probs, ref_log_probs, batch.rewards, mask, self.kl.beta
             )
@@ -340,7 +342,9 @@ class TokenPPO(Algorithm):
                 loss.backward()
                 grad_norm = self.optimizer.clip_grad_norm(cfg.max_grad_norm)
                 self.optimizer.step()
-                record_losses(rec, policy_loss.detach(), critic_loss.detach(), entropy_mean.detach())
+                record_losses(
+                    rec, policy_loss.detach(), critic_loss.detach(), entropy_mean.detach()
+                )
                 rec.scalar(tags.APPROX_KL, kl)
                 clipped = (ratio.detach() - 1).abs() > cfg.clip_coef
                 rec.scalar(tags.CLIP_FRACTION, clipped.float().mean())

@@ -23,8 +23,8 @@ from torch.nn import functional as F
 
 from rltrain import tags
 from rltrain.algos.base import Context
-from rltrain.blocks.optim import Adam
 from rltrain.blocks.kl_optimum import Tree, policy_report, soft_optimum
+from rltrain.blocks.optim import Adam
 from rltrain.config.envs import TextEnvConfig
 from rltrain.envs.text import TextTask
 from rltrain.logging import Recorder
@@ -70,7 +70,8 @@ def sample(
         tokens[:, p + 1 + d] = torch.where(alive, token, task.vocab.pad)
         alive &= a != eos
     host = tokens.cpu().numpy()
-    rewards = [task.reward(tuple(x), task.completion(row)) for x, row in zip(prompts.tolist(), host)]
+    pairs = zip(prompts.tolist(), host, strict=True)
+    rewards = [task.reward(tuple(x), task.completion(row)) for x, row in pairs]
     return Completions(tokens, actions, mask, torch.tensor(rewards, device=device))
 
 
@@ -86,7 +87,9 @@ def score_tokens(
 
 
 @torch.no_grad()
-def act_on_buffers(net: TokenTransformer, task: TextTask, obs: np.ndarray, greedy: bool) -> np.ndarray:
+def act_on_buffers(
+    net: TokenTransformer, task: TextTask, obs: np.ndarray, greedy: bool
+) -> np.ndarray:
     """Next actions for env observations (token buffers, PAD after the current position)."""
     tokens = torch.from_numpy(np.asarray(obs, dtype=np.int64)).to(next(net.parameters()).device)
     p = task.prompt_len
@@ -160,12 +163,12 @@ def build_tree(task: TextTask) -> tuple[Tree, np.ndarray]:
                 row[task.prompt_len + 1 : task.prompt_len + 1 + d] = prefix
                 buffers.append(row)
                 depth.append(d)
-            frontier = [pre + (a,) for pre in frontier for a in range(digits)]
+            frontier = [(*pre, a) for pre in frontier for a in range(digits)]
         roots.append(index[()])
         for prefix in sorted(index, key=len):
             kids, rewards = [], []
             for a in range(digits + 1):
-                y = prefix if a == eos else prefix + (a,)
+                y = prefix if a == eos else (*prefix, a)
                 if a == eos or len(y) == length:
                     kids.append(-1)
                     rewards.append(task.reward(tuple(x), y))
@@ -245,7 +248,8 @@ def make_oracle(task: TextTask, reference: TokenTransformer, cfg: TextEnvConfig)
     if size > cfg.oracle_max_prefixes:
         print(
             f"warning: the exact optimum needs {size:,} prefixes, more than "
-            f"env.oracle_max_prefixes={cfg.oracle_max_prefixes:,}; oracle skipped, training goes on",
+            f"env.oracle_max_prefixes={cfg.oracle_max_prefixes:,}; "
+            "oracle skipped, training goes on",
             file=sys.stderr, flush=True,
         )  # fmt: skip
         return None

@@ -71,7 +71,7 @@ class PPOConfig:
 
 @dataclass
 class GRPOConfig:
-    """Group relative policy optimisation (Shao et al. 2024) on env=text; KL coefficient env.beta."""
+    """Group relative policy optimisation (Shao et al. 2024) on env=text; KL weight env.beta."""
 
     name: str = "grpo"
     lr: float = 1e-3

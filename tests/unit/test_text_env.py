@@ -27,11 +27,11 @@ def test_task_rewards_by_hand() -> None:
 
 
 def test_bad_task_settings_are_one_line_errors() -> None:
-    with pytest.raises(UserError, match="env.task=nope is not known"):
+    with pytest.raises(UserError, match=r"env.task=nope is not known"):
         TextEnvConfig(task="nope")
-    with pytest.raises(UserError, match="env.beta=-0.1 must be >= 0"):
+    with pytest.raises(UserError, match=r"env.beta=-0.1 must be >= 0"):
         TextEnvConfig(beta=-0.1)
-    with pytest.raises(UserError, match="env.max_new_tokens>=3"):
+    with pytest.raises(UserError, match=r"env.max_new_tokens>=3"):
         TextTask(TextEnvConfig(task="sort", max_new_tokens=2))
 
 

@@ -72,13 +72,13 @@ def tiny_tree(ref_fn, reward_fn, actions: int, length: int) -> tuple[Tree, torch
     nodes: list[tuple[int, ...]] = []
     for _ in range(length):
         nodes += prefixes
-        prefixes = [p + (a,) for p in prefixes for a in range(eos)]
+        prefixes = [(*p, a) for p in prefixes for a in range(eos)]
     index = {p: i for i, p in enumerate(nodes)}
     child, end = [], []
     for p in nodes:
-        child.append([-1 if a == eos or len(p) + 1 == length else index[p + (a,)]
+        child.append([-1 if a == eos or len(p) + 1 == length else index[(*p, a)]
                       for a in range(actions)])  # fmt: skip
-        end.append([reward_fn(p if a == eos else p + (a,)) if child[-1][a] < 0 else 0.0
+        end.append([reward_fn(p if a == eos else (*p, a)) if child[-1][a] < 0 else 0.0
                     for a in range(actions)])  # fmt: skip
     ref = torch.stack([ref_fn(p) for p in nodes])
     tree = Tree(torch.tensor(child), torch.tensor(end, dtype=torch.float64),
@@ -120,13 +120,13 @@ def test_soft_optimum_matches_brute_force_enumeration(beta: float) -> None:
     log_star = np.log(np.exp(logps + rewards / beta) / np.exp(logps + rewards / beta).sum())
     prefixes: list[tuple[int, ...]] = [()]
     for _ in range(2):
-        prefixes += [p + (a,) for p in prefixes if len(p) == len(prefixes[-1]) for a in range(2)]
+        prefixes += [(*p, a) for p in prefixes if len(p) == len(prefixes[-1]) for a in range(2)]
     node_of = {p: i for i, p in enumerate(sorted(set(prefixes), key=lambda p: (len(p), p)))}
     for (y, _), expected in zip(completions.items(), log_star, strict=True):
         got, prefix = 0.0, ()
         for a in y + ((2,) if len(y) < 3 else ()):
             got += float(opt.log_pi[node_of[prefix], a])
-            prefix = prefix + (a,)
+            prefix = (*prefix, a)
         assert got == pytest.approx(expected, abs=1e-10)
     # the optimum's exact report: its objective is J*, its KL to itself 0; the reference's is lower
     star = policy_report(tree, opt.log_pi, ref, opt.log_pi, beta)
