@@ -278,6 +278,10 @@ class TokenPPO(Algorithm):
     value and entropy terms over epochs x minibatches of completions (`algo.batch_size`).
     The KL coefficient starts at env.beta and adapts with `algo.adaptive_kl_target`."""
 
+    @classmethod
+    def check_env(cls, obs_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:
+        pass  # the registry picks TokenPPO on env=text only
+
     def __init__(self, cfg: PPOConfig, ctx: Context) -> None:
         self.cfg, self.ctx = cfg, ctx
         self.text = TextRun(ctx)

@@ -34,7 +34,9 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
 }
 
 # on env=text an algorithm learns a token policy (rltrain/algos/token_rl.py)
-TEXT_ALGORITHMS: dict[str, type[Algorithm]] = {"ppo": TokenPPO, "grpo": GRPO}
+TEXT_ALGORITHMS: dict[str, type[Algorithm]] = {}
+TEXT_ALGORITHMS["ppo"] = TokenPPO
+TEXT_ALGORITHMS["grpo"] = GRPO
 
 
 def algorithm_class(algo: str, env: str) -> type[Algorithm]:

@@ -151,10 +151,14 @@ def build_tree(task: TextTask) -> tuple[Tree, np.ndarray]:
     """Every state of every prompt (prefixes of digits shorter than max_new_tokens), parents
     first, with their token buffers; an action ends the completion at EOS or the length limit."""
     length, digits, eos = task.max_new_tokens, task.vocab.num_digits, task.vocab.num_digits
-    buffers, depth, child, end, roots = [], [], [], [], []
+    buffers: list[np.ndarray] = []
+    depth: list[int] = []
+    child: list[list[int]] = []
+    end: list[list[float]] = []
+    roots: list[int] = []
     for x in task.prompts.tolist():
         base = task.encode(np.array([x]))[0]
-        frontier = [()]
+        frontier: list[tuple[int, ...]] = [()]
         index: dict[tuple[int, ...], int] = {}
         for d in range(length):
             for prefix in frontier:

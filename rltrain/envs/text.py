@@ -90,12 +90,12 @@ class TextTask:
     def _load_prompts(self, cfg: TextEnvConfig) -> np.ndarray:
         """Every digit string of length prompt_len, or the lines of `env.prompts` (e.g. 3102)."""
         if cfg.prompts is None:
-            rows = list(itertools.product(range(cfg.num_digits), repeat=cfg.prompt_len))
-            return np.array(rows, dtype=np.int64)
+            every = list(itertools.product(range(cfg.num_digits), repeat=cfg.prompt_len))
+            return np.array(every, dtype=np.int64)
         path = Path(cfg.prompts)
         if not path.is_file():
             raise UserError(f"env.prompts={cfg.prompts} is not a file (one prompt per line)")
-        rows = []
+        rows: list[list[int]] = []
         for number, line in enumerate(path.read_text().split(), 1):
             digits = [int(c) for c in line if c.isdigit()]
             if len(digits) != cfg.prompt_len or max(digits) >= cfg.num_digits:
@@ -114,7 +114,7 @@ class TextTask:
             return tuple(sorted(prompt))
         if self.name == "reverse":
             return tuple(reversed(prompt))
-        left, out = sum(prompt), []
+        left, out = sum(prompt), list[int]()
         while left > 0 and len(out) < self.max_new_tokens:
             out.append(min(left, self.vocab.num_digits - 1))
             left -= out[-1]
@@ -172,8 +172,9 @@ class TextVecEnv:
         self.task = TextTask(cfg)
         self.num_envs, self.vocab = num_envs, self.task.vocab
         width = self.task.prompt_len + 1 + self.task.max_new_tokens
-        self.single_observation_space = gym.spaces.Box(0, self.vocab.size - 1, (width,), np.int64)
-        self.single_action_space = gym.spaces.Discrete(self.vocab.num_actions)
+        box = gym.spaces.Box(0, self.vocab.size - 1, (width,), np.int64)
+        self.single_observation_space: gym.Space[Any] = box
+        self.single_action_space: gym.Space[Any] = gym.spaces.Discrete(self.vocab.num_actions)
         self.rng = np.random.default_rng(seed)
         self.obs = self.task.encode(self.task.sample_prompts(self.rng, num_envs))
         self.length = np.zeros(num_envs, dtype=np.int64)
