@@ -60,3 +60,14 @@ GRAD_VARIANCE_NO_BASELINE = "policy/grad_variance_no_baseline"
 
 # HParams: the flattened config with the final evaluation
 HPARAM_EVAL_RETURN_MEAN = "hparams/eval_return_mean"
+
+# Language models (env=text), against the exact KL-regularized optimum (rltrain/algos/token_rl.py)
+REWARD_MEAN = "charts/reward_mean"  # sampled completions of the iteration
+REWARD_EXACT = "charts/reward_exact"  # E[R] under the policy, summed over the token tree
+OBJECTIVE = "charts/objective"  # E[R] - beta KL(pi || pi_ref), exact
+OBJECTIVE_OPTIMAL = "charts/objective_optimal"  # J*
+OBJECTIVE_REFERENCE = "charts/objective_reference"  # J of the reference policy
+OBJECTIVE_FRACTION = "charts/objective_fraction"  # (J - J_ref) / (J* - J_ref)
+KL_TO_OPTIMAL = "policy/kl_to_optimal"
+KL_TO_REFERENCE = "policy/kl_to_reference"
+KL_COEF = "charts/kl_coef"  # the (adaptive) KL coefficient of the per-token reward

@@ -1,4 +1,5 @@
-"""PPO with clipped objective and GAE (Schulman et al. 2017), for discrete and continuous actions.
+"""PPO with clipped objective and GAE (Schulman et al. 2017), for discrete and continuous actions,
+and for a token policy on env=text (`TokenPPO`, at the end: the same losses over completions).
 
 Read top to bottom: the loss terms (pure functions), then the algorithm: the rollout (T steps of
 N envs with the current policy, `RolloutCollector`), then the update (epochs x minibatches of the
@@ -28,10 +29,14 @@ from rltrain.algos.actor_critic import (
     to_env_actions,
 )
 from rltrain.algos.base import Algorithm, Context, check_iteration_fits, obs_to_tensor
+from rltrain.algos.token_rl import KLController, TextRun, act_on_buffers, sample, score_tokens
 from rltrain.blocks.optim import Adam
+from rltrain.blocks.returns import gae
 from rltrain.blocks.schedules import linear
 from rltrain.blocks.stats import standardize
+from rltrain.blocks.token_rewards import last_token, per_token_kl_reward
 from rltrain.config.algos import PPOConfig
+from rltrain.envs.vec import Episodes
 from rltrain.errors import UserError
 from rltrain.networks import build_actor_critic
 from rltrain.networks.hand_backward import Evaluation, HeadGrad, HeadLoss, gradient_path
@@ -262,3 +267,117 @@ class PPO(Algorithm):
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.collector.obs = state["obs"].numpy()
+
+
+# --- PPO on the token MDP (env=text) ---
+class TokenPPO(Algorithm):
+    """The same PPO on completions: the policy is the transformer's language-model head, V its
+    value head per token. A rollout is env.num_envs completions; each token's reward is the
+    per-token KL penalty, plus R(x, y) at the last token (`per_token_kl_reward`); advantages are
+    GAE over each completion (it terminates at its last token); then the clipped surrogate,
+    value and entropy terms over epochs x minibatches of completions (`algo.batch_size`).
+    The KL coefficient starts at env.beta and adapts with `algo.adaptive_kl_target`."""
+
+    @classmethod
+    def check_env(cls, obs_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:
+        pass  # the registry picks TokenPPO on env=text only
+
+    def __init__(self, cfg: PPOConfig, ctx: Context) -> None:
+        self.cfg, self.ctx = cfg, ctx
+        self.text = TextRun(ctx)
+        self.net = self.text.new_policy()
+        self.optimizer = Adam(self.net.parameters(), lr=cfg.lr, eps=cfg.optimizer_eps)
+        self.kl = KLController(ctx.cfg.env.beta, cfg.adaptive_kl_target, cfg.adaptive_kl_horizon)
+        self.num_envs = ctx.env.num_envs
+        tokens = self.num_envs * self.text.task.max_new_tokens
+        check_iteration_fits(ctx, "ppo", tokens, "env.num_envs x env.max_new_tokens")
+
+    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        return act_on_buffers(self.net, self.text.task, obs, deterministic)
+
+    def iterate(self) -> int:
+        cfg, rec, task = self.cfg, self.ctx.recorder, self.text.task
+        lr = anneal_lr(self.optimizer, cfg.lr, cfg.anneal_lr, self.ctx.progress)
+        batch = sample(self.net, task, self.text.prompts(self.num_envs), self.ctx.device)
+        self.text.finished(batch)
+        mask = batch.mask
+        with torch.no_grad():
+            old_log_probs, old_values, _ = score_tokens(self.net, task, batch.tokens, batch.actions)
+            ref_log_probs, _, _ = score_tokens(
+                self.text.reference, task, batch.tokens, batch.actions
+            )
+            rewards = per_token_kl_reward(
+                old_log_probs, ref_log_probs, batch.rewards, mask, self.kl.beta
+            )
+            ends = last_token(mask)
+            next_values = torch.cat([old_values[:, 1:], torch.zeros_like(old_values[:, :1])], 1)
+            # time-major for gae; padding after the last token is cut off by its termination
+            advantages, returns = (x.T for x in gae(
+                rewards.T, (old_values * mask).T, (next_values * mask).T, ends.T,
+                torch.zeros_like(ends).T, cfg.gamma, cfg.gae_lambda,
+            ))  # fmt: skip
+        size, mb = len(mask), min(cfg.batch_size, len(mask))
+        value_clip = cfg.clip_coef if cfg.clip_value_loss else None
+        stop = False
+        for _ in range(cfg.n_epochs):
+            order = torch.randperm(size, device=mask.device)
+            for start in range(0, size - mb + 1, mb):
+                idx = order[start : start + mb]
+                keep = mask[idx] > 0
+                log_probs, values, entropy = score_tokens(
+                    self.net, task, batch.tokens[idx], batch.actions[idx]
+                )
+                adv = advantages[idx][keep]
+                if cfg.normalize_advantages and adv.numel() > 1:
+                    adv = standardize(adv)
+                log_ratio = log_probs[keep] - old_log_probs[idx][keep]
+                ratio = log_ratio.exp()
+                policy_loss = clipped_surrogate_loss(ratio, adv, cfg.clip_coef)
+                critic_loss = value_loss(
+                    values[keep], returns[idx][keep], old_values[idx][keep], value_clip
+                )
+                entropy_mean = entropy[keep].mean()
+                kl = approx_kl(log_ratio.detach(), ratio.detach())
+                if cfg.target_kl is not None and kl.item() > 1.5 * cfg.target_kl:
+                    stop = True
+                    break
+                loss = policy_loss + cfg.vf_coef * critic_loss - cfg.ent_coef * entropy_mean
+                self.optimizer.zero_grad()
+                loss.backward()
+                grad_norm = self.optimizer.clip_grad_norm(cfg.max_grad_norm)
+                self.optimizer.step()
+                record_losses(
+                    rec, policy_loss.detach(), critic_loss.detach(), entropy_mean.detach()
+                )
+                rec.scalar(tags.APPROX_KL, kl)
+                clipped = (ratio.detach() - 1).abs() > cfg.clip_coef
+                rec.scalar(tags.CLIP_FRACTION, clipped.float().mean())
+                rec.scalar(tags.GRAD_NORM, grad_norm)
+            if stop:
+                break
+        # the KL of a whole completion to the reference, as the controller measures it
+        sequence_kl = float(((old_log_probs - ref_log_probs) * mask).sum(1).mean())
+        self.kl.update(sequence_kl, size)
+        rec.scalar(tags.KL_COEF, self.kl.beta)
+        rec.scalar(tags.LEARNING_RATE, lr)
+        keep_all = mask > 0
+        record_values(rec, old_values[keep_all], advantages[keep_all], returns[keep_all])
+        return int(mask.sum().item())
+
+    def pop_episodes(self) -> Episodes | None:
+        return self.text.pop_episodes()
+
+    def diagnostics(self) -> None:
+        self.text.record(self.ctx.recorder, self.net)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "kl": self.kl.state_dict(), **self.text.state_dict(),
+        }  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.kl.load_state_dict(state["kl"])
+        self.text.load_state_dict(state)

@@ -11,8 +11,9 @@ from rltrain.algos.a3c import A3C
 from rltrain.algos.bandit import LinearThompson, LinUCB
 from rltrain.algos.base import Algorithm
 from rltrain.algos.dqn import DQN
+from rltrain.algos.grpo import GRPO
 from rltrain.algos.planning import PolicyIteration, ValueIteration
-from rltrain.algos.ppo import PPO
+from rltrain.algos.ppo import PPO, TokenPPO
 from rltrain.algos.reinforce import Reinforce
 from rltrain.algos.tabular import ExpectedSarsa, QLearning, Sarsa
 
@@ -27,6 +28,17 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
     "reinforce": Reinforce,
     "a2c": A2C,
     "a3c": A3C,
+    "grpo": GRPO,
     "ucb": LinUCB,
     "thompson": LinearThompson,
 }
+
+# on env=text an algorithm learns a token policy (rltrain/algos/token_rl.py)
+TEXT_ALGORITHMS: dict[str, type[Algorithm]] = {}
+TEXT_ALGORITHMS["ppo"] = TokenPPO
+TEXT_ALGORITHMS["grpo"] = GRPO
+
+
+def algorithm_class(algo: str, env: str) -> type[Algorithm]:
+    """The class that trains `algo` on `env` (validation has refused impossible pairs)."""
+    return TEXT_ALGORITHMS[algo] if env == "text" else ALGORITHMS[algo]

@@ -75,7 +75,7 @@ def build_agent(run_dir: Path, which: str) -> tuple[Any, Any, dict[str, Any]]:
     """(algorithm with loaded weights, typed config, checkpoint) of a run."""
     node = load_run_config(run_dir)  # first: a wrong path fails before torch is imported
     from rltrain.algos.base import Context
-    from rltrain.algos.registry import ALGORITHMS
+    from rltrain.algos.registry import algorithm_class
     from rltrain.config.validate import typed_config
     from rltrain.envs.factory import make_vec_env
     from rltrain.logging import Recorder
@@ -115,7 +115,7 @@ def build_agent(run_dir: Path, which: str) -> tuple[Any, Any, dict[str, Any]]:
         run_dir=None,
     )
     try:
-        algo = ALGORITHMS[cfg.algo.name](cfg.algo, ctx)
+        algo = algorithm_class(cfg.algo.name, cfg.env.name)(cfg.algo, ctx)
         try:
             algo.load_state_dict(state["algo_state"])
         except ckpt.STATE_LOAD_ERRORS as error:

@@ -38,8 +38,18 @@ class PPOConfig:
     # (rltrain/networks/hand_backward.py), the same numbers as autograd's, faster on the CPU
     # (docs/benchmarks.md). false = autograd; other networks always use autograd.
     manual_backward: bool = True
+    # env=text: adapt the per-token KL coefficient (from env.beta) towards this KL per
+    # completion (Ziegler et al. 2019); null keeps env.beta fixed
+    adaptive_kl_target: float | None = None
+    adaptive_kl_horizon: int = 10_000  # completions over which the coefficient adapts
 
     def __post_init__(self) -> None:
+        if self.adaptive_kl_target is not None and self.adaptive_kl_target <= 0:
+            raise UserError(
+                f"algo.adaptive_kl_target={self.adaptive_kl_target} must be positive (null: fixed)"
+            )
+        if self.adaptive_kl_horizon < 1:
+            raise UserError(f"algo.adaptive_kl_horizon={self.adaptive_kl_horizon} must be >= 1")
         for key in ("lr", "n_steps", "batch_size", "n_epochs", "max_grad_norm"):
             if getattr(self, key) <= 0:
                 raise UserError(f"algo.{key}={getattr(self, key)} must be positive")
@@ -57,6 +67,32 @@ class PPOConfig:
             raise UserError(f"algo.target_kl={self.target_kl} must be positive (null disables it)")
 
 
+
+
+@dataclass
+class GRPOConfig:
+    """Group relative policy optimisation (Shao et al. 2024) on env=text; KL weight env.beta."""
+
+    name: str = "grpo"
+    lr: float = 1e-3
+    anneal_lr: bool = False  # linear decay to 0 over the step budget
+    group_size: int = 8  # completions per prompt; a batch is env.num_envs x group_size
+    n_epochs: int = 1  # passes over a batch
+    batch_size: int = 64  # minibatch size, in completions
+    clip_coef: float = 0.2
+    max_grad_norm: float = 1.0
+    optimizer_eps: float = 1e-8  # Adam's epsilon
+    # leave-one-out baseline (RLOO, Ahmadian et al. 2024) instead of the group's mean and std
+    rloo: bool = False
+
+    def __post_init__(self) -> None:
+        for key in ("lr", "n_epochs", "batch_size", "clip_coef", "max_grad_norm", "optimizer_eps"):
+            if getattr(self, key) <= 0:
+                raise UserError(f"algo.{key}={getattr(self, key)} must be positive")
+        if self.group_size < 2:
+            raise UserError(
+                f"algo.group_size={self.group_size} must be at least 2 (a group needs a baseline)"
+            )
 
 
 OPTIMIZERS = ("rmsprop", "adam")
@@ -408,6 +444,9 @@ def _check(gamma: float, tol: float) -> None:
 # network= options an algorithm can use: neural learners build MLP / CNN trunks, tabular ones keep a
 # table (`network=auto` picks by observation space for both)
 NEURAL = ("auto", "mlp", "nature_cnn")
+TEXT_NETWORKS = ("auto", "transformer")
+# the algorithms that can learn a token policy on env=text
+TEXT_ALGOS = ("ppo", "grpo")
 TABULAR = ("auto", "tabular")
 BANDIT = ("auto",)  # a ridge regression per arm, no network
 
@@ -421,7 +460,12 @@ class AlgoEntry:
 
 ALGO_SCHEMAS: dict[str, AlgoEntry] = {
     "ppo": AlgoEntry(
-        PPOConfig, "proximal policy optimisation with GAE (Schulman et al. 2017)", NEURAL
+        PPOConfig, "proximal policy optimisation with GAE (Schulman et al. 2017)",
+        (*NEURAL, "transformer"),
+    ),
+    "grpo": AlgoEntry(
+        GRPOConfig, "group relative policy optimisation on env=text (Shao et al. 2024)",
+        TEXT_NETWORKS,
     ),
     "dqn": AlgoEntry(
         DQNConfig,

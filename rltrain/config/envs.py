@@ -164,3 +164,46 @@ ENV_SCHEMAS: dict[str, type] = {
     "atari": AtariConfig,
     "recommender": RecommenderConfig,
 }
+
+
+TASKS = ("sort", "reverse", "sum")
+
+
+@dataclass
+class TextEnvConfig:
+    """Schema of `env=text`: the token MDP of completing a prompt (rltrain/envs/text.py)."""
+
+    name: str = "text"
+    task: str = "sort"  # sort | reverse | sum
+    # prompts completed together per iteration (GRPO: times algo.group_size completions each)
+    num_envs: int = 32
+    vectorization: str = "sync"  # unused: the text env is one numpy batch
+    # KL coefficient of the objective E[R] - beta KL(pi || pi_ref), and of the oracle's optimum
+    beta: float = 0.1
+    max_new_tokens: int = 4  # a completion ends at EOS or after this many tokens
+    prompt_len: int = 3  # digits per prompt
+    num_digits: int = 4  # the digit alphabet 0..num_digits-1 (plus SEP, EOS, PAD tokens)
+    # a file with one prompt per line (digits, e.g. 3102); null: every digit string
+    prompts: str | None = None
+    # the reference: supervised next-token training on noisy demonstrations of the task
+    demo_quality: float = 0.3  # share of demonstrations that are the correct answer
+    pretrain_steps: int = 400  # Adam steps of 256 demonstrations each
+    # the exact optimum is computed when the prompts' token tree has at most this many prefixes;
+    # beyond it the oracle is skipped with one warning line and training goes on
+    oracle_max_prefixes: int = 200_000
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise UserError(f"env.task={self.task} is not known; choose one of {', '.join(TASKS)}")
+        if self.beta < 0:
+            raise UserError(f"env.beta={self.beta} must be >= 0 (the KL coefficient)")
+        for key in ("num_envs", "max_new_tokens", "prompt_len", "num_digits", "pretrain_steps"):
+            if getattr(self, key) < 1:
+                raise UserError(f"env.{key}={getattr(self, key)} must be at least 1")
+        if self.num_digits > 10:
+            raise UserError(f"env.num_digits={self.num_digits} must be at most 10")
+        if not 0.0 <= self.demo_quality <= 1.0:
+            raise UserError(f"env.demo_quality={self.demo_quality} must be in [0, 1]")
+
+
+ENV_SCHEMAS["text"] = TextEnvConfig

@@ -41,6 +41,10 @@ class NetworkConfig:
     # weights, the 512-unit layer, the heads, the loss and the optimizer stay float32): faster on
     # CPUs with bfloat16 units (docs/benchmarks.md), at 8 mantissa bits in the trunk.
     conv_dtype: str = "float32"
+    # transformer (env=text): residual width, blocks and attention heads
+    width: int = 64
+    layers: int = 2
+    heads: int = 4
 
     def __post_init__(self) -> None:
         bad = [width for width in self.hidden_sizes if width < 1]
@@ -52,6 +56,11 @@ class NetworkConfig:
         if self.activation not in ACTIVATIONS:
             raise UserError(
                 f"network.activation={self.activation} is not known; use {', '.join(ACTIVATIONS)}"
+            )
+        if self.width < 1 or self.layers < 1 or self.heads < 1 or self.width % self.heads:
+            raise UserError(
+                f"network.width={self.width}, layers={self.layers}, heads={self.heads}: all must "
+                "be positive and width a multiple of heads"
             )
         if self.conv_dtype not in CONV_DTYPES:
             raise UserError(

@@ -123,6 +123,7 @@ def typed_config(node: DictConfig) -> Config:
     if cfg.logger.log_interval < 1:
         raise UserError(f"logger.log_interval={cfg.logger.log_interval} must be at least 1")
     check_network_choice(cfg)
+    check_text_choice(cfg)
     if cfg.logger.progress not in PROGRESS_MODES:
         raise UserError(
             f"logger.progress={cfg.logger.progress} is not known; use {', '.join(PROGRESS_MODES)}"
@@ -154,3 +155,23 @@ def check_network_choice(cfg: Config) -> None:
         f"network={chosen} cannot be used by algo={cfg.algo.name}, which {why}: use {allowed} "
         f"(or leave network out){other}"
     )
+
+
+def check_text_choice(cfg: Config) -> None:
+    """env=text takes the token-level algorithms and the transformer, and nothing else."""
+    from rltrain.config.algos import TEXT_ALGOS
+
+    text = cfg.env.name == "text"
+    if text and cfg.algo.name not in TEXT_ALGOS:
+        raise UserError(
+            f"algo={cfg.algo.name} cannot train on env=text (a token policy on a transformer); "
+            f"use {' or '.join(f'algo={a}' for a in TEXT_ALGOS)}"
+        )
+    if text and cfg.network.name not in ("auto", "transformer"):
+        raise UserError(
+            f"network={cfg.network.name} cannot be used on env=text; use network=transformer "
+            "(or leave network out)"
+        )
+    if not text and (cfg.algo.name == "grpo" or cfg.network.name == "transformer"):
+        what = "algo=grpo" if cfg.algo.name == "grpo" else "network=transformer"
+        raise UserError(f"{what} works on env=text only; use env=text")

@@ -57,7 +57,7 @@ def make_single_env(cfg: Any, render_mode: str | None = None) -> gym.Env[Any, An
 def env_baselines(cfg: Any) -> dict[str, float]:
     """Reference scores an env computes for itself (optional hook: the unwrapped env's
     `baselines()` -> {name: return per episode}); empty when the env has none."""
-    if cfg.name in ("atari", "gym", "cartpole") or isinstance(cfg, GymEnvConfig):
+    if cfg.name in ("atari", "gym", "cartpole", "text") or isinstance(cfg, GymEnvConfig):
         return {}
     env = make_single_env(cfg)
     try:
@@ -72,6 +72,10 @@ def make_vec_env(cfg: Any, num_envs: int, seed: int, training: bool) -> VecEnv:
 
     `training=False` builds the evaluation form (Atari: whole games, raw rewards).
     """
+    if cfg.name == "text":
+        from rltrain.envs.text import TextVecEnv
+
+        return TextVecEnv(cfg, num_envs=num_envs, seed=seed)
     if cfg.name == "atari":
         from rltrain.envs.atari import make_atari_vec_env
 

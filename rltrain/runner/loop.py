@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rltrain import tags
 from rltrain.algos.base import Algorithm, Context
-from rltrain.algos.registry import ALGORITHMS
+from rltrain.algos.registry import ALGORITHMS, algorithm_class
 from rltrain.config.schema import Config
 from rltrain.config.validate import typed_config
 from rltrain.envs.factory import env_baselines, make_vec_env
@@ -116,7 +116,7 @@ def _train(cfg: Config, node: DictConfig, run_dir: Path, resume: bool) -> float:
     if cfg.algo.name not in ALGORITHMS:
         known = ", ".join(ALGORITHMS)
         raise UserError(f"algo={cfg.algo.name} is not known; choose one of {known}")
-    algo_cls = ALGORITHMS[cfg.algo.name]
+    algo_cls = algorithm_class(cfg.algo.name, cfg.env.name)
     device = select_device(cfg.device)
     rng = seed_everything(cfg.seed)
     checkpoint_dir = run_dir / "checkpoints"

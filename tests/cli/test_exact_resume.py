@@ -28,6 +28,17 @@ CASES = {
         "algo=ppo", "env=cartpole", "total_steps=6144", "checkpoint_interval=512",
         "logger.log_interval=256",
     ],
+    # the token MDP: reference, policy, optimizer, KL controller and RNGs restored
+    "ppo_text": [
+        "algo=ppo", "env=text", "env.pretrain_steps=20", "env.num_envs=16", "total_steps=3000",
+        "checkpoint_interval=300", "logger.log_interval=300", "algo.batch_size=8",
+        "algo.n_epochs=2", "algo.adaptive_kl_target=0.5", "eval_episodes=2",
+    ],
+    "grpo_text": [
+        "algo=grpo", "env=text", "env.task=sum", "env.pretrain_steps=20", "env.num_envs=4",
+        "total_steps=3000", "checkpoint_interval=300", "logger.log_interval=300",
+        "algo.batch_size=16", "eval_episodes=2",
+    ],
 }
 
 

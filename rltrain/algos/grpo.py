@@ -1,0 +1,129 @@
+"""GRPO: group relative policy optimisation (Shao et al. 2024, DeepSeekMath), on env=text.
+
+Read top to bottom: each iteration samples `algo.group_size` completions for each of env.num_envs
+prompts; every token of a completion gets its group-normalised advantage
+A = (R - mean_group R) / std_group R (no value network); the loss per token is the clipped
+surrogate plus beta times the k3 estimate of KL(pi || pi_ref), averaged over each completion's
+tokens and then over completions (the paper's eq. 3). With `algo.rloo` the advantage is the
+leave-one-out baseline of RLOO (Ahmadian et al. 2024) instead. Hyperparameters: `GRPOConfig`
+(rltrain/config/algos.py); beta is env.beta, the objective's own KL coefficient.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from rltrain import tags
+from rltrain.algos.actor_critic import anneal_lr, record_losses
+from rltrain.algos.base import Algorithm, Context, check_iteration_fits
+from rltrain.algos.token_rl import TextRun, act_on_buffers, sample, score_tokens
+from rltrain.blocks.optim import Adam
+from rltrain.blocks.token_rewards import group_advantages, k3_kl
+from rltrain.config.algos import GRPOConfig
+from rltrain.envs.vec import Episodes
+
+
+def grpo_loss(
+    log_probs: Tensor, old_log_probs: Tensor, ref_log_probs: Tensor, advantages: Tensor,
+    mask: Tensor, clip: float, beta: float,
+) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """L = mean_i 1/|y_i| sum_t [-min(r_it A_i, clip(r_it, 1-eps, 1+eps) A_i) + beta k3_it],
+
+    r_it = pi(a_t|s_t) / pi_old(a_t|s_t); [B, L] tensors, [B] advantages. Returns the loss, the
+    mean k3 KL per token and the clip fraction (both detached)."""
+    ratio = (log_probs - old_log_probs).exp()
+    adv = advantages[:, None]
+    surrogate = torch.min(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv)
+    kl = k3_kl(log_probs, ref_log_probs)
+    per_token = -surrogate + beta * kl
+    lengths = mask.sum(1).clamp(min=1.0)
+    loss = ((per_token * mask).sum(1) / lengths).mean()
+    tokens = mask.sum().clamp(min=1.0)
+    clipped = (((ratio - 1).abs() > clip).float() * mask).sum() / tokens
+    return loss, ((kl * mask).sum() / tokens).detach(), clipped.detach()
+
+
+class GRPO(Algorithm):
+    @classmethod
+    def check_env(cls, obs_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:
+        pass  # config validation admits env=text only (rltrain/config/validate.py)
+
+    def __init__(self, cfg: GRPOConfig, ctx: Context) -> None:
+        self.cfg, self.ctx = cfg, ctx
+        self.text = TextRun(ctx)
+        self.net = self.text.new_policy()
+        self.optimizer = Adam(self.net.parameters(), lr=cfg.lr, eps=cfg.optimizer_eps)
+        self.num_prompts = ctx.env.num_envs
+        tokens = self.num_prompts * cfg.group_size * self.text.task.max_new_tokens
+        check_iteration_fits(
+            ctx, "grpo", tokens, "env.num_envs x algo.group_size x env.max_new_tokens"
+        )
+
+    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        return act_on_buffers(self.net, self.text.task, obs, deterministic)
+
+    def iterate(self) -> int:
+        cfg, rec, task = self.cfg, self.ctx.recorder, self.text.task
+        beta = self.ctx.cfg.env.beta
+        lr = anneal_lr(self.optimizer, cfg.lr, cfg.anneal_lr, self.ctx.progress)
+        # each prompt repeated group_size times, consecutively: the groups of group_advantages
+        prompts = np.repeat(self.text.prompts(self.num_prompts), cfg.group_size, axis=0)
+        batch = sample(self.net, task, prompts, self.ctx.device)
+        self.text.finished(batch)
+        advantages = group_advantages(batch.rewards, cfg.group_size, cfg.rloo)
+        with torch.no_grad():
+            old_log_probs, _, _ = score_tokens(self.net, task, batch.tokens, batch.actions)
+            ref_log_probs, _, _ = score_tokens(
+                self.text.reference, task, batch.tokens, batch.actions
+            )
+        size, mb = len(prompts), min(cfg.batch_size, len(prompts))
+        for _ in range(cfg.n_epochs):
+            order = torch.randperm(size, device=advantages.device)
+            for start in range(0, size - mb + 1, mb):
+                idx = order[start : start + mb]
+                log_probs, _, entropy = score_tokens(
+                    self.net, task, batch.tokens[idx], batch.actions[idx]
+                )
+                loss, kl, clip_fraction = grpo_loss(
+                    log_probs, old_log_probs[idx], ref_log_probs[idx], advantages[idx],
+                    batch.mask[idx], cfg.clip_coef, beta,
+                )  # fmt: skip
+                self.optimizer.zero_grad()
+                loss.backward()
+                grad_norm = self.optimizer.clip_grad_norm(cfg.max_grad_norm)
+                self.optimizer.step()
+                keep = batch.mask[idx] > 0
+                record_losses(rec, loss.detach(), None, entropy[keep].mean().detach())
+                rec.scalar(tags.APPROX_KL, kl)
+                rec.scalar(tags.CLIP_FRACTION, clip_fraction)
+                rec.scalar(tags.GRAD_NORM, grad_norm)
+        # GRPO's value estimate is its baseline: V = the group's mean reward, Q = R, A = Q - V
+        baseline = batch.rewards.view(-1, cfg.group_size).mean(1).repeat_interleave(cfg.group_size)
+        rec.scalar(tags.V_MEAN, baseline.mean())
+        rec.scalar(tags.Q_MEAN, batch.rewards.mean())
+        rec.scalar(tags.ADVANTAGE_MEAN, advantages.mean())
+        rec.scalar(tags.ADVANTAGE_STD, advantages.std())
+        rec.scalar(tags.LEARNING_RATE, lr)
+        return int(batch.mask.sum().item())
+
+    def pop_episodes(self) -> Episodes | None:
+        return self.text.pop_episodes()
+
+    def diagnostics(self) -> None:
+        self.text.record(self.ctx.recorder, self.net)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+            **self.text.state_dict(),
+        }  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.text.load_state_dict(state)
