@@ -17,6 +17,9 @@ LEARNING_RATE = "charts/learning_rate"
 EVAL_RETURN_MEAN = "eval/return_mean"
 EVAL_RETURN_STD = "eval/return_std"
 EVAL_VIDEO = "eval/video"
+# the exact expected return of the deterministic policy, where the env can compute it (the
+# recommender, by policy evaluation on its model): eval/return_mean without the sampling noise
+EVAL_RETURN_EXACT = "eval/return_exact"
 # reference policies an env scores for itself (the recommender: random, greedy, optimal), beside
 # eval/return_mean: eval/baseline_<name>
 EVAL_BASELINE_PREFIX = "eval/baseline_"

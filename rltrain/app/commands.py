@@ -159,12 +159,17 @@ def evaluate_run(
         f"{cfg.algo.name} on {cfg.env.name}, step {state['step']:,}: mean {returns.mean():.2f} "
         f"± {returns.std():.2f} over {len(returns)} episodes"
     )
-    from rltrain.envs.factory import env_baselines
+    from rltrain.envs.factory import env_baselines, exact_return_hook
 
     baselines = env_baselines(cfg.env)
     if baselines:
         listed = ", ".join(f"{name} {value:.2f}" for name, value in baselines.items())
-        print(f"baselines (return per episode): agent {returns.mean():.2f} | {listed}")
+        agent = f"agent {returns.mean():.2f}"
+        hook = exact_return_hook(cfg.env) if deterministic and cfg.eval_epsilon == 0 else None
+        exact = hook(lambda obs: algo.act(obs, True)) if hook is not None else None
+        if exact is not None:  # the same policy scored without sampling noise
+            agent += f" (exact {exact:.2f})"
+        print(f"baselines (return per episode): {agent} | {listed}")
     view = algo.terminal_view()
     if view is not None:
         print(view)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 from rltrain.config.envs import GymEnvConfig
 from rltrain.envs.vec import GymVecEnv, VecEnv
@@ -65,6 +67,19 @@ def env_baselines(cfg: Any) -> dict[str, float]:
         return {str(k): float(v) for k, v in hook().items()} if callable(hook) else {}
     finally:
         env.close()
+
+
+ExactReturn = Callable[[Callable[[np.ndarray], np.ndarray]], "float | None"]
+
+
+def exact_return_hook(cfg: Any) -> ExactReturn | None:
+    """The env's exact expected return of a deterministic policy (optional hook: the unwrapped
+    env's `exact_return(act)`, act mapping a batch of observations to actions), on one env
+    built here and kept; None when the env has none."""
+    if cfg.name in ("atari", "gym", "cartpole", "text") or isinstance(cfg, GymEnvConfig):
+        return None
+    hook = getattr(make_single_env(cfg).unwrapped, "exact_return", None)
+    return hook if callable(hook) else None
 
 
 def make_vec_env(cfg: Any, num_envs: int, seed: int, training: bool) -> VecEnv:

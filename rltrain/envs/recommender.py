@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any, SupportsFloat
 
 import gymnasium
@@ -197,6 +197,35 @@ def table_size(n_segments: int, n_categories: int, max_fatigue: int, max_misses:
     return n_segments * (max_fatigue + 1) ** n_categories * (max_misses + 1) + 1
 
 
+@dataclasses.dataclass(frozen=True)
+class Reachable:
+    """The user states reachable from the start (the first n_starts are the start states, one
+    per segment, drawn uniformly) and their one-step model, as flat arrays: outcome k moves
+    (state, action) pair[k] = s * n_actions + a to state target[k] with probability prob[k];
+    leaving is absorbing with value 0."""
+
+    states: list[tuple[int, tuple[int, ...], int]]
+    n_starts: int
+    reward: np.ndarray  # [states, actions] expected clicks of one recommendation
+    pair: np.ndarray
+    target: np.ndarray
+    prob: np.ndarray
+    horizon: int  # max_steps
+
+    def value(self, policy: np.ndarray | None) -> float:
+        """Expected clicks per session from the start, by backward induction over the horizon:
+        ``Q_t(s, a) = r(s, a) + sum_s' P(s' | s, a) V_t(s')``, V_0 = 0, and V_{t+1}(s) =
+        sum_a pi(a | s) Q_t(s, a) for `policy` [states, actions], max_a Q_t(s, a) for None."""
+        n, n_actions = self.reward.shape
+        values = np.zeros(n)
+        for _ in range(self.horizon):
+            weighted = self.prob * values[self.target]
+            future = np.bincount(self.pair, weighted, minlength=n * n_actions)
+            q = self.reward + future.reshape(n, n_actions)
+            values = q.max(axis=1) if policy is None else (policy * q).sum(axis=1)
+        return float(values[: self.n_starts].mean())
+
+
 class RecommenderEnv(gymnasium.Env[Any, int]):
     """See the module docstring. Action = the item to recommend."""
 
@@ -226,6 +255,8 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
         self.left = False
         self._elapsed = 0
         self._baselines: dict[str, float] | None = None
+        self._reachable: Reachable | None = None
+        self._too_many = False  # more than MAX_OPTIMUM_PAIRS reachable: no exact values
         self.context = np.zeros(self.n_categories)  # bandit view: this episode's user
         if self.view == "bandit":
             self.observation_space = spaces.Box(0.0, 1.0, (self.n_categories,), dtype=np.float32)
@@ -326,16 +357,22 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
     def _obs(self) -> Any:
         if self.view == "bandit":
             return self.context.astype(np.float32)
+        if self.left and self.view == "tabular":
+            return self.gone
+        return self.observe(self.segment, tuple(int(f) for f in self.levels), self.misses)
+
+    def observe(self, segment: int, levels: tuple[int, ...], misses: int) -> Any:
+        """The observation of a user state: its index (tabular) or, on the features view, the
+        segment one-hot, the fatigue per category over max_fatigue and the misses over
+        max_misses."""
         if self.view == "tabular":
-            if self.left:
-                return self.gone
-            return self._index[(self.segment, tuple(int(f) for f in self.levels), self.misses)]
+            return self._index[(segment, levels, misses)]
         cfg = self.cfg
         obs = np.zeros(self.observation_space.shape, dtype=np.float32)  # type: ignore[arg-type,type-var]
-        obs[self.segment] = 1.0
+        obs[segment] = 1.0
         n = self.users.n_segments
-        obs[n : n + self.n_categories] = self.levels / max(1, cfg.max_fatigue)
-        obs[-1] = self.misses / max(1, cfg.max_misses)
+        obs[n : n + self.n_categories] = np.asarray(levels) / max(1, cfg.max_fatigue)
+        obs[-1] = misses / max(1, cfg.max_misses)
         return obs
 
     def reset(
@@ -397,16 +434,15 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
                 }
         return dict(self._baselines)
 
-    def _reachable_baselines(self) -> dict[str, float] | None:
-        """Expected clicks per session of the random, greedy and optimal policies, by backward
-        induction over max_steps steps on the user states reachable from the start, or None if
-        states x actions > MAX_OPTIMUM_PAIRS.
+    def reachable(self) -> Reachable | None:
+        """The user states reachable from the start and their one-step model (cached), or None
+        if states x actions > MAX_OPTIMUM_PAIRS.
 
         Few are reachable with max_fatigue=1: a category's level is then 1 exactly when it was in
         the last slate, so the fatigue vector is the last slate's categories (features defaults:
-        4 segments x 25 x 3 misses = 300 states, though 2^24 fatigue vectors exist).
-        ``Q_t(s, a) = r(s, a) + sum_s' P(s' | s, a) V_t(s')``, V_0 = 0, leaving = 0; V_{t+1} is
-        max_a Q_t (optimal), the mean over a (random) or Q_t at argmax_a r(s, a) (greedy)."""
+        292 of the 4 segments x 25 x 3 misses, though 2^24 fatigue vectors exist)."""
+        if self._reachable is not None or self._too_many:
+            return self._reachable
         start = (0,) * self.n_categories
         order = [(u, start, 0) for u in range(self.users.n_segments)]
         index = {state: i for i, state in enumerate(order)}
@@ -415,6 +451,7 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
         i = 0
         while i < len(order):
             if len(order) * self.n_actions > MAX_OPTIMUM_PAIRS:
+                self._too_many = True
                 return None
             segment, levels, misses = order[i]
             for action in range(self.n_actions):
@@ -430,23 +467,46 @@ class RecommenderEnv(gymnasium.Env[Any, int]):
                         prob.append(p)
                 reward.append(expected)
             i += 1
-        n = len(order)
-        rewards = np.asarray(reward).reshape(n, self.n_actions)
-        pairs, targets, probs = np.asarray(pair), np.asarray(target), np.asarray(prob)
-        greedy = rewards.argmax(axis=1)  # the most clickable slate, lowest index on ties
-        values = {name: np.zeros(n) for name in ("random", "greedy", "optimal")}
-        for _ in range(self.cfg.max_steps):
-            for name, v in values.items():
-                future = np.bincount(pairs, probs * v[targets], minlength=n * self.n_actions)
-                q = rewards + future.reshape(n, self.n_actions)
-                if name == "optimal":
-                    values[name] = q.max(axis=1)
-                elif name == "random":
-                    values[name] = q.mean(axis=1)
-                else:
-                    values[name] = q[np.arange(n), greedy]
-        segments = self.users.n_segments  # segments start uniformly
-        return {name: float(v[:segments].mean()) for name, v in values.items()}
+        self._reachable = Reachable(
+            states=order,
+            n_starts=self.users.n_segments,
+            reward=np.asarray(reward).reshape(len(order), self.n_actions),
+            pair=np.asarray(pair),
+            target=np.asarray(target),
+            prob=np.asarray(prob),
+            horizon=self.cfg.max_steps,
+        )
+        return self._reachable
+
+    def _reachable_baselines(self) -> dict[str, float] | None:
+        """Expected clicks per session of the random, greedy and optimal policies, exact on the
+        reachable user states (`reachable`), or None where too many are reachable."""
+        model = self.reachable()
+        if model is None:
+            return None
+        n = len(model.states)
+        uniform = np.full((n, self.n_actions), 1.0 / self.n_actions)
+        greedy = np.zeros((n, self.n_actions))  # the most clickable slate, lowest index on ties
+        greedy[np.arange(n), model.reward.argmax(axis=1)] = 1.0
+        return {
+            "random": model.value(uniform),
+            "greedy": model.value(greedy),
+            "optimal": model.value(None),
+        }
+
+    def exact_return(self, act: Callable[[np.ndarray], np.ndarray]) -> float | None:
+        """Exact expected clicks per session of the deterministic policy `act` (a batch of
+        observations -> actions), by policy evaluation on the reachable user states; None on
+        the bandit view or where too many states are reachable. What eval/return_mean estimates
+        from a few sessions, without their noise."""
+        model = None if self.view == "bandit" else self.reachable()
+        if model is None:
+            return None
+        obs = np.stack([np.asarray(self.observe(*state)) for state in model.states])
+        actions = np.asarray(act(obs)).astype(np.int64).reshape(-1)
+        policy = np.zeros((len(model.states), self.n_actions))
+        policy[np.arange(len(model.states)), actions] = 1.0
+        return model.value(policy)
 
     def greedy_items(self) -> np.ndarray:
         """[states] the greedy next-click item of every tabular state (lowest index on ties)."""

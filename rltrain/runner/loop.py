@@ -21,7 +21,7 @@ from rltrain.algos.base import Algorithm, Context
 from rltrain.algos.registry import ALGORITHMS, algorithm_class
 from rltrain.config.schema import Config
 from rltrain.config.validate import typed_config
-from rltrain.envs.factory import env_baselines, make_vec_env
+from rltrain.envs.factory import ExactReturn, env_baselines, exact_return_hook, make_vec_env
 from rltrain.errors import NonFiniteError, UserError
 from rltrain.logging import Recorder
 from rltrain.networks.builders import is_image_space
@@ -205,9 +205,11 @@ def _run(
         ckpt.save_atomic(state, checkpoint_dir / path_name, keep_previous=path_name == ckpt.LAST)
 
     baselines: dict[str, float] | None = None  # the env's reference scores, computed once
+    exact_return: ExactReturn | None = None  # and its exact scoring of a policy, if any
 
-    def run_eval() -> np.ndarray:
-        nonlocal baselines
+    def run_eval() -> tuple[np.ndarray, float | None]:
+        """(returns of the evaluation episodes, exact expected return where the env has one)."""
+        nonlocal baselines, exact_return
         returns = evaluate(
             algo.act, cfg.env, cfg.eval_episodes, cfg.seed + iterations, epsilon=cfg.eval_epsilon
         )
@@ -215,8 +217,14 @@ def _run(
         rec.write(tags.EVAL_RETURN_STD, float(returns.std()), ctx.step)
         if baselines is None:
             baselines = env_baselines(cfg.env)
+            exact_return = exact_return_hook(cfg.env)
         for name, value in baselines.items():  # flat lines beside the eval curve
             rec.write(tags.EVAL_BASELINE_PREFIX + name, value, ctx.step)
+        exact = None
+        if exact_return is not None and cfg.eval_epsilon == 0.0:
+            exact = exact_return(lambda obs: algo.act(obs, True))
+            if exact is not None:
+                rec.write(tags.EVAL_RETURN_EXACT, exact, ctx.step)
         if cfg.logger.video:
             from rltrain.envs.video import read_video_frames
             from rltrain.runner.video import record_episodes
@@ -228,10 +236,11 @@ def _run(
             # the clip in TensorBoard: the first VIDEO_CLIP_FRAMES frames, every other one
             frames = read_video_frames(path, max_frames=2 * VIDEO_CLIP_FRAMES)[::2]
             rec.video("eval/video", frames, ctx.step, fps=VIDEO_CLIP_FPS)
-        return returns
+        return returns, exact
 
     sps = 0.0
-    last_eval: tuple[int, np.ndarray] | None = None  # (step, returns) of the latest evaluation
+    # (step, returns, exact return) of the latest evaluation
+    last_eval: tuple[int, np.ndarray, float | None] | None = None
     with _StopFlag() as stop:
         try:
             while ctx.step < cfg.total_steps and not algo.finished:
@@ -252,10 +261,10 @@ def _run(
                     progress.update(ctx.step, sps, float(np.mean(recent)) if recent else None)
                 if next_eval is not None and ctx.step >= next_eval:
                     next_eval = _next(ctx.step, cfg.eval_interval)
-                    last_eval = (ctx.step, run_eval())
-                    eval_mean = float(last_eval[1].mean())
-                    if eval_mean > best:
-                        best = eval_mean
+                    last_eval = (ctx.step, *run_eval())
+                    score = _score(last_eval[1], last_eval[2])
+                    if score > best:
+                        best = score
                         save(ckpt.BEST)
                 if next_ckpt is not None and ctx.step >= next_ckpt:
                     next_ckpt = _next(ctx.step, cfg.checkpoint_interval)
@@ -276,12 +285,12 @@ def _run(
             check_finite()
             rec.flush(ctx.step, cfg.logger.histograms, cfg.logger.images)
         if last_eval is not None and last_eval[0] == ctx.step:
-            eval_returns = last_eval[1]  # a periodic evaluation just ran at this very step
+            _, eval_returns, eval_exact = last_eval  # a periodic evaluation just ran at this step
         else:
-            eval_returns = run_eval()
+            eval_returns, eval_exact = run_eval()
         eval_mean = float(eval_returns.mean())
-        if eval_mean > best:
-            best = eval_mean
+        if _score(eval_returns, eval_exact) > best:
+            best = _score(eval_returns, eval_exact)
             save(ckpt.BEST)
         save()
 
@@ -296,6 +305,7 @@ def _run(
         "eval_return_mean": eval_mean,
         "eval_return_std": float(eval_returns.std()),
         "eval_episodes": len(eval_returns),
+        "eval_return_exact": eval_exact,
         "best_eval_return": best,
         "train_return_last10": float(np.mean(recent)) if recent else None,
         "overrides": _overrides(run_dir),
@@ -313,6 +323,12 @@ def _run(
         flush=True,
     )
     return eval_mean
+
+
+def _score(returns: np.ndarray, exact: float | None) -> float:
+    """What picks the best checkpoint: the exact expected return where the env computes one
+    (no sampling noise to select on), else the mean evaluation return."""
+    return float(returns.mean()) if exact is None else exact
 
 
 def _next(step: int, interval: int) -> int | None:

@@ -47,7 +47,9 @@ def test_bad_recommender_settings_are_one_line(
     assert re.search(pattern, message), message
 
 
-def test_eval_prints_clicks_beside_the_baselines(run_cli: Any, tmp_path: Path) -> None:
+def test_eval_prints_clicks_beside_the_baselines(
+    run_cli: Any, tmp_path: Path, tb_scalars: Any
+) -> None:
     result = run_cli(
         ["algo=value_iteration", "env=recommender", "algo.gamma=0.9", "hydra.run.dir=run"],
         tmp_path,
@@ -64,3 +66,12 @@ def test_eval_prints_clicks_beside_the_baselines(run_cli: Any, tmp_path: Path) -
     # 300 sessions of the planner's policy: within sampling error of its exact value, above
     # greedy (value iteration with gamma 0.9 is not the undiscounted optimum, but close)
     assert float(numbers["agent"]) > float(numbers["greedy"])
+    # the same policy scored exactly (policy evaluation on the model): a stationary policy cannot
+    # beat the finite-horizon optimum, and 300 sampled sessions (std about 9) lie within 4
+    # standard errors of it
+    exact = float(re.findall(r"\(exact ([0-9.]+)\)", line)[0])
+    assert float(numbers["greedy"]) < exact <= float(numbers["optimal"]) + 1e-9
+    assert abs(float(numbers["agent"]) - exact) < 4 * 9 / 300**0.5
+    # and the training run logged it beside the sampled evaluation
+    logged = tb_scalars(tmp_path / "run")["eval/return_exact"]
+    assert logged[-1][1] == pytest.approx(exact, abs=0.01)
