@@ -1,11 +1,16 @@
-"""Learning on env=recommender: linear bandits on the bandit view reach sub-linear regret, and
-Q-learning on the tabular view reaches the exact Q* of the simulator's own model.
+"""Learning on env=recommender: linear bandits on the bandit view reach sub-linear regret,
+Q-learning on the tabular view reaches the exact Q* of the simulator's own model, and DQN and PPO
+on the features view beat the greedy next click.
 
 Driven like the loop drives an algorithm (tests/learning/test_tabular_learning.py `drive`), with
 the tuned presets applied as the CLI applies them.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -48,3 +53,32 @@ def test_q_learning_reaches_q_star_on_the_tabular_view(seed: int) -> None:
     assert oracle.decision_mask.sum() == 30  # reachable states of the default tabular view
     error = q_error_vs_optimal(algo.q, oracle.q_star, oracle.decision_mask)
     assert error < 0.05, f"max |Q - Q*| = {error:.4f}"
+
+
+PPO_STUCK = pytest.mark.xfail(
+    reason="issue 21 open: PPO (no preset yet) plateaus at 47.7 clicks, below greedy 58.1 "
+    "(1M steps, lr 1e-4, ent_coef 0.03, measured 2026-12-04)"
+)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("algo", ["dqn", pytest.param("ppo", marks=PPO_STUCK)])
+def test_deep_agents_beat_the_greedy_click_on_the_features_view(
+    algo: str, seed: int, run_cli: Any, tmp_path: Path, tb_scalars: Any
+) -> None:
+    """Through the console script with the preset: the run's best checkpoint, chosen by
+    eval/return_exact (its deterministic policy scored exactly on the simulator's model, so the
+    choice carries no sampling noise), earns more clicks per session than the greedy next click
+    (exact, 58.1)."""
+    args = [f"algo={algo}", "env=recommender", "env.view=features", f"seed={seed}",
+            "hydra.run.dir=run"]  # fmt: skip
+    result = run_cli(args, tmp_path, timeout=3600)
+    assert result.returncode == 0, result.stderr
+    scalars = tb_scalars(tmp_path / "run")
+    exact = [value for _, value in scalars["eval/return_exact"]]
+    greedy = scalars["eval/baseline_greedy"][-1][1]
+    optimal = scalars["eval/baseline_optimal"][-1][1]
+    assert greedy == pytest.approx(58.06, abs=0.01) and optimal == pytest.approx(73.74, abs=0.01)
+    assert max(exact) > greedy, f"best {max(exact):.2f}, greedy {greedy:.2f}: {exact}"
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["best_eval_return"] == pytest.approx(max(exact))
