@@ -55,14 +55,8 @@ def test_q_learning_reaches_q_star_on_the_tabular_view(seed: int) -> None:
     assert error < 0.05, f"max |Q - Q*| = {error:.4f}"
 
 
-PPO_STUCK = pytest.mark.xfail(
-    reason="issue 21 open: PPO (no preset yet) plateaus at 47.7 clicks, below greedy 58.1 "
-    "(1M steps, lr 1e-4, ent_coef 0.03, measured 2026-12-04)"
-)
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("algo", ["dqn", pytest.param("ppo", marks=PPO_STUCK)])
+@pytest.mark.parametrize("algo", ["dqn", "ppo"])
 def test_deep_agents_beat_the_greedy_click_on_the_features_view(
     algo: str, seed: int, run_cli: Any, tmp_path: Path, tb_scalars: Any
 ) -> None:
