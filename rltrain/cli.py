@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import typer
 
-from rltrain.errors import UserError
+from rltrain.errors import OUTPUT_DIR_HINT, UserError
 
 SUBCOMMANDS = ("train", "eval", "resume", "list", "summary", "board")
 # Hydra flags that take a value, and flags whose value is optional (--info [what]).
@@ -208,6 +208,16 @@ def run_hydra(args: list[str]) -> Any:
         return hydra_train()
     except (HydraException, OmegaConfBaseException) as error:
         raise UserError(explain(error)) from error
+    except OSError as error:
+        if not _raised_by_hydra(error):
+            raise
+        # Hydra creates the output directory (and writes .hydra/ in it) before the task runs:
+        # a path there that cannot hold a directory (/proc/x, a file's child) is the user's
+        where = f" {error.filename}" if error.filename else ""
+        raise UserError(
+            f"cannot create the output directory{where}: {error.strerror or error}; "
+            f"{OUTPUT_DIR_HINT}"
+        ) from None
     finally:
         sys.argv, sys.stderr = saved, saved_stderr
 
@@ -309,7 +319,69 @@ def version() -> str:
         return __version__
 
 
+def _raised_by_hydra(error: BaseException) -> bool:
+    """Whether the innermost frame of rltrain's or Hydra's own code in the traceback is Hydra's
+    (its job runner, launcher): not a failure inside rltrain's training code."""
+    owner = None
+    tb = error.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename.replace(os.sep, "/")
+        if "/hydra/" in filename:
+            owner = "hydra"
+        elif "/rltrain/" in filename:
+            owner = "rltrain"
+        tb = tb.tb_next
+    return owner == "hydra"
+
+
+class _QuietStdout:
+    """stdout that outlives its reader: once the pipe is closed (`rltrain ... | head -1`), the
+    rest of the output goes to /dev/null and the run goes on to its end, checkpoint and summary
+    included, instead of dying on the next progress line."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def _drop(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            self._drop()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._drop()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _guard_stdout() -> None:
+    """A closed stdout (`rltrain ... >&-`) becomes /dev/null: Python would set sys.stdout to None
+    (every print fails), and the first file opened would take descriptor 1."""
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            if devnull != fd:
+                os.dup2(devnull, fd)
+                os.close(devnull)
+            setattr(sys, name, open(fd, "w", closefd=False))  # noqa: SIM115 (lives as long as we do)
+    if sys.stdout is not None and not isinstance(sys.stdout, _QuietStdout):
+        sys.stdout = _QuietStdout(sys.stdout)  # type: ignore[assignment]
+
+
 def main() -> None:
+    _guard_stdout()
     args = sys.argv[1:]
     first = args[0] if args else None
     if first in ("--version", "-V"):

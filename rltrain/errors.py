@@ -49,6 +49,14 @@ def resource_message(error: BaseException) -> str | None:
             "CUDA out of memory: use a smaller algo.batch_size or env.num_envs (a smaller "
             "algo.buffer_size for replay), or train on the CPU with device=cpu"
         )
+    if isinstance(error, MemoryError) or (
+        isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
+    ):
+        # numpy's MemoryError, torch's CPU allocator: a size in the config the machine cannot hold
+        return (
+            "out of memory: the configuration asks for more memory than this machine has; use "
+            "smaller network.hidden_sizes, algo.buffer_size, env.num_envs or env.screen_size"
+        )
     if isinstance(error, OSError):
         advice = os_error_advice(error)
         if advice is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from importlib import resources
@@ -29,13 +30,24 @@ def load_run_config(run_dir: Path) -> DictConfig:
     from rltrain.config.envs import ENV_SCHEMAS
     from rltrain.config.schema import Config
 
+    unreadable = UserError(f"{path} is not a readable rltrain config")
     try:
         loaded = OmegaConf.load(path)
-        algo_name, env_name = loaded.algo.name, loaded.env.name
     except Exception as error:  # a damaged or foreign YAML file
+        raise UserError(f"{unreadable} ({type(error).__name__})") from None
+    resolver = _resolver_call(loaded)
+    if resolver is not None:
+        # A saved config is data: a resolver such as ${oc.env:VAR} would read the environment
+        # (or run whatever the resolver does) when eval or resume reads a value.
+        key, value = resolver
         raise UserError(
-            f"{path} is not a readable rltrain config ({type(error).__name__})"
-        ) from None
+            f"{path} has {key}={value}, a resolver call; a saved config must hold plain values: "
+            "replace it with the value the run used"
+        )
+    try:
+        algo_name, env_name = loaded.algo.name, loaded.env.name
+    except Exception as error:  # a list, or a config without algo/env names
+        raise UserError(f"{unreadable} ({type(error).__name__})") from None
     if algo_name not in ALGO_SCHEMAS or env_name not in ENV_SCHEMAS:
         raise UserError(f"{path} names algo={algo_name} env={env_name}, which this rltrain lacks")
     schema = OmegaConf.structured(Config)
@@ -54,19 +66,62 @@ def load_run_config(run_dir: Path) -> DictConfig:
     return merged
 
 
+_RESOLVER_CALL = re.compile(r"\$\{\s*[\w.-]+\s*:")
+
+
+def _resolver_call(node: Any, prefix: str = "") -> tuple[str, str] | None:
+    """(key, raw value) of the first value in `node` that calls a resolver (`${name:...}`),
+    read without resolving anything; plain references such as ${algo.gamma} pass."""
+    from omegaconf import ListConfig
+
+    if isinstance(node, DictConfig):
+        items: list[tuple[str, Any]] = [(str(k), v) for k, v in node.items_ex(resolve=False)]
+    elif isinstance(node, ListConfig):
+        items = [(str(i), node._get_node(i)) for i in range(len(node))]
+    else:
+        return None
+    for key, _ in items:
+        child = node._get_node(int(key) if isinstance(node, ListConfig) else key)
+        name = f"{prefix}{key}"
+        if isinstance(child, (DictConfig, ListConfig)):
+            found = _resolver_call(child, name + ".")
+            if found is not None:
+                return found
+            continue
+        raw = child._value() if child is not None else None
+        if isinstance(raw, str) and _RESOLVER_CALL.search(raw):
+            return name, raw
+    return None
+
+
+def finished_steps(path: Path) -> int | None:
+    """The step count a finished run's summary.json records; None when there is none. A summary
+    that is not JSON or has no integer "steps" (damaged, hand-edited) is refused with one line:
+    whether the run finished cannot be told from it."""
+    if not path.is_file():
+        return None
+    try:
+        done = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        done = None
+    steps = done.get("steps") if isinstance(done, dict) else None
+    if isinstance(steps, bool) or not isinstance(steps, int):
+        raise UserError(
+            f"{path} is damaged (not a JSON object with an integer \"steps\"); delete it to "
+            "resume the run from its last checkpoint"
+        )
+    return steps
+
+
 def resume_run(run_dir: Path) -> None:
     node = load_run_config(run_dir)
     from rltrain.runner.loop import train
 
     if not (run_dir / "checkpoints").is_dir():
         raise UserError(f"{run_dir} has no checkpoints/ to resume from")
-    summary = run_dir / "summary.json"
-    if summary.is_file():
-        done = json.loads(summary.read_text())
-        if done.get("steps", 0) >= node.total_steps:
-            raise UserError(
-                f"{run_dir} already finished ({done['steps']:,} steps); nothing to resume"
-            )
+    steps = finished_steps(run_dir / "summary.json")
+    if steps is not None and steps >= node.total_steps:
+        raise UserError(f"{run_dir} already finished ({steps:,} steps); nothing to resume")
     print(f"resuming {run_dir}", flush=True)
     train(node, run_dir, resume=True)
 

@@ -105,6 +105,9 @@ def resolve_game(game: str) -> str:
     raise UserError(f"env.game={game} is not an ALE game{hint}")
 
 
+MAX_SCREEN_SIZE = 420
+
+
 def validate_atari_config(cfg: AtariConfig) -> str:
     """Checks the config (one-line UserError) and returns the ROM name of the game."""
     if cfg.backend not in BACKENDS:
@@ -113,6 +116,13 @@ def validate_atari_config(cfg: AtariConfig) -> str:
         (cfg.frame_skip >= 1, f"env.frame_skip={cfg.frame_skip} must be at least 1"),
         (cfg.frame_stack >= 1, f"env.frame_stack={cfg.frame_stack} must be at least 1"),
         (cfg.screen_size >= 8, f"env.screen_size={cfg.screen_size} must be at least 8"),
+        # the frames are resized from the 210 x 160 screen: a larger size adds no detail, only
+        # memory (a replay of 1M frames at 84 x 84 is already 7 GB)
+        (
+            cfg.screen_size <= MAX_SCREEN_SIZE,
+            f"env.screen_size={cfg.screen_size} must be at most {MAX_SCREEN_SIZE} (the ALE screen "
+            "is 210 x 160; 84 is the usual size)",
+        ),
         (cfg.noop_max >= 0, f"env.noop_max={cfg.noop_max} must be 0 or more"),
         (cfg.num_envs >= 1, f"env.num_envs={cfg.num_envs} must be at least 1"),
         (

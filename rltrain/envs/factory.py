@@ -32,6 +32,10 @@ def _check_gym_id(env_id: str) -> None:
     raise UserError(f"env.id={env_id} is not a registered gymnasium environment{hint}")
 
 
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())[:300]
+
+
 def make_single_env(cfg: Any, render_mode: str | None = None) -> gym.Env[Any, Any]:
     """One (unvectorized) env: for tabular models, rendering and the terminal view."""
     # Presets of the gym schema (cartpole, frozen_lake, cliff_walking, taxi, ...) are GymEnvConfig.
@@ -40,7 +44,14 @@ def make_single_env(cfg: Any, render_mode: str | None = None) -> gym.Env[Any, An
         kwargs: dict[str, Any] = {"render_mode": render_mode}
         if cfg.max_episode_steps is not None:
             kwargs["max_episode_steps"] = cfg.max_episode_steps
-        return gym.make(cfg.id, **kwargs)
+        try:
+            return gym.make(cfg.id, **kwargs)
+        except gym.error.DependencyNotInstalled as error:
+            # a registered id whose optional extra (Box2D, MuJoCo, ...) is missing: gymnasium's
+            # own text says what to install
+            raise UserError(
+                f"env.id={cfg.id} needs a package that is not installed: {_one_line(error)}"
+            ) from None
     if cfg.name == "gridworld":
         from rltrain.envs.gridworld import make_gridworld
 

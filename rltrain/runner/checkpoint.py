@@ -191,7 +191,43 @@ def load(path: Path) -> dict[str, Any]:
     expected = state.pop(CHECKSUM, None)  # absent only in checkpoints older than the checksum
     if expected is not None and payload_checksum(state) != expected:
         raise UserError(f"checkpoint {path} is damaged: its data does not match its checksum")
+    problem = layout_problem(state)
+    if problem is not None:
+        raise UserError(f"checkpoint {path} is damaged or incomplete: {problem}")
     return state
+
+
+# What every checkpoint holds at its top level, and of which type (ints pass as floats: a best
+# return of -inf is saved as a float, a wall time of 0 may be an int).
+_LAYOUT: dict[str, tuple[type, ...]] = {
+    "algo": (str,),
+    "env": (str,),
+    "step": (int,),
+    "iterations": (int,),
+    "elapsed": (float, int),
+    "best_eval": (float, int),
+    "algo_state": (dict,),
+    "rng": (dict,),
+    "generator": (dict,),
+}
+
+
+def layout_problem(state: dict[str, Any]) -> str | None:
+    """What is wrong with a checkpoint's top-level keys (missing, of the wrong type, a negative
+    step), or None: a hand-edited or foreign dict is named here, not in a KeyError deep inside."""
+    for key, types in _LAYOUT.items():
+        if key not in state:
+            return f"it has no '{key}'"
+        value = state[key]
+        if isinstance(value, bool) or not isinstance(value, types):
+            expected = " or ".join(t.__name__ for t in types)
+            return f"'{key}' is a {type(value).__name__}, not {expected}"
+    if state["step"] < 0 or state["iterations"] < 0:
+        return f"'step'={state['step']} and 'iterations'={state['iterations']} must be >= 0"
+    for key in ("env_state", "recorder"):
+        if state.get(key) is not None and not isinstance(state[key], dict):
+            return f"'{key}' is a {type(state[key]).__name__}, not dict"
+    return None
 
 
 # What a model's load_state_dict raises for a state of another shape, layout or algorithm;
@@ -214,11 +250,20 @@ def does_not_fit(directory: Path, algo_name: str, error: BaseException) -> UserE
 def _unpickling_reason(error: Exception) -> str:
     """The line of torch's long weights_only message that names what was refused."""
     text = str(error)
-    match = re.search(r"(Unsupported global: GLOBAL \S+|Unsupported operand \S+)", text)
+    # torch names the callable a pickle asks for in one of several phrasings, by version:
+    # "Unsupported global: GLOBAL os.system", "unsupported GLOBAL posix.system whose module ..."
+    match = re.search(r"GLOBAL ([\w.]+)", text)
     if match:
-        return match.group(1)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1][:120] if lines else "unsafe content"
+        return f"it asks to call or build {match.group(1)}, which is not tensor data"
+    match = re.search(r"Unsupported operand \S+", text)
+    if match:
+        return match.group(0)
+    # otherwise the line that says what was refused, not torch's advice or documentation link
+    lines = [
+        line.strip() for line in text.splitlines()
+        if line.strip() and not re.search(r"https?://|weights_only|Weights only", line)
+    ]  # fmt: skip
+    return lines[0][:160] if lines else "it holds objects that are not tensor data"
 
 
 def load_latest(directory: Path, warn: Any = warn_stderr) -> tuple[dict[str, Any], Path]:

@@ -162,16 +162,26 @@ def _run(
     iterations, elapsed_before, best = 0, 0.0, -float("inf")
     if saved is not None:
         if saved.get("env_state") is not None:
-            ctx.env.load_state_dict(saved["env_state"])
+            try:
+                ctx.env.load_state_dict(saved["env_state"])
+            except ckpt.STATE_LOAD_ERRORS as error:
+                raise ckpt.does_not_fit(run_dir / "checkpoints", cfg.env.name, error) from error
         # the counters first: an algorithm's load_state_dict may read ctx.step (schedules)
         ctx.step, iterations = int(saved["step"]), int(saved["iterations"])
         try:
             algo.load_state_dict(saved["algo_state"])
         except ckpt.STATE_LOAD_ERRORS as error:
             raise ckpt.does_not_fit(run_dir / "checkpoints", cfg.algo.name, error) from error
-        rec.load_state_dict(saved.get("recorder", {}))
-        ckpt.set_rng_state(saved["rng"])
-        ckpt.set_generator_state(ctx.rng, saved["generator"])
+        try:
+            rec.load_state_dict(saved.get("recorder") or {})
+            ckpt.set_rng_state(saved["rng"])
+            ckpt.set_generator_state(ctx.rng, saved["generator"])
+        except ckpt.STATE_LOAD_ERRORS as error:
+            # a hand-edited or foreign checkpoint whose RNG or logger state is malformed
+            raise UserError(
+                f"checkpoint in {run_dir / 'checkpoints'} is damaged: its random-number or "
+                f"logger state cannot be restored ({type(error).__name__}: {str(error)[:120]})"
+            ) from error
         elapsed_before, best = float(saved["elapsed"]), float(saved["best_eval"])
     checkpoint_dir = run_dir / "checkpoints"
     log_every = max(1, cfg.logger.log_interval)
