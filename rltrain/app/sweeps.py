@@ -81,13 +81,82 @@ def _fail(message: str) -> None:
     raise SystemExit(2)
 
 
+# Composing one job's config takes tens of milliseconds: a grid larger than this is checked
+# job by job as it runs (its type errors still up front, by Hydra).
+MAX_CHECKED_JOBS = 2000
+
+
+def _job_overrides(config: DictConfig) -> list[list[str]] | None:
+    """Every job of a basic (grid) sweep as its list of overrides, in launch order, or None
+    when the sweep cannot be expanded here (Hydra then reports the problem itself)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = config.hydra.sweeper.get("params") or {}
+    arguments = [f"{key}={value}" for key, value in params.items()]
+    arguments += [str(item) for item in config.hydra.overrides.task]
+    try:
+        parsed = OverridesParser.create().parse_overrides(arguments)
+        (jobs,) = BasicSweeper.split_arguments(parsed, None)
+    except Exception:
+        return None
+    return [list(job) for job in jobs]
+
+
+def check_every_job(config: DictConfig) -> None:
+    """A grid sweep is validated whole before its first job: every job's config is composed as
+    Hydra will compose it, its preset applied, and typed (ranges included), so that a bad value
+    in job 5 does not surface after jobs 0-4 have trained."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from rltrain.config.errors import explain
+    from rltrain.config.presets import apply_preset
+    from rltrain.config.validate import typed_config
+
+    jobs = _job_overrides(config)
+    if jobs is None or len(jobs) > MAX_CHECKED_JOBS or not GlobalHydra.instance().is_initialized():
+        return
+    loader = GlobalHydra.instance().hydra.config_loader  # type: ignore[union-attr]
+    for number, overrides in enumerate(jobs):
+        try:
+            job = loader.load_sweep_config(config, overrides)
+        except (HydraException, OmegaConfBaseException) as error:
+            # an unknown option or a type error: said here, before the sweeper writes its
+            # directory (Hydra would refuse it too, but after that)
+            _fail(explain(error))
+        with read_write(job), open_dict(job):
+            del job["hydra"]
+        try:
+            apply_preset(job, overrides)
+            typed_config(job)
+            count = int(job.get("num_seeds", 1))
+            if count < 1:
+                raise UserError(f"num_seeds={count} must be at least 1")
+        except UserError as error:
+            swept = [item for item in overrides if item not in _fixed(config)]
+            _fail(
+                f"sweep job {number} ({' '.join(swept) or 'no swept keys'}): {error}; "
+                f"no job of the {len(jobs)} was started"
+            )
+
+
+def _fixed(config: DictConfig) -> set[str]:
+    """The command line's overrides that are not sweeps (the same in every job)."""
+    return {str(item) for item in config.hydra.overrides.task if not _is_sweep(str(item))}
+
+
 class SweepChecks(Callback):
     """Checks before a multirun starts; enabled by
     `hydra.callbacks.rltrain_sweeps._target_: rltrain.app.sweeps.SweepChecks` in a config."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweeper = config.hydra.sweeper
-        if "optuna" not in str(sweeper.get("_target_", "")).lower():
+        target = str(sweeper.get("_target_", "")).lower()
+        if "basic" in target:
+            check_every_job(config)
+        if "optuna" not in target:
             return
         params = sweeper.get("params") or {}
         task = [str(item) for item in config.hydra.overrides.task]
