@@ -197,6 +197,11 @@ def run_hydra(args: list[str]) -> Any:
             return print_config(request)
         except (HydraException, OmegaConfBaseException) as error:
             raise UserError(explain(error)) from error
+    live = _named_run_dir(args)
+    if live is not None:
+        from rltrain.runner.run_lock import refuse_if_held
+
+        refuse_if_held(live)
     # Let Hydra raise instead of printing a stack trace, so we can print one line.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     saved, saved_stderr = sys.argv, sys.stderr
@@ -220,6 +225,18 @@ def run_hydra(args: list[str]) -> Any:
         ) from None
     finally:
         sys.argv, sys.stderr = saved, saved_stderr
+
+
+def _named_run_dir(args: list[str]) -> Path | None:
+    """The run directory a single run was told to write (`hydra.run.dir=DIR`, no
+    interpolation in it), or None: a sweep or a generated name is a fresh directory."""
+    if any(arg in ("-m", "--multirun") for arg in args):
+        return None
+    for arg in reversed(args):  # the last one given wins, as in Hydra
+        key, sep, value = arg.lstrip("+").partition("=")
+        if sep and key == "hydra.run.dir":
+            return None if "${" in value or not value else Path(value)
+    return None
 
 
 @app.command(

@@ -35,7 +35,13 @@ from rltrain.algos.oracle import (
 from rltrain.blocks.dp import (
     TabularModel,
     bellman_q,
+    can_end,
+    decision_states,
+    ending_states,
+    greedy_policy,
+    loop_gain,
     policy_iteration_round,
+    proper_policy,
     value_iteration_sweep,
 )
 from rltrain.config.algos import PolicyIterationConfig, ValueIterationConfig
@@ -53,6 +59,13 @@ def _no_model(name: str) -> str:
         f"algo={name} needs an environment model (env.unwrapped.P); use q_learning/sarsa for "
         "model-free learning, or dqn/ppo for CartPole"
     )
+
+
+# What to change when gamma = 1 has no finite optimum; rewards are the gridworld's knob.
+_UNDISCOUNTED_FIX = "use algo.gamma<1, or rewards that make every loop cost (env.step_reward<0)"
+
+# An average reward per step above this in a loop that never ends is growth, not round-off.
+_GAIN_ATOL = 1e-9
 
 
 class _Planner(Algorithm):
@@ -77,6 +90,50 @@ class _Planner(Algorithm):
         self.sweeps = 0
         self.residual = float("inf")
         self.finished = False
+        # where choices matter: reachable, non-terminal states (walls and the like left out)
+        oracle = self.info.oracle
+        self.states = oracle.decision_mask if oracle is not None else decision_states(self.model)
+        if gamma == 1.0:
+            never = np.flatnonzero(self.states & ~can_end(self.model))
+            if never.size:
+                raise UserError(
+                    f"algo={self.algo_name} with algo.gamma=1: no policy ever reaches a terminal "
+                    f"state from state {int(never[0])}, so returns are endless sums and the "
+                    "problem has no finite optimum; use algo.gamma<1"
+                )
+
+    def _check_undiscounted(self, policy: np.ndarray, final: bool) -> None:
+        """gamma = 1: refuse a problem without a finite optimum, seen in `policy` (the greedy or
+        current one): a loop it never leaves that earns a positive reward per step (returns grow
+        without bound), or, at the end (`final`), any loop it never leaves, since a policy that
+        never finishes then scores as well as the best one (no reward on its loop is negative).
+        """
+        gain = loop_gain(self.model, policy, self.states)
+        if gain > _GAIN_ATOL:
+            raise UserError(
+                f"algo={self.algo_name} with algo.gamma=1: a policy that loops forever without "
+                f"reaching a terminal state earns {gain:.3g} per step, so returns grow without "
+                f"bound and the problem has no finite optimum; {_UNDISCOUNTED_FIX}"
+            )
+        if final:
+            loops = np.flatnonzero(self.states & ~ending_states(self.model, policy))
+            if loops.size:
+                raise UserError(
+                    f"algo={self.algo_name} with algo.gamma=1: its best policy never reaches a "
+                    f"terminal state from state {int(loops[0])} and scores as well as one that "
+                    "does (no reward on its loop is negative), so the problem has no "
+                    f"well-defined optimum under gamma=1; {_UNDISCOUNTED_FIX}"
+                )
+
+    def _check_cap(self, what: str) -> None:
+        """A planner stopped by total_steps before it converged fails instead of saying done."""
+        if self.finished or self.ctx.step + 1 < self.ctx.cfg.total_steps:
+            return
+        raise UserError(
+            f"algo={self.algo_name} did not converge in {self.sweeps:,} {what} (Bellman "
+            f"residual {self.residual:.3g}, algo.tol={self.ctx.cfg.algo.tol:g}); raise "
+            "total_steps (it caps the sweeps) or algo.tol"
+        )
 
     def _log_residual(self, residual: float) -> None:
         self.sweeps += 1
@@ -127,6 +184,14 @@ class ValueIteration(_Planner):
         self.v, self.q, residual = value_iteration_sweep(self.model, self.q, self.v, self.cfg.gamma)
         self._log_residual(residual)
         self.finished = residual < self.cfg.tol
+        if self.cfg.gamma == 1.0:
+            # Diverging values show as a greedy policy looping on a positive reward; looked
+            # for at sweeps 1, 2, 4, ..., 256 and every 256th after (it costs more than a sweep)
+            # and before stopping either way.
+            final = self.finished or self.ctx.step + 1 >= self.ctx.cfg.total_steps
+            if final or self.sweeps & (self.sweeps - 1) == 0 or self.sweeps % 256 == 0:
+                self._check_undiscounted(greedy_policy(self.q), final=self.finished)
+        self._check_cap("sweeps")
         return 1
 
 
@@ -139,7 +204,13 @@ class PolicyIteration(_Planner):
     def __init__(self, cfg: PolicyIterationConfig, ctx: Context) -> None:
         self.cfg = cfg
         super().__init__(cfg.gamma, ctx)
-        self.policy = np.zeros(self.v.shape[0], dtype=np.int64)
+        # Undiscounted, only a policy that ends its episodes has finite values to evaluate:
+        # start from one (every later policy is then one too, where the problem is well-posed).
+        self.policy = (
+            proper_policy(self.model)
+            if cfg.gamma == 1.0
+            else np.zeros(self.v.shape[0], dtype=np.int64)
+        )
 
     def iterate(self) -> int:
         cfg = self.cfg
@@ -158,7 +229,15 @@ class PolicyIteration(_Planner):
         self._log_residual(float(np.max(self.q.max(axis=1) - self.v, initial=0.0)))
         self.policy = policy
         self.finished = stable
+        if cfg.gamma == 1.0:
+            self._check_undiscounted(policy, final=True)
+        self._check_cap("rounds")
         return 1
+
+    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        # the policy it evaluated, not argmax Q: under ties (gamma = 1 with no step cost) the
+        # lowest action can be one that never ends the episode
+        return self.policy[np.asarray(obs, dtype=np.int64)]
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "policy": torch.from_numpy(self.policy.copy())}

@@ -9,6 +9,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from rltrain.app.refused_run import discard_if_refused
 from rltrain.app.sweeps import train_seeds
 from rltrain.config.presets import apply_preset
 from rltrain.config.store import register_configs
@@ -21,16 +22,17 @@ def hydra_train(cfg: DictConfig) -> float:
     """Applies the tuned preset, then trains; returns the final evaluation return (the mean over
     seeds with `num_seeds=N`): the objective an Optuna sweep maximises."""
     hydra_cfg = HydraConfig.get()
-    # the command line as typed: reading the ListConfig's items would resolve `${...}` in them
-    overrides = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
-    assert isinstance(overrides, list)
-    print(apply_preset(cfg, [str(item) for item in overrides]), flush=True)
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    if hydra_cfg.output_subdir is not None:
-        # Hydra saved the config before the preset was applied: the run directory must hold the
-        # values the run trains with (resume and eval read them back)
-        save_config(cfg, run_dir / hydra_cfg.output_subdir / "config.yaml")
-    return train_seeds(cfg, run_dir)
+    with discard_if_refused(run_dir, stop_at=Path(hydra_cfg.runtime.cwd)):
+        # the command line as typed: reading the ListConfig's items would resolve `${...}` in them
+        overrides = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
+        assert isinstance(overrides, list)
+        print(apply_preset(cfg, [str(item) for item in overrides]), flush=True)
+        if hydra_cfg.output_subdir is not None:
+            # Hydra saved the config before the preset was applied: the run directory must hold
+            # the values the run trains with (resume and eval read them back)
+            save_config(cfg, run_dir / hydra_cfg.output_subdir / "config.yaml")
+        return train_seeds(cfg, run_dir)
 
 
 def save_config(cfg: DictConfig, path: Path) -> None:

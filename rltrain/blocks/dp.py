@@ -309,6 +309,82 @@ def policy_iteration(
     return DPResult(q, q.max(axis=1), greedy_policy(q), residuals, len(residuals))
 
 
+# --- gamma = 1: which policies end the episode --------------------------------------------------
+# Without discounting a return is a finite sum only for a policy that reaches a terminal state
+# with probability 1 (a "proper" policy, Bertsekas & Tsitsiklis 1991, stochastic shortest
+# paths). Value and policy iteration then converge to a finite optimum when a proper policy
+# exists and every improper one does worse; these helpers let the planners check that.
+
+
+def _ends_now(model: TabularModel) -> np.ndarray:
+    """[S, A] bool: taking a in s may end the episode (some of its mass terminates)."""
+    return model.continue_prob.sum(axis=2) < 1.0 - 1e-12
+
+
+def ending_states(model: TabularModel, policy: np.ndarray) -> np.ndarray:
+    """[S] bool: the states from which deterministic `policy` ends the episode with probability 1.
+
+    A state fails when it can reach (along transitions of positive probability) a state from
+    which no path ends the episode: in a finite chain every other state is absorbed for sure.
+    """
+    rows = np.arange(policy.shape[0])
+    edges = model.continue_prob[rows, policy] > 0.0  # [S, S']
+    leaks = _ends_now(model)[rows, policy]
+    trapped = ~_reachable(edges.T, leaks)  # no path to an ending from these
+    return ~_reachable(edges.T, trapped)
+
+
+def can_end(model: TabularModel) -> np.ndarray:
+    """[S] bool: the states from which some policy can end the episode."""
+    edges = np.asarray((model.continue_prob > 0.0).any(axis=1))  # [S, S'] under some action
+    ends = np.asarray(_ends_now(model).any(axis=1))
+    return _reachable(edges.T, ends)
+
+
+def proper_policy(model: TabularModel) -> np.ndarray:
+    """A deterministic policy that ends the episode with probability 1 from every state of
+    `can_end` (the others keep action 0): layer by layer back from the endings, each state takes
+    an action with a positive chance of moving one layer closer, so from anywhere an ending is
+    at most S steps away with positive probability."""
+    ends = _ends_now(model)
+    policy = np.zeros(ends.shape[0], dtype=np.int64)
+    done = np.asarray(ends.any(axis=1))
+    policy[done] = np.argmax(ends[done], axis=1)
+    while True:
+        closer = (model.continue_prob[:, :, done] > 0.0).any(axis=2) & ~done[:, None]  # [S, A]
+        new = np.asarray(closer.any(axis=1))
+        if not new.any():
+            return policy
+        policy[new] = np.argmax(closer[new], axis=1)
+        done |= new
+
+
+def loop_gain(model: TabularModel, policy: np.ndarray, start: np.ndarray) -> float:
+    """The largest average reward per step `policy` earns in a loop it never leaves, among the
+    loops it can enter from the `start` states ([S] bool), or -inf when it has none there.
+    Positive: its return grows without bound under gamma = 1.
+
+    Estimated as the reward of steps N+1..2N divided by N from each trapped state, which drops
+    the reward on the way into the loop; N grows with the loop's size so that a loop's period
+    and mixing are covered (exact for deterministic loops).
+    """
+    rows = np.arange(policy.shape[0])
+    # the states that cannot reach an ending at all: their transitions stay among themselves
+    edges = model.continue_prob[rows, policy] > 0.0
+    stuck = ~_reachable(edges.T, _ends_now(model)[rows, policy]) & _reachable(edges, start)
+    if not stuck.any():
+        return -float("inf")
+    c = model.continue_prob[rows, policy][np.ix_(stuck, stuck)]
+    r = model.reward[rows, policy][stuck]
+    n = 4 * int(stuck.sum()) + 64
+    total, window = np.zeros_like(r), np.zeros_like(r)
+    for k in range(2 * n):
+        total = r + c @ total  # k+1 steps of reward
+        if k + 1 == n:
+            window = total.copy()
+    return float(np.max((total - window) / n))
+
+
 def decision_states(model: TabularModel, start: np.ndarray | None = None) -> np.ndarray:
     """[S] bool mask of the states where an agent actually chooses: reachable and not terminal.
 

@@ -25,6 +25,31 @@ def _holder(text: str) -> str:
     return f"PID {pid}" + (f" on {host}" if host and host != socket.gethostname() else "")
 
 
+def _held_by_another(fd: int, run_dir: Path) -> UserError:
+    holder = _holder(os.pread(fd, 256, 0).decode(errors="replace"))
+    return UserError(
+        f"{run_dir} is being written by another rltrain process ({holder}); wait for it "
+        "to end (or stop it), or train into another directory"
+    )
+
+
+def refuse_if_held(run_dir: Path) -> None:
+    """UserError naming the holder when another process holds `run_dir`'s lock; creates nothing.
+
+    For `rltrain hydra.run.dir=DIR` on a live run: Hydra writes DIR/.hydra/ before the task
+    runs and takes the lock, so the check has to come before Hydra starts."""
+    try:
+        fd = os.open(run_dir / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return  # no lock file (or no directory): nobody writes there
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _held_by_another(fd, run_dir) from None
+    finally:
+        os.close(fd)  # releases the shared lock it may have taken
+
+
 def _acquire(path: Path, run_dir: Path) -> int:
     """An open descriptor of `path` holding its flock. Retried when the file was replaced while
     we opened it (a writer that ended removes it): the lock must be on the file at `path`."""
@@ -33,12 +58,9 @@ def _acquire(path: Path, run_dir: Path) -> int:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _holder(os.pread(fd, 256, 0).decode(errors="replace"))
+            error = _held_by_another(fd, run_dir)
             os.close(fd)
-            raise UserError(
-                f"{run_dir} is being written by another rltrain process ({holder}); wait for it "
-                "to end (or stop it), or train into another directory"
-            ) from None
+            raise error from None
         try:
             if os.stat(path).st_ino == os.fstat(fd).st_ino:
                 return fd

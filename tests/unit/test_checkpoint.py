@@ -22,9 +22,12 @@ def make_state(step: int) -> dict:
         "algo": "ppo",
         "env": "cartpole",
         "step": step,
+        "iterations": step,
         "elapsed": 1.5,
         "best_eval": -float("inf"),
         "algo_state": {"net": {"w": torch.arange(6.0).reshape(2, 3) * step}, "obs": torch.ones(3)},
+        "rng": {},
+        "generator": {},
         "names": ["a", "b"],
     }
 
@@ -234,11 +237,7 @@ def test_rng_states_survive_a_checkpoint(tmp_path):
     for _ in range(3):  # move every stream away from its seed
         random.random(), np.random.rand(), torch.rand(1), rng.random()
     random.gauss(0, 1)  # leaves a cached gaussian in Python's state
-    state = {
-        "format": ckpt.FORMAT_VERSION,
-        "rng": ckpt.rng_state(),
-        "generator": ckpt.generator_state(rng),
-    }
+    state = {**make_state(1), "rng": ckpt.rng_state(), "generator": ckpt.generator_state(rng)}
     ckpt.save_atomic(state, tmp_path / ckpt.LAST)
     expected = (
         random.gauss(0, 1),

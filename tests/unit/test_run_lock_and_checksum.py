@@ -33,7 +33,12 @@ def test_a_lock_file_left_by_a_dead_writer_is_taken_over(tmp_path: Path, capsys)
 
 
 def _state() -> dict:
-    return {"format": ckpt.FORMAT_VERSION, "weights": torch.arange(4096, dtype=torch.float32)}
+    """The top-level layout every checkpoint has (load checks it), plus a tensor to damage."""
+    return {
+        "format": ckpt.FORMAT_VERSION, "algo": "ppo", "env": "cartpole", "step": 0,
+        "iterations": 0, "elapsed": 0.0, "best_eval": 0.0, "algo_state": {}, "rng": {},
+        "generator": {}, "weights": torch.arange(4096, dtype=torch.float32),
+    }  # fmt: skip
 
 
 def test_a_flipped_byte_in_tensor_data_is_caught_and_previous_is_used(tmp_path: Path) -> None:
