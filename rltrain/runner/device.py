@@ -47,6 +47,14 @@ def configure_threads(cfg: DeviceConfig, image_observations: bool) -> int:
     threads = cfg.threads
     if threads < 0:
         raise UserError(f"device.threads={threads} must be >= 0 (0 = automatic)")
+    cores = os.cpu_count() or 1
+    if threads > cores:
+        # more threads than cores only adds hand-offs, and an absurd count aborts inside
+        # OpenMP's allocator (libgomp: out of memory) before Python can say anything
+        raise UserError(
+            f"device.threads={threads} is more than the {cores} CPU cores here; use at most "
+            f"{cores}, or 0 to choose"
+        )
     if threads == 0:
         threads = job_thread_cap() if image_observations else 1
     torch.set_num_threads(threads)

@@ -9,10 +9,12 @@ Cases already in test_cli_errors.py (algo=nope, algo.lr=abc, algo.foo=1, ...) ar
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -142,19 +144,205 @@ TRAIN_CASES: dict[str, tuple[list[str], list[str]]] = {
     # schemas are no options; presets are chosen by name
     "schema_as_an_option": (["algo=ppo_schema"], [r"unknown algo 'ppo_schema'", r"\bppo\b"]),
     "unknown_preset": (["preset=rl_zoo"], [r"preset=rl_zoo is not known", r"ppo_cartpole"]),
+    # --- issue 20 ---------------------------------------------------------------------------
+    # seeds NumPy does not accept, absurdly long numbers
+    "seed_negative": (["seed=-1"], [r"^seed=-1 must be in \[0, 2\^32", r"32-bit"]),
+    "seed_beyond_32_bits": (["seed=4294967296"], [r"seed=4294967296 must be in \[0, 2\^32"]),
+    "seed_absurdly_long": (["seed=" + "9" * 40], [r"seed=9{40} is too large"]),
+    "total_steps_absurdly_long": (["total_steps=" + "9" * 30], [r"total_steps=9{30} is too large"]),
+    "lr_overflowing_to_inf": (["algo.lr=1e999"], [r"algo\.lr=inf is not a finite number"]),
+    # network sizes that are not positive or cannot be allocated
+    "hidden_size_negative": (
+        ["network.hidden_sizes=[-5]"],
+        [r"hidden_sizes=\[-5\] has a layer of width -5", r"at least 1"],
+    ),
+    "hidden_size_zero": (["network.hidden_sizes=[0]"], [r"a layer of width 0"]),
+    "hidden_sizes_too_large_to_allocate": (
+        ["network.hidden_sizes=[10000000000]", "total_steps=256"],
+        [r"^out of memory: ", r"network\.hidden_sizes"],
+    ),
+    "atari_replay_too_large_to_allocate": (
+        ["algo=dqn", "env=atari", "algo.buffer_size=100000000", "algo.learning_starts=10",
+         "total_steps=256"],
+        [r"^out of memory: ", r"algo\.buffer_size"],
+    ),
+    "atari_screen_size_too_large": (
+        ["env=atari", "env.screen_size=100000"], [r"env\.screen_size=100000 must be at most 420"]
+    ),
+    # output directories that cannot hold one
+    "output_dir_under_proc": (
+        ["hydra.run.dir=/proc/x"],
+        [r"cannot create the output directory /proc/x", r"hydra\.run\.dir"],
+    ),
+    "output_dir_under_a_device": (
+        ["hydra.run.dir=/dev/null/x"], [r"/dev/null/x: Not a directory", r"hydra\.run\.dir=DIR"]
+    ),
+    # a gymnasium id whose optional dependency is missing (skipped where Box2D is installed)
+    "gym_id_needing_box2d": (
+        ["env=gym", "env.id=LunarLander-v3"],
+        [r"env\.id=LunarLander-v3 needs a package that is not installed", r"box2d"],
+    ),
+    # accepted silently before
+    "max_episode_steps_negative": (
+        ["env.max_episode_steps=-1", "total_steps=256"],
+        [r"env\.max_episode_steps=-1 must be at least 1, or null"],
+    ),
+    "max_episode_steps_zero": (
+        ["env.max_episode_steps=0", "total_steps=256"], [r"env\.max_episode_steps=0 must be"]
+    ),
+    "unknown_progress_mode": (
+        ["logger.progress=fancy", "total_steps=256"],
+        [r"logger\.progress=fancy is not known", r"auto, bar, lines, none"],
+    ),
+    "target_kl_negative": (["algo.target_kl=-1"], [r"algo\.target_kl=-1\.0 must be positive"]),
+    "target_kl_zero": (["algo.target_kl=0"], [r"algo\.target_kl=0\.0 must be positive"]),
+    "dqn_replay_smaller_than_a_batch": (
+        ["algo=dqn", "algo.buffer_size=1", "algo.batch_size=32"],
+        [r"algo\.buffer_size=1 is smaller than algo\.batch_size=32", r"buffer_size>=32"],
+    ),
+    "learning_starts_past_the_budget": (
+        ["algo=dqn", "algo.learning_starts=100000", "total_steps=1000"],
+        [r"learning_starts=100,000 is not below total_steps=1,000", r"no update would ever happen"],
+    ),
+    "learning_starts_at_the_budget": (
+        ["algo=dqn", "algo.learning_starts=256", "total_steps=256"],
+        [r"learning_starts=256 is not below total_steps=256"],
+    ),
+    # one iteration larger than the whole budget
+    "ppo_iteration_larger_than_the_budget": (
+        ["env.num_envs=1000", "total_steps=1000"],
+        [r"one iteration of algo=ppo is algo\.n_steps x env\.num_envs = 32,000 env steps",
+         r"more than total_steps=1,000", r"lower algo\.n_steps or env\.num_envs"],
+    ),
+    "ppo_iteration_of_millions": (
+        ["env.num_envs=100000", "total_steps=1000"], [r"= 3,200,000 env steps"]
+    ),
+    "a2c_iteration_larger_than_the_budget": (
+        ["algo=a2c", "env.num_envs=512", "total_steps=100"],
+        [r"one iteration of algo=a2c is .* = 2,560 env steps, more than total_steps=100"],
+    ),
+    "dqn_iteration_larger_than_the_budget": (
+        ["algo=dqn", "env.num_envs=1000", "total_steps=256", "algo.learning_starts=10"],
+        [r"one iteration of algo=dqn is env\.num_envs = 1,000 env steps"],
+    ),
+    "q_learning_iteration_larger_than_the_budget": (
+        ["algo=q_learning", "env=gridworld", "env.num_envs=1000"],
+        [r"one iteration of algo=q_learning is env\.num_envs = 1,000 env steps"],
+    ),
+    # non-finite numbers, refused where the config is read
+    "step_reward_nan": (
+        ["algo=q_learning", "env=gridworld", "env.step_reward=nan", "total_steps=1999"],
+        [r"^env\.step_reward=nan is not a finite number"],
+    ),
+    "goal_reward_minus_inf": (
+        ["algo=q_learning", "env=gridworld", "env.goal_reward=-inf"],
+        [r"^env\.goal_reward=-inf is not a finite number"],
+    ),
+    "initial_q_inf": (
+        ["algo=q_learning", "env=gridworld", "algo.initial_q=inf"],
+        [r"^algo\.initial_q=inf is not a finite number"],
+    ),
+    "lr_nan_names_the_key": (["algo.lr=nan"], [r"^algo\.lr=nan is not a finite number"]),
+    # planning without a finite optimum, or stopped before it converged
+    "value_iteration_gamma_1_without_a_step_cost": (
+        ["algo=value_iteration", "env=gridworld", "algo.gamma=1"],
+        [r"algo=value_iteration with algo\.gamma=1: its best policy never reaches a terminal",
+         r"no well-defined optimum", r"algo\.gamma<1", r"env\.step_reward<0"],
+    ),
+    "value_iteration_gamma_1_with_a_positive_step_reward": (
+        ["algo=value_iteration", "env=gridworld", "algo.gamma=1", "env.step_reward=0.1",
+         "total_steps=100000"],
+        [r"loops forever without reaching a terminal state earns 0\.1 per step",
+         r"no finite optimum"],
+    ),
+    "policy_iteration_gamma_1_with_a_positive_step_reward": (
+        ["algo=policy_iteration", "env=gridworld", "algo.gamma=1", "env.step_reward=0.1"],
+        [r"algo=policy_iteration with algo\.gamma=1: a policy that loops forever"],
+    ),
+    "planning_gamma_1_on_an_env_that_never_ends": (
+        ["algo=policy_iteration", "env=traffic_light", "algo.gamma=1"],
+        [r"no policy ever reaches a terminal state", r"use algo\.gamma<1$"],
+    ),
+    "value_iteration_stopped_at_its_sweep_cap": (
+        ["algo=value_iteration", "env=gridworld", "total_steps=3"],
+        [r"algo=value_iteration did not converge in 3 sweeps", r"raise total_steps"],
+    ),
+    "policy_iteration_stopped_at_its_round_cap": (
+        ["algo=policy_iteration", "env=gridworld", "env.slip=0.2", "total_steps=1"],
+        [r"algo=policy_iteration did not converge in 1 rounds"],
+    ),
+    # messages
+    "conv_dtype_float16": (
+        ["network.conv_dtype=float16"],
+        [r"network\.conv_dtype=float16 is not known; use float32 or bfloat16"],
+    ),
+    # sweeps: a range error in any job stops the sweep before its first job
+    "sweep_with_a_bad_lr_in_job_1": (
+        ["-m", "algo.lr=1e-3,-1"],
+        [r"^sweep job 1 \(algo\.lr=-1\): algo\.lr=-1\.0 must be positive",
+         r"no job of the 2 was started"],
+    ),
+    "sweep_with_a_bad_seed_in_job_1": (
+        ["-m", "seed=0,-1"], [r"^sweep job 1 \(seed=-1\): seed=-1 must be in"]
+    ),
+    # beyond the issue's classes: more threads than cores (libgomp aborted on absurd counts),
+    # budgets, seeds and intervals out of range, atari and gridworld settings, types
+    "threads_beyond_the_cores": (
+        ["device.threads=1000000000", "total_steps=256"],
+        [r"device\.threads=1000000000 is more than the \d+ CPU cores here"],
+    ),
+    "total_steps_zero": (["total_steps=0"], [r"^total_steps=0 must be at least 1$"]),
+    "total_steps_negative": (["total_steps=-5"], [r"^total_steps=-5 must be at least 1$"]),
+    "num_seeds_zero": (["num_seeds=0"], [r"^num_seeds=0 must be at least 1$"]),
+    "eval_interval_negative": (["eval_interval=-1"], [r"^eval_interval=-1 must be >= 0"]),
+    "planner_tol_zero": (
+        ["algo=value_iteration", "env=gridworld", "algo.tol=0"],
+        [r"algo\.tol=0\.0 must be positive"],
+    ),
+    "max_grad_norm_negative": (["algo.max_grad_norm=-1"], [r"algo\.max_grad_norm=-1\.0 must be"]),
+    "dqn_target_update_zero": (
+        ["algo=dqn", "algo.target_update_interval=0"],
+        [r"target_update_interval=0 must be positive"],
+    ),
+    "lr_a_bool": (["algo.lr=true"], [r"algo\.lr=True is not a valid float"]),
+    "ppo_n_steps_zero": (["algo.n_steps=0"], [r"algo\.n_steps=0 must be positive"]),
+    "unknown_activation": (
+        ["network.activation=swish"], [r"network\.activation=swish is not known"]
+    ),
+    "hidden_sizes_entry_not_an_int": (
+        ["network.hidden_sizes=[64,abc]"],
+        [r"network\.hidden_sizes\[1\]=abc is not a valid integer"],
+    ),
+    "atari_unknown_game": (["env=atari", "env.game=nope"], [r"env\.game=nope is not an ALE game"]),
+    "atari_frame_stack_zero": (
+        ["env=atari", "env.frame_stack=0"], [r"env\.frame_stack=0 must be at least 1"]
+    ),
+    "gridworld_ragged_layout": (
+        ["algo=q_learning", "env=gridworld", "env.layout=S.G.../G"],
+        [r"row 1 \('G'\) has 1 cells but row 0 has 6"],
+    ),
+    "gridworld_layout_without_a_goal": (
+        ["algo=q_learning", "env=gridworld", "env.layout=S..."], [r"the map has no goal cell 'G'"]
+    ),
+    "reinforce_episodes_not_a_multiple_of_the_envs": (
+        ["algo=reinforce", "env.num_envs=1000"], [r"must be a multiple of env\.num_envs=1000"]
+    ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(TRAIN_CASES))
 def test_bad_training_input(case, run_cli, workdir, one_error_line):
+    if case == "gym_id_needing_box2d" and importlib.util.find_spec("Box2D") is not None:
+        pytest.skip("Box2D is installed here, so LunarLander-v3 is a valid env")
     args, patterns = TRAIN_CASES[case]
     given = {a.split("=")[0] for a in args}
     extra = [a for a in _SHORT if a.split("=")[0] not in given]
     message = one_error_line(run_cli([*args, *extra], workdir))
     for pattern in patterns:
         assert re.search(pattern, message), f"{pattern!r} not in {message!r}"
-    assert not list(workdir.rglob("summary.json")), "a run finished despite the error"
-    assert not list(workdir.rglob("*.pt")), "a checkpoint was written despite the error"
+    # nothing left behind: no run or sweep directory (not even an empty one), no checkpoint
+    left = sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*"))
+    assert not left, f"a refused run left {left}"
 
 
 # --- run directories and checkpoints -------------------------------------------------------------
@@ -287,8 +475,126 @@ def _case_resume_other_env(w: Path, ppo: Path, dqn: Path) -> list[str]:
     return ["resume", str(run)]
 
 
+def _with_summary(text: str) -> Setup:
+    """An unfinished copy of the PPO run whose summary.json is `text` (damaged, hand-edited)."""
+
+    def setup(w: Path, ppo: Path, dqn: Path) -> list[str]:
+        run = _unfinished(_copy(ppo, w))
+        (run / "summary.json").write_text(text)
+        return ["resume", str(run)]
+
+    return setup
+
+
+def _rewrite_checkpoints(run: Path, edit: Callable[[dict], None]) -> None:
+    """`edit` every checkpoint of `run` (last, previous and best alike, so that no fallback is
+    left), each saved as a well-formed file would be: its checksum covers the edited dict."""
+    from rltrain.runner.checkpoint import CHECKSUM, payload_checksum
+
+    for path in (run / "checkpoints").glob("*.pt"):
+        state = torch.load(path, weights_only=True)
+        del state[CHECKSUM]
+        edit(state)
+        state[CHECKSUM] = payload_checksum(state)
+        torch.save(state, path)
+
+
+def _with_edited_checkpoints(command: str, edit: Callable[[dict], None]) -> Setup:
+    def setup(w: Path, ppo: Path, dqn: Path) -> list[str]:
+        run = _copy(ppo, w) if command == "eval" else _unfinished(_copy(ppo, w))
+        _rewrite_checkpoints(run, edit)
+        return [command, str(run), *(["--episodes", "1"] if command == "eval" else [])]
+
+    return setup
+
+
+def _drop(key: str) -> Callable[[dict], None]:
+    return lambda state: state.pop(key)
+
+
+def _set(key: str, value: object) -> Callable[[dict], None]:
+    return lambda state: state.__setitem__(key, value)
+
+
+class _System:
+    """Pickles as a call of os.system: what a malicious checkpoint would carry."""
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import os
+
+        return os.system, ("true",)
+
+
+def _case_os_system_payload(w: Path, ppo: Path, dqn: Path) -> list[str]:
+    run = _copy(ppo, w)
+    for path in (run / "checkpoints").glob("*.pt"):
+        torch.save({"format": 1, "payload": _System()}, path)
+    return ["eval", str(run), "--episodes", "1"]
+
+
+def _case_flipped_byte_without_previous(w: Path, ppo: Path, dqn: Path) -> list[str]:
+    run = _copy(ppo, w)
+    (run / "checkpoints" / "previous.pt").unlink(missing_ok=True)
+    last = run / "checkpoints" / "last.pt"
+    data = bytearray(last.read_bytes())
+    # a byte in the middle of the network's weights: inside the zip's tensor data, not its
+    # directory, so the file still opens and only the checksum can tell
+    with zipfile.ZipFile(last) as archive:
+        info = max(archive.infolist(), key=lambda i: i.file_size)
+    header = 30 + len(info.filename.encode()) + len(info.extra)  # a zip local file header
+    at = info.header_offset + header + info.file_size // 2
+    data[at] ^= 0x40
+    last.write_bytes(bytes(data))
+    return ["eval", str(run), "--episodes", "1"]
+
+
 # name: (setup, patterns); runs that are not needed get no setup cost beyond a copy
 RUN_DIR_CASES: dict[str, tuple[Setup, list[str]]] = {
+    # --- issue 20: damaged summary.json or checkpoint dicts, tampered configs, payloads
+    "resume_with_a_summary_that_is_not_json": (
+        _with_summary("{not json"),
+        [r"summary\.json is damaged", r"delete it to resume the run from its last checkpoint"],
+    ),
+    "resume_with_a_summary_whose_steps_is_a_string": (
+        _with_summary('{"steps": "many"}'), [r"summary\.json is damaged", r"integer \"steps\""]
+    ),
+    "resume_with_a_summary_that_is_a_list": (
+        _with_summary("[1, 2]"), [r"summary\.json is damaged"]
+    ),
+    "resume_a_checkpoint_without_its_rng_state": (
+        _with_edited_checkpoints("resume", _drop("rng")),
+        [r"is damaged or incomplete: it has no 'rng'"],
+    ),
+    "resume_a_checkpoint_whose_step_is_a_string": (
+        _with_edited_checkpoints("resume", _set("step", "512")),
+        [r"'step' is a str, not int"],
+    ),
+    "resume_a_checkpoint_with_a_negative_step": (
+        _with_edited_checkpoints("resume", _set("step", -5)), [r"'step'=-5 .* must be >= 0"]
+    ),
+    "resume_a_checkpoint_with_a_malformed_rng_state": (
+        _with_edited_checkpoints("resume", _set("rng", {"python": 1})),
+        [r"random-number or logger state cannot be restored"],
+    ),
+    "eval_a_checkpoint_whose_algo_state_is_a_list": (
+        _with_edited_checkpoints("eval", _set("algo_state", [1, 2])),
+        [r"'algo_state' is a list, not dict"],
+    ),
+    "eval_a_checkpoint_that_calls_os_system": (
+        _case_os_system_payload,
+        [r"needs arbitrary unpickling and was refused", r"(os|posix)\.system"],
+    ),
+    "eval_a_checkpoint_with_a_flipped_byte_and_no_previous": (
+        _case_flipped_byte_without_previous, [r"does not match its checksum"]
+    ),
+    "eval_a_config_that_reads_the_environment": (
+        _with_edited_config("eval", "algo.lr", "${oc.env:HOME}"),
+        [r"algo\.lr=\$\{oc\.env:HOME\}, a resolver call", r"must hold plain values"],
+    ),
+    "resume_a_config_that_reads_the_environment": (
+        _with_edited_config("resume", "seed", "${oc.env:RLTRAIN_SEED,0}"),
+        [r"seed=\$\{oc\.env:RLTRAIN_SEED,0\}, a resolver call"],
+    ),
     "resume_a_finished_run": (_case_finished_resume, [r"already finished", r"nothing to resume"]),
     "resume_without_checkpoints": (_case_no_checkpoints, [r"has no checkpoints/ to resume from"]),
     "eval_without_a_checkpoint": (_case_eval_no_checkpoint, [r"last\.pt does not exist"]),
