@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -23,6 +24,19 @@ def check_vectorization(name: str, num_envs: int) -> None:
 
 
 def _check_gym_id(env_id: str) -> None:
+    module, sep, name = env_id.rpartition(":")
+    if sep:
+        # `module:Id`, as gym.make takes it: importing the module registers the id
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise UserError(
+                f"env.id={env_id}: cannot import {module} ({error}); put it on PYTHONPATH "
+                "or install its package"
+            ) from None
+        if name in gym.registry:
+            return
+        raise UserError(f"env.id={env_id}: importing {module} did not register {name}")
     if env_id in gym.registry:
         return
     if env_id.startswith("ALE/"):
