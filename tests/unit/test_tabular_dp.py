@@ -7,13 +7,17 @@ import pytest
 from rltrain.blocks.dp import (
     TabularModel,
     bellman_q,
+    can_end,
     decision_states,
+    ending_states,
     greedy_policy,
+    loop_gain,
     model_from_P,
     model_of,
     policy_agreement,
     policy_evaluation,
     policy_iteration,
+    proper_policy,
     q_error_vs_optimal,
     start_distribution_of,
     value_iteration,
@@ -246,3 +250,47 @@ def test_terminal_states_are_absorbing_in_the_model() -> None:
         assert not model.reward[s].any() and not model.continue_prob[s].any()
     q = value_iteration(model, GAMMA).q
     assert not q[model.terminal_states].any()
+
+
+# --- gamma = 1: policies that end their episodes ---------------------------------------------
+def _chain(step_reward: float) -> TabularModel:
+    """States 0-1-2, 2 terminal; action 0 stays put, action 1 moves right (paying
+    `step_reward`, +1 on entering 2)."""
+    P = {
+        0: {0: [(1.0, 0, step_reward, False)], 1: [(1.0, 1, step_reward, False)]},
+        1: {0: [(1.0, 1, step_reward, False)], 1: [(1.0, 2, 1.0, True)]},
+        2: {0: [(1.0, 2, 0.0, True)], 1: [(1.0, 2, 0.0, True)]},
+    }
+    return model_from_P(P, 3, 2)
+
+
+def test_ending_states_and_proper_policy_on_a_chain() -> None:
+    model = _chain(-0.1)
+    assert ending_states(model, np.array([1, 1, 0])).tolist() == [True, True, True]
+    # staying put in 1 traps 0 and 1 (0 leads into 1)
+    assert ending_states(model, np.array([1, 0, 0])).tolist() == [False, False, True]
+    assert can_end(model).tolist() == [True, True, True]
+    assert proper_policy(model).tolist()[:2] == [1, 1]
+
+
+def test_loop_gain_is_the_reward_per_step_of_a_loop_never_left() -> None:
+    everywhere = np.ones(3, dtype=bool)
+    assert loop_gain(_chain(0.25), np.array([0, 0, 0]), everywhere) == pytest.approx(0.25)
+    assert loop_gain(_chain(-0.1), np.array([0, 0, 0]), everywhere) == pytest.approx(-0.1)
+    assert loop_gain(_chain(0.25), np.array([1, 1, 0]), everywhere) == -np.inf  # it ends
+    # a loop only entered from states outside `start` does not count
+    only_one = np.array([False, True, False])
+    assert loop_gain(_chain(0.25), np.array([0, 1, 0]), only_one) == -np.inf
+
+
+def test_a_two_state_loop_with_a_negative_entry_but_positive_gain() -> None:
+    # 0 -> 1 costs 5 once, then 1 <-> 2 earns +1 per step forever: the gain is +1, whatever
+    # the way in cost (the estimate drops the first N steps)
+    P = {
+        0: {0: [(1.0, 1, -5.0, False)]},
+        1: {0: [(1.0, 2, 1.0, False)]},
+        2: {0: [(1.0, 1, 1.0, False)]},
+    }
+    model = model_from_P(P, 3, 1)
+    gain = loop_gain(model, np.zeros(3, dtype=np.int64), np.ones(3, dtype=bool))
+    assert gain == pytest.approx(1.0)
