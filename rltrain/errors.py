@@ -68,3 +68,15 @@ def resource_message(error: BaseException) -> str | None:
 def warn_stderr(message: str) -> None:
     """Warnings go to stderr, so stdout stays the command's output (eval returns, tables)."""
     print(f"rltrain: {message}", file=sys.stderr, flush=True)
+
+
+def write_failure(what: str, error: OSError) -> UserError | None:
+    """The one line for `what` (a file of the run) that could not be written: a full disk,
+    no permission, a file in the way, or a run directory that vanished while it was written;
+    None for other OS errors (bugs worth a traceback)."""
+    advice = os_error_advice(error)
+    if advice is None and error.errno == errno.ENOENT:
+        advice = "the run directory vanished while it was written; train again (or resume a copy)"
+    if advice is None:
+        return None
+    return UserError(f"cannot write {what}: {error.strerror or error}; {advice}")

@@ -7,16 +7,63 @@ when it flushes. Tags follow the contract in the README (charts/, eval/, values/
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
+from rltrain.errors import write_failure
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _event_io(method: _Method) -> _Method:
+    """A failed write of the event files (full disk, the run directory gone) becomes one line.
+
+    TensorBoard writes from a thread of its own and re-raises its OSError at the next call here;
+    after the first failure the writer is not used again (closing it would raise once more)."""
+
+    @functools.wraps(method)
+    def guarded(self: Recorder, *args: Any, **kwargs: Any) -> Any:
+        if self._failed:
+            return None
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as error:
+            self._failed = True
+            failure = write_failure(f"the event files in {self._run_dir}", error)
+            if failure is None:
+                raise
+            raise failure from error
+
+    return guarded  # type: ignore[return-value]
+
+
+def _quiet_writer_threads(previous: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A threading.excepthook that leaves TensorBoard's writer thread's OSError to the main
+    thread (which reports it in one line) instead of printing its traceback."""
+
+    def hook(args: Any) -> None:
+        writer_thread = type(args.thread).__name__ == "_AsyncWriterThread"
+        if writer_thread and isinstance(args.exc_value, OSError):
+            return
+        previous(args)
+
+    hook.quiet_writer_threads = True  # type: ignore[attr-defined]
+    return hook
+
 
 class Recorder:
     def __init__(self, run_dir: Path | None, enabled: bool, purge_step: int | None = None) -> None:
+        self._run_dir = run_dir
+        self._failed = False
+        if not getattr(threading.excepthook, "quiet_writer_threads", False):
+            threading.excepthook = _quiet_writer_threads(threading.excepthook)
         self._scalars: dict[str, list[Any]] = defaultdict(list)
         self._histograms: dict[str, Any] = {}
         self._images: dict[str, np.ndarray] = {}
@@ -43,6 +90,7 @@ class Recorder:
         """An HxWx3 uint8 image, written at the next flush."""
         self._images[tag] = image
 
+    @_event_io
     def video(self, tag: str, frames: np.ndarray, step: int, fps: float) -> None:
         """Write uint8 [T, H, W, 3] frames now, as an animated GIF in TensorBoard's Images tab.
 
@@ -70,6 +118,7 @@ class Recorder:
             Summary(value=[Summary.Value(tag=tag, image=image)]), step
         )
 
+    @_event_io
     def write(self, tag: str, value: float, step: int) -> None:
         """Write one host-side number now (episode returns, eval results)."""
         self.latest[tag] = float(value)
@@ -109,6 +158,7 @@ class Recorder:
     def pending(self) -> bool:
         return bool(self._scalars or self._histograms or self._images)
 
+    @_event_io
     def flush(self, step: int, histograms: bool = True, images: bool = True) -> dict[str, float]:
         """Average and write everything recorded since the last flush; returns the scalars."""
         means: dict[str, float] = {}
@@ -141,15 +191,18 @@ class Recorder:
         self._images.clear()
         return means
 
+    @_event_io
     def flush_events(self) -> None:
         """Push what the TensorBoard writer has queued to disk now (it does so every 10 s)."""
         if self.writer is not None:
             self.writer.flush()
 
+    @_event_io
     def hparams(self, params: dict[str, Any], metrics: dict[str, float]) -> None:
         if self.writer is not None:
             self.writer.add_hparams(params, metrics, run_name=".")
 
+    @_event_io
     def close(self) -> None:
         if self.writer is not None:
             self.writer.flush()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import hydra
@@ -11,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rltrain.app.refused_run import discard_if_refused
 from rltrain.app.sweeps import train_seeds
+from rltrain.atomic_write import write_text_atomic
 from rltrain.config.presets import apply_preset
 from rltrain.config.store import register_configs
 
@@ -38,6 +38,4 @@ def hydra_train(cfg: DictConfig) -> float:
 def save_config(cfg: DictConfig, path: Path) -> None:
     """Write `cfg` as YAML atomically (a temporary file, then a rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    OmegaConf.save(cfg, tmp)
-    os.replace(tmp, path)
+    write_text_atomic(path, OmegaConf.to_yaml(cfg))

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from rltrain import tags
 from rltrain.algos.base import Algorithm, Context
 from rltrain.algos.registry import ALGORITHMS, algorithm_class
+from rltrain.atomic_write import write_text_atomic
 from rltrain.config.schema import Config
 from rltrain.config.validate import typed_config
 from rltrain.envs.factory import ExactReturn, env_baselines, exact_return_hook, make_vec_env
@@ -320,7 +321,9 @@ def _run(
         "train_return_last10": float(np.mean(recent)) if recent else None,
         "overrides": _overrides(run_dir),
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    # allow_nan=False: a NaN or inf that got this far is a bug to see, not a file to write
+    text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
+    write_text_atomic(run_dir / "summary.json", text)
     hparams = {
         k: v
         for k, v in flatten(OmegaConf.to_container(node, resolve=True)).items()  # type: ignore[arg-type]

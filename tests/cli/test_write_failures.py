@@ -1,4 +1,5 @@
-"""A real disk filling up during a checkpoint save, through the console script.
+"""Writes that fail under a running training, through the console script: a real disk filling
+up during a checkpoint save, and the run directory removed while the run writes into it.
 
 The run directory is a small tmpfs mounted in a private mount namespace (`unshare -rm`, which
 needs no root where user namespaces are allowed; as root, `unshare -m`): the first checkpoint
@@ -13,8 +14,10 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -89,3 +92,30 @@ def test_a_disk_that_fills_during_a_save_ends_in_one_line_and_keeps_the_last_che
     saved = torch.load(kept / "checkpoints" / "last.pt", weights_only=True)
     assert 500 <= saved["step"] < 1000  # the first one, which fit, whole
     assert not (kept / "summary.json").exists()
+
+
+def test_a_run_directory_removed_while_training_ends_in_one_line(start_cli, workdir) -> None:
+    run = workdir / "run"
+    process = start_cli(
+        ["total_steps=10000000", "checkpoint_interval=512", "env.num_envs=2", "algo.n_steps=32",
+         "algo.batch_size=64", "logger.progress=none", "device=cpu", f"hydra.run.dir={run}"],
+        workdir,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while not (run / "checkpoints" / "last.pt").exists():
+            assert process.poll() is None, (workdir / "stderr.txt").read_text()
+            assert time.monotonic() < deadline, "no checkpoint within 240 s"
+            time.sleep(0.05)
+        shutil.rmtree(run)  # what a cleanup script or a user in another shell might do
+        code = process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+    stderr = (workdir / "stderr.txt").read_text()
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code != 0 and "Traceback" not in stderr, stderr
+    assert len(lines) == 1, stderr
+    # the event files or the next checkpoint, whichever the run writes first
+    assert lines[0].startswith("rltrain: error: cannot write "), lines[0]
+    assert "the run directory vanished while it was written" in lines[0]
