@@ -4,7 +4,8 @@
     runner       rltrain.runner.*
     algorithms   rltrain.algos.*
     blocks       rltrain.blocks.*, rltrain.networks.*, rltrain.envs.*
-    foundation   rltrain.config.*, rltrain.errors, rltrain.logging, rltrain.tags
+    foundation   rltrain.config.*, rltrain.errors, rltrain.logging, rltrain.tags,
+                 rltrain.atomic_write
 
 Imports are read from the source (ast), function-level ones included: a lazy import that points up
 is still an upward dependency.
@@ -23,7 +24,7 @@ LAYERS = {  # the first dotted parts after "rltrain." -> rank, higher imports lo
     "runner": 3,
     "algos": 2,
     "blocks": 1, "networks": 1, "envs": 1,
-    "config": 0, "errors": 0, "logging": 0, "tags": 0, "conf": 0,
+    "config": 0, "errors": 0, "logging": 0, "tags": 0, "conf": 0, "atomic_write": 0,
 }  # fmt: skip
 
 
