@@ -19,6 +19,7 @@ ALGOS = ("q_learning", "sarsa", "expected_sarsa", "value_iteration", "policy_ite
 ENVS = ("gridworld", "traffic_light", "frozen_lake", "cliff_walking", "taxi")
 GRID_IMAGES = ("values/v_heatmap", "policy/greedy_arrows", "values/v_error_vs_optimal")
 CELL = 24  # render_grid's default cell size in pixels
+BUDGET = 2000  # steps for the learners, the sweep cap for the planners
 
 CliRunner = Callable[..., "subprocess.CompletedProcess[str]"]
 
@@ -34,7 +35,7 @@ def all_runs(
     cwd = tmp_path_factory.mktemp("tabular_multirun")
     result = run_cli(
         [
-            "-m", f"algo={','.join(ALGOS)}", f"env={','.join(ENVS)}", "total_steps=300",
+            "-m", f"algo={','.join(ALGOS)}", f"env={','.join(ENVS)}", f"total_steps={BUDGET}",
             "eval_episodes=2", "logger=none", "checkpoint_interval=0", "logger.progress=none",
         ],
         cwd,
@@ -62,14 +63,12 @@ def test_every_tabular_algo_runs_on_every_discrete_env(
     assert summary["eval_episodes"] == 2
     assert np.isfinite(summary["eval_return_mean"])
     if algo in ("value_iteration", "policy_iteration"):
-        # Planners count one step per sweep and stop at convergence. With gamma 0.99 the
-        # traffic light (never ends) and slippery FrozenLake need over a thousand sweeps to
-        # reach tol 1e-8, so 300 only caps them; the deterministic ones converge in a few dozen.
-        assert 1 <= summary["steps"] <= 300, summary["steps"]
-        if env not in ("traffic_light", "frozen_lake"):
-            assert summary["steps"] < 300, f"no convergence in {summary['steps']} sweeps"
+        # Planners count one step per sweep and stop at convergence (one stopped by the cap
+        # before it fails instead): value iteration needs 1,765 sweeps on the never-ending
+        # traffic light with gamma 0.99, 438 on slippery FrozenLake, a few dozen elsewhere.
+        assert 1 <= summary["steps"] < BUDGET, summary["steps"]
     else:
-        assert summary["steps"] == 300
+        assert summary["steps"] == BUDGET
 
 
 def test_eval_prints_the_value_grid_and_the_arrow_policy(
