@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import typer
 
-from rltrain.errors import OUTPUT_DIR_HINT, UserError
+from rltrain.errors import OUTPUT_DIR_HINT, UserError, os_error_advice
 
 SUBCOMMANDS = ("train", "eval", "resume", "list", "summary", "board")
 # Hydra flags that take a value, and flags whose value is optional (--info [what]).
@@ -221,7 +221,7 @@ def run_hydra(args: list[str]) -> Any:
         where = f" {error.filename}" if error.filename else ""
         raise UserError(
             f"cannot create the output directory{where}: {error.strerror or error}; "
-            f"{OUTPUT_DIR_HINT}"
+            f"{os_error_advice(error) or OUTPUT_DIR_HINT}"
         ) from None
     finally:
         sys.argv, sys.stderr = saved, saved_stderr

@@ -150,7 +150,7 @@ def test_an_output_directory_with_a_file_in_the_way(run_cli, workdir, one_error_
     """Also fails for root, unlike the permission test: mkdir under a regular file."""
     (workdir / "runs").write_text("not a directory\n")
     message = one_error_line(run_cli([*_SHORT, "hydra.run.dir=runs/x"], workdir))
-    assert message.startswith("cannot write runs/x: Not a directory;"), message
+    assert message.startswith("cannot create the output directory runs/x: Not a directory;")
     assert "a file is in the way" in message and "hydra.run.dir=DIR" in message
 
 

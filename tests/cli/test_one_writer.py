@@ -69,6 +69,11 @@ def test_resume_and_train_on_a_live_run_are_refused_with_its_pid(
         )
         assert f"being written by another rltrain process (PID {live.pid})" in message
 
+        # readers take no lock: eval and summary work on the live run
+        evaluated = run_cli(["eval", str(run), "--episodes", "1"], workdir)
+        assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
+        assert run_cli(["summary", str(workdir)], workdir).returncode != 0  # no finished run yet
+
         assert live.poll() is None, "the live run died while the others were refused"
         # the refused commands wrote nothing into the live run
         assert (run / ".hydra" / "config.yaml").read_bytes() == config
