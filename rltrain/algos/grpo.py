@@ -25,7 +25,10 @@ from rltrain.algos.token_rl import TextRun, act_on_buffers, sample, score_tokens
 from rltrain.blocks.optim import Adam
 from rltrain.blocks.token_rewards import group_advantages, k3_kl
 from rltrain.config.algos import GRPOConfig
+from rltrain.envs.render_tokens import TokenRow, token_table
 from rltrain.envs.vec import Episodes
+
+SHOWN_PER_GROUP = 4  # completions of each shown prompt in the picture (a group is larger)
 
 
 def grpo_loss(
@@ -114,8 +117,23 @@ class GRPO(Algorithm):
     def pop_episodes(self) -> Episodes | None:
         return self.text.pop_episodes()
 
+    def _shown_rows(self) -> list[TokenRow]:
+        """A group of completions of each shown prompt, its first SHOWN_PER_GROUP kept; each token
+        carries its completion's group advantage (GRPO has no V: the group mean is its baseline)."""
+        cfg = self.cfg
+        batch = self.text.shown_samples(self.net, per_prompt=cfg.group_size)
+        advantages = group_advantages(batch.rewards, cfg.group_size, cfg.rloo)
+        rows = self.text.rows(batch, None, advantages[:, None] * batch.mask)
+        return [row for i, row in enumerate(rows) if i % cfg.group_size < SHOWN_PER_GROUP]
+
     def diagnostics(self) -> None:
         self.text.record(self.ctx.recorder, self.net, value_head=False)
+        if self.ctx.cfg.logger.images:  # the picture costs a sampling pass; skip it if unseen
+            self.text.show(self.ctx.recorder, self._shown_rows())
+
+    def terminal_view(self) -> str:
+        title = "sample completions; each token carries its completion's group advantage A:"
+        return f"{title}\n{token_table(self._shown_rows())}"
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -26,6 +26,7 @@ from rltrain.algos.base import Context
 from rltrain.blocks.kl_optimum import Tree, policy_report, soft_optimum
 from rltrain.blocks.optim import Adam
 from rltrain.config.envs import TextEnvConfig
+from rltrain.envs.render_tokens import TokenRow, token_heatmap, token_table
 from rltrain.envs.text import TextTask
 from rltrain.logging import Recorder
 from rltrain.networks.transformer import TokenTransformer
@@ -33,6 +34,9 @@ from rltrain.networks.transformer import TokenTransformer
 REFERENCE_FILE = "reference.pt"
 PRETRAIN_BATCH = 256
 PRETRAIN_SEED = 12345  # the reference depends on the task, not on the run's seed
+# the sample completions shown at each log: the same prompts and draws every time (their own
+# generator, so showing them leaves the training RNG alone), so pictures differ by policy only
+SHOWN_PROMPTS, SHOWN_SEED = 4, 0
 
 
 def build_network(task: TextTask, ctx: Context) -> TokenTransformer:
@@ -53,9 +57,10 @@ class Completions(NamedTuple):
 @torch.no_grad()
 def sample(
     net: TokenTransformer, task: TextTask, prompts: np.ndarray, device: torch.device,
-    greedy: bool = False,
+    greedy: bool = False, generator: torch.Generator | None = None,
 ) -> Completions:  # fmt: skip
-    """Autoregressive sampling of one completion per prompt row, then the task's rewards."""
+    """Autoregressive sampling of one completion per prompt row, then the task's rewards.
+    `generator` draws the tokens instead of torch's global RNG (the pictures use their own)."""
     p, length, eos = task.prompt_len, task.max_new_tokens, task.vocab.num_digits
     tokens = torch.from_numpy(task.encode(prompts)).to(device)
     actions = torch.zeros(len(prompts), length, dtype=torch.int64, device=device)
@@ -63,7 +68,10 @@ def sample(
     alive = torch.ones(len(prompts), dtype=torch.bool, device=device)
     for d in range(length):
         logits = net(tokens[:, : p + 1 + d])[0][:, -1]
-        a = logits.argmax(-1) if greedy else torch.multinomial(logits.softmax(-1), 1).squeeze(1)
+        if greedy:
+            a = logits.argmax(-1)
+        else:
+            a = torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
         a = torch.where(alive, a, 0)
         actions[:, d], mask[:, d] = a, alive.float()
         token = torch.where(a == eos, task.vocab.eos, a)
@@ -319,6 +327,36 @@ class TextRun:
         if self.oracle is not None:
             for tag, value in self.oracle.report(net, value_head).items():
                 rec.scalar(tag, value)
+
+    def shown_samples(self, net: TokenTransformer, per_prompt: int) -> Completions:
+        """`per_prompt` sampled completions of each of SHOWN_PROMPTS fixed prompts, consecutive."""
+        prompts = self.task.sample_prompts(np.random.default_rng(SHOWN_SEED), SHOWN_PROMPTS)
+        generator = torch.Generator(device=self.ctx.device).manual_seed(SHOWN_SEED)
+        was_training = net.training
+        net.eval()
+        batch = sample(net, self.task, np.repeat(prompts, per_prompt, axis=0), self.ctx.device,
+                       generator=generator)  # fmt: skip
+        net.train(was_training)
+        return batch
+
+    def rows(self, batch: Completions, values: Tensor | None, advantages: Tensor) -> list[TokenRow]:
+        """Completions with per-token V ([B, L] or None) and A ([B, L]) as picture rows."""
+        p, vocab = self.task.prompt_len, self.task.vocab
+        out = []
+        for i, buffer in enumerate(batch.tokens.cpu().numpy()):
+            n = int(batch.mask[i].sum().item())
+            tokens = [vocab.text([t]) for t in buffer[p + 1 : p + 1 + n]]
+            out.append(TokenRow(
+                prompt=vocab.text(buffer[:p]), tokens=tokens,
+                values=None if values is None else values[i, :n].tolist(),
+                advantages=advantages[i, :n].tolist(), reward=float(batch.rewards[i]),
+            ))  # fmt: skip
+        return out
+
+    def show(self, rec: Recorder, rows: list[TokenRow]) -> None:
+        """The sample completions as a heat map of V and A per token, and as a table of text."""
+        rec.image(tags.TOKEN_HEATMAP, token_heatmap(rows))
+        rec.text(tags.SAMPLE_COMPLETIONS, token_table(rows))
 
     def state_dict(self) -> dict[str, Any]:
         return {"reference": self.reference.state_dict()}

@@ -84,7 +84,7 @@ class LoggerConfig:
     name: str = "tensorboard"  # tensorboard | none
     log_interval: int = 2_000  # environment steps between scalar flushes
     histograms: bool = True  # values/q, values/v, values/advantage histograms at each flush
-    images: bool = True  # gridworld pictures (V heat map, greedy arrows, |V - V*|)
+    images: bool = True  # pictures: gridworld V / arrows / |V - V*|, text's per-token V and A
     video: bool = False  # at each evaluation, record one episode to videos/step<N>-*.mp4
     progress: str = "auto"  # auto (bar on a terminal, lines otherwise) | bar | lines | none
 
