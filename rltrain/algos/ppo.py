@@ -30,14 +30,7 @@ from rltrain.algos.actor_critic import (
     to_env_actions,
 )
 from rltrain.algos.base import Algorithm, Context, check_iteration_fits, obs_to_tensor
-from rltrain.algos.token_rl import (
-    Completions,
-    KLController,
-    TextRun,
-    act_on_buffers,
-    sample,
-    score_tokens,
-)
+from rltrain.algos.token_rl import Completions, KLController, completion_run
 from rltrain.blocks.optim import Adam
 from rltrain.blocks.returns import gae
 from rltrain.blocks.schedules import linear
@@ -293,24 +286,26 @@ class TokenPPO(Algorithm):
 
     def __init__(self, cfg: PPOConfig, ctx: Context) -> None:
         self.cfg, self.ctx = cfg, ctx
-        self.text = TextRun(ctx)
+        self.text = completion_run(ctx)
         self.net = self.text.new_policy()
-        self.optimizer = Adam(self.net.parameters(), lr=cfg.lr, eps=cfg.optimizer_eps)
+        trainable = [p for p in self.net.parameters() if p.requires_grad]  # LoRA: adapters
+        self.optimizer = Adam(trainable, lr=cfg.lr, eps=cfg.optimizer_eps)
         self.kl = KLController(ctx.cfg.env.beta, cfg.adaptive_kl_target, cfg.adaptive_kl_horizon)
         self.num_envs = ctx.env.num_envs
         tokens = self.num_envs * self.text.task.max_new_tokens
         check_iteration_fits(ctx, "ppo", tokens, "env.num_envs x env.max_new_tokens")
 
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        return act_on_buffers(self.net, self.text.task, obs, deterministic)
+        return self.text.act(self.net, obs, deterministic)
 
     def iterate(self) -> int:
-        cfg, rec, task = self.cfg, self.ctx.recorder, self.text.task
+        cfg, rec = self.cfg, self.ctx.recorder
         lr = anneal_lr(self.optimizer, cfg.lr, cfg.anneal_lr, self.ctx.progress)
-        batch = sample(self.net, task, self.text.prompts(self.num_envs), self.ctx.device)
+        batch = self.text.sample(self.net, self.text.prompts(self.num_envs))
         self.text.finished(batch)
         mask = batch.mask
         old_log_probs, ref_log_probs, old_values, advantages, returns = self._estimate(batch)
+        self.text.sampled_objective(batch, old_log_probs, ref_log_probs, self.kl.beta)
         size, mb = len(mask), min(cfg.batch_size, len(mask))
         value_clip = cfg.clip_coef if cfg.clip_value_loss else None
         stop = False
@@ -319,9 +314,7 @@ class TokenPPO(Algorithm):
             for start in range(0, size - mb + 1, mb):
                 idx = order[start : start + mb]
                 keep = mask[idx] > 0
-                log_probs, values, entropy = score_tokens(
-                    self.net, task, batch.tokens[idx], batch.actions[idx]
-                )
+                log_probs, values, entropy = self.text.score(self.net, batch, idx)
                 adv = advantages[idx][keep]
                 if cfg.normalize_advantages and adv.numel() > 1:
                     adv = standardize(adv)
@@ -362,9 +355,9 @@ class TokenPPO(Algorithm):
     @torch.no_grad()
     def _estimate(self, batch: Completions) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """(log pi, log pi_ref, V, GAE advantages, returns) per token of the completions, [B, L]."""
-        cfg, task, mask = self.cfg, self.text.task, batch.mask
-        old_log_probs, old_values, _ = score_tokens(self.net, task, batch.tokens, batch.actions)
-        ref_log_probs, _, _ = score_tokens(self.text.reference, task, batch.tokens, batch.actions)
+        cfg, mask = self.cfg, batch.mask
+        old_log_probs, old_values, _ = self.text.score(self.net, batch)
+        ref_log_probs = self.text.score_reference(batch)
         rewards = per_token_kl_reward(
             old_log_probs, ref_log_probs, batch.rewards, mask, self.kl.beta
         )
