@@ -219,6 +219,7 @@ class LLMEnvConfig:
     # env.reward=exact, an "answer" field (.jsonl)
     prompts: str | None = None
     # length:MIN-MAX (words) | keyword:WORD | regex:PATTERN | exact (the JSONL answer) |
+    # model:RUN_DIR (a reward model from `rltrain reward-model`) |
     # module.path:function, the user's (prompt, completion) -> float, imported from the path
     reward: str = "length:5-10"
     num_envs: int = 8  # prompts completed together per iteration (GRPO: x algo.group_size)

@@ -125,6 +125,17 @@ def _user_reward(spec: str) -> RewardFn:
     return reward
 
 
+def _model_reward(run_dir: str) -> RewardFn:
+    from rltrain.networks.reward_model import load_reward_model
+
+    model = load_reward_model(run_dir)
+
+    def reward(prompt: str, completion: str, answer: str | None) -> float:
+        return float(model.score([prompt], [completion])[0])
+
+    return reward
+
+
 def make_reward(spec: str, prompts: list[Prompt]) -> RewardFn:
     """The reward named by env.reward (see LLMEnvConfig)."""
     kind, _, arg = spec.partition(":")
@@ -136,11 +147,13 @@ def make_reward(spec: str, prompts: list[Prompt]) -> RewardFn:
         if any(p.answer is None for p in prompts):
             raise UserError('env.reward=exact needs an "answer" field on every JSONL prompt')
         return _exact_reward
+    if kind == "model" and arg:
+        return _model_reward(arg)
     if re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", spec):
         return _user_reward(spec)
     raise UserError(
         f"env.reward={spec} is not known; use length:MIN-MAX, keyword:WORD, regex:PATTERN, "
-        "exact, or module.path:function"
+        "exact, model:RUN_DIR (rltrain reward-model) or module.path:function"
     )
 
 

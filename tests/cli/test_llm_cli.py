@@ -21,58 +21,9 @@ import torch
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
+from tiny_lm import PROMPTS, write_preference_pairs
+
 RLTRAIN = str(Path(sys.executable).with_name("rltrain"))
-WORDS = "the a cat dog sat ran on mat big small red blue one two three four five yes no".split()  # noqa: SIM905
-PROMPTS = ["the cat", "a dog", "the big red", "one two", "yes"]
-
-
-def save_tiny_model(root: Path, kind: str) -> Path:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import (
-        GPT2Config,
-        GPT2LMHeadModel,
-        LlamaConfig,
-        LlamaForCausalLM,
-        PreTrainedTokenizerFast,
-    )
-
-    vocab = {"<unk>": 0, "<eos>": 1, **{w: i + 2 for i, w in enumerate(WORDS)}}
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<eos>", unk_token="<unk>")
-    torch.manual_seed(0)
-    if kind == "gpt2":
-        config = GPT2Config(vocab_size=len(vocab), n_positions=64, n_embd=32, n_layer=2, n_head=2,
-                            bos_token_id=1, eos_token_id=1)  # fmt: skip
-        model = GPT2LMHeadModel(config)
-    else:
-        config = LlamaConfig(
-            vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
-            bos_token_id=1, eos_token_id=1,
-        )  # fmt: skip
-        model = LlamaForCausalLM(config)
-    path = root / kind
-    model.save_pretrained(path)
-    fast.save_pretrained(path)
-    assert fast.pad_token_id is None  # the env must handle a tokenizer without one
-    return path
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("models")
-    return {kind: save_tiny_model(root, kind) for kind in ("gpt2", "llama")}
-
-
-@pytest.fixture(scope="module")
-def prompts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("prompts") / "prompts.txt"
-    path.write_text("\n".join(PROMPTS) + "\n", encoding="utf-8")
-    return path
-
-
 def llm_args(model: Path, prompts: Path, *extra: str) -> list[str]:
     return [
         "env=llm", "network=hf", f"network.path={model}", f"env.prompts={prompts}",
@@ -278,3 +229,61 @@ def test_lora_without_peft_names_the_extra(models, prompts, tmp_path, run_cli, w
     args = ["algo=grpo", *llm_args(models["gpt2"], prompts), "network.lora_rank=4"]
     message = one_error_line(run_cli(args, workdir, env=env))
     assert "network.lora_rank=4 needs peft" in message and "rltrain[llm]" in message
+
+
+def test_reward_model_learns_the_rule_and_scores_completions(models, prompts, tmp_path, run_cli,
+                                                             workdir, tb_scalars):  # fmt: skip
+    data = write_preference_pairs(tmp_path / "pairs.jsonl", 300)
+    out = tmp_path / "rm"
+    result = run_cli(["reward-model", "--data", str(data), "--model", str(models["gpt2"]),
+                      "--out", str(out), "--epochs", "3", "--lr", "1e-3"], workdir)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    accuracy = tb_scalars(out)["reward_model/accuracy"]
+    assert len(accuracy) == 3 and accuracy[-1][1] > 0.9, accuracy  # held out: 60 pairs
+    meta = json.loads((out / "reward_model.json").read_text())
+    assert meta["val_pairs"] == 60 and meta["val_accuracy"] == pytest.approx(accuracy[-1][1])
+    # the reward model as env.reward: GRPO trains against it, its eval scores with it
+    args = ["algo=grpo", *llm_args(models["gpt2"], prompts), f"env.reward=model:{out}",
+            "algo.group_size=2"]  # fmt: skip
+    trained = run_cli(args, workdir)
+    assert trained.returncode == 0, trained.stderr
+    from rltrain.networks.reward_model import load_reward_model
+
+    model = load_reward_model(out)
+    scores = model.score(["the cat", "the cat"], ["a cat sat", "a dog sat"])
+    assert scores[0] > scores[1]  # the rule, read back from the saved model
+
+
+@pytest.mark.parametrize("case", ["missing_field", "empty", "not_a_model", "out_not_empty"])
+def test_reward_model_bad_input_is_one_line(case, models, tmp_path, run_cli, workdir,
+                                            one_error_line):  # fmt: skip
+    data = write_preference_pairs(tmp_path / "pairs.jsonl", 20)
+    model, out = models["gpt2"], tmp_path / "rm"
+    expected = {"missing_field": r'line 2 has no "rejected" string field',
+                "empty": r"holds 0 preference pairs", "not_a_model": r"has no config\.json",
+                "out_not_empty": r"exists and is not empty"}[case]  # fmt: skip
+    if case == "missing_field":
+        lines = data.read_text().splitlines()
+        lines[1] = json.dumps({"prompt": "a", "chosen": "b"})
+        data.write_text("\n".join(lines) + "\n")
+    elif case == "empty":
+        data.write_text("")
+    elif case == "not_a_model":
+        model = tmp_path
+    else:
+        out.mkdir()
+        (out / "mine.txt").write_text("the user's file")
+    args = ["reward-model", "--data", str(data), "--model", str(model), "--out", str(out)]
+    message = one_error_line(run_cli(args, workdir))
+    assert re.search(expected, message), f"{expected!r} not in {message!r}"
+    if case == "out_not_empty":
+        assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+    else:
+        assert not (out / "value_head.pt").exists()
+
+
+def test_env_reward_model_that_is_not_one_is_one_line(models, prompts, tmp_path, run_cli, workdir,
+                                                      one_error_line):  # fmt: skip
+    args = ["algo=grpo", *llm_args(models["gpt2"], prompts), f"env.reward=model:{tmp_path}"]
+    message = one_error_line(run_cli(args, workdir))
+    assert "is not a reward model directory" in message and "rltrain reward-model" in message
