@@ -14,7 +14,7 @@ WORDS = "the a cat dog sat ran on mat big small red blue one two three four five
 PROMPTS = ["the cat", "a dog", "the big red", "one two", "yes"]
 
 
-def save_tiny_model(root: Path, kind: str) -> Path:
+def save_tiny_model(root: Path, kind: str, chat_template: str | None = None) -> Path:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import (
         GPT2Config,
@@ -29,6 +29,8 @@ def save_tiny_model(root: Path, kind: str) -> Path:
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tokenizer.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
     fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<eos>", unk_token="<unk>")
+    if chat_template is not None:
+        fast.chat_template = chat_template
     torch.manual_seed(0)
     if kind == "gpt2":
         config = GPT2Config(vocab_size=len(vocab), n_positions=64, n_embd=32, n_layer=2, n_head=2,
@@ -41,7 +43,7 @@ def save_tiny_model(root: Path, kind: str) -> Path:
             bos_token_id=1, eos_token_id=1,
         )  # fmt: skip
         model = LlamaForCausalLM(config)
-    path = root / kind
+    path = root / (kind if chat_template is None else f"{kind}_chat")
     model.save_pretrained(path)
     fast.save_pretrained(path)
     assert fast.pad_token_id is None  # the env must handle a tokenizer without one

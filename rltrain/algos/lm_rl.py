@@ -81,6 +81,10 @@ class LMRun(CompletionRecords):
             actions[:, d], mask[:, d] = a, alive.float()
             buffers[:, p + d] = torch.where(alive, a, PAD)
             alive = alive & (a != eos)
+            if task.cfg.stop:  # a stop string ends a completion like EOS (decoded: strings)
+                done = [i for i in alive.nonzero().flatten().tolist()
+                        if task.stopped(task.decode(actions[i, : d + 1].tolist()))]  # fmt: skip
+                alive[done] = False
             if d == length - 1 or not alive.any():
                 break
             attention = torch.cat([attention, torch.ones_like(attention[:, :1])], 1)

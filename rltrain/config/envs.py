@@ -7,7 +7,7 @@ happens where the env is built, in `rltrain.envs`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rltrain.errors import UserError
 
@@ -227,7 +227,12 @@ class LLMEnvConfig:
     beta: float = 0.05  # the KL coefficient of E[R] - beta KL(pi || pi_ref)
     max_new_tokens: int = 16  # a completion ends at the tokenizer's EOS or after this many
     temperature: float = 1.0  # sampling temperature of the policy during training
+    # wrap each prompt as a user turn of the tokenizer's chat template (instruct models)
+    chat_template: bool = False
+    # a completion also ends when one of these strings appears; the reward reads the text before it
+    stop: list[str] = field(default_factory=list)
     tokenizer: str | None = None  # set from network.path (env and network share the model)
+    gguf_file: str | None = None  # set from network.gguf_file
 
     def __post_init__(self) -> None:
         if not self.prompts:
@@ -241,6 +246,8 @@ class LLMEnvConfig:
                 raise UserError(f"env.{key}={getattr(self, key)} must be at least 1")
         if not self.temperature > 0:
             raise UserError(f"env.temperature={self.temperature} must be > 0")
+        if any(not stop for stop in self.stop):
+            raise UserError(f"env.stop={list(self.stop)} has an empty string; remove it")
 
 
 ENV_SCHEMAS["llm"] = LLMEnvConfig

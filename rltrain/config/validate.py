@@ -196,7 +196,8 @@ def check_text_choice(cfg: Config) -> None:
                 "save_pretrained, with its tokenizer)"
             )
         check_model_dir(cfg.network.path, cfg.network.gguf_file)
-        cfg.env.tokenizer = cfg.network.path  # one model: the env decodes with its tokenizer
+        # one model: the env tokenizes and decodes with the model's tokenizer
+        cfg.env.tokenizer, cfg.env.gguf_file = cfg.network.path, cfg.network.gguf_file
     if wanted is None and (algo == "grpo" or net in ("transformer", "hf")):
         what = "algo=grpo" if algo == "grpo" else f"network={net}"
         home = "env=llm" if net == "hf" else "env=text"

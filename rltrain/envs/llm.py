@@ -97,12 +97,19 @@ def _regex_reward(pattern: str, spec: str) -> RewardFn:
     return reward
 
 
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
 def _exact_reward(prompt: str, completion: str, answer: str | None) -> float:
-    """1 when the completion's first word (stripped of punctuation) is the answer."""
+    """1 when the completion answers: for a numeric answer, the last number in the completion
+    equals it (as in math word problems, "2 + 3 = 5"); otherwise the stripped completion is the
+    answer."""
     if answer is None:
         return 0.0
-    words = completion.strip().split()
-    return 1.0 if words and words[0].strip(".,;:!?") == answer.strip() else 0.0
+    if NUMBER.fullmatch(answer.strip()):
+        numbers = NUMBER.findall(completion)
+        return 1.0 if numbers and float(numbers[-1]) == float(answer) else 0.0
+    return 1.0 if completion.strip() == answer.strip() else 0.0
 
 
 def _user_reward(spec: str) -> RewardFn:
@@ -157,8 +164,9 @@ def make_reward(spec: str, prompts: list[Prompt]) -> RewardFn:
     )
 
 
-def load_tokenizer(path: str) -> Any:
-    """The tokenizer saved beside the model, offline; a missing pad token becomes EOS."""
+def load_tokenizer(path: str, gguf_file: str | None = None) -> Any:
+    """The tokenizer saved beside the model (or inside its GGUF file), offline; a missing pad
+    token becomes EOS."""
     try:
         from transformers import AutoTokenizer
     except ImportError:
@@ -166,7 +174,8 @@ def load_tokenizer(path: str) -> Any:
             "env=llm needs transformers: pip install 'rltrain[llm]' (make install has it)"
         ) from None
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        extra = {"gguf_file": gguf_file} if gguf_file else {}
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, **extra)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(
@@ -187,9 +196,14 @@ class LLMTask:
         self.cfg = cfg
         self.prompts = load_prompts(cfg.prompts)
         self.reward_fn = make_reward(cfg.reward, self.prompts)
-        self.tokenizer = load_tokenizer(cfg.tokenizer)
+        self.tokenizer = load_tokenizer(cfg.tokenizer, cfg.gguf_file)
         self.eos, self.pad_id = int(self.tokenizer.eos_token_id), int(self.tokenizer.pad_token_id)
-        ids = [self.tokenizer(p.text, add_special_tokens=True)["input_ids"] for p in self.prompts]
+        if cfg.chat_template and not getattr(self.tokenizer, "chat_template", None):
+            raise UserError(
+                f"env.chat_template=true, but the tokenizer of {cfg.tokenizer} has no chat "
+                "template; set env.chat_template=false"
+            )
+        ids = [self._prompt_ids(p.text) for p in self.prompts]
         empty = [i for i, row in enumerate(ids) if not row]
         if empty:
             raise UserError(f"env.prompts: prompt {empty[0] + 1} has no tokens; remove it")
@@ -197,6 +211,27 @@ class LLMTask:
         self.prompt_ids = np.full((len(ids), self.prompt_len), PAD, dtype=np.int64)
         for i, row in enumerate(ids):
             self.prompt_ids[i, self.prompt_len - len(row) :] = row
+
+    def _prompt_ids(self, text: str) -> list[int]:
+        """The prompt's token ids: as a user turn of the chat template, ready for the
+        assistant's answer (env.chat_template), or the plain text."""
+        if not self.cfg.chat_template:
+            return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+        encoded = self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=True
+        )
+        ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
+        return [int(t) for t in ids]
+
+    def stopped(self, completion: str) -> bool:
+        """Whether a stop string (env.stop) has appeared: the completion ends there."""
+        return any(stop in completion for stop in self.cfg.stop)
+
+    def cut(self, completion: str) -> str:
+        """The completion up to its first stop string: what the reward reads."""
+        for stop in self.cfg.stop:
+            completion = completion.split(stop, 1)[0]
+        return completion
 
     @property
     def vocab_size(self) -> int:
@@ -212,10 +247,13 @@ class LLMTask:
         out[:, : self.prompt_len] = self.prompt_ids[indices]
         return out
 
+    def decode(self, tokens: list[int]) -> str:
+        return str(self.tokenizer.decode([t for t in tokens if t != self.eos],
+                                         skip_special_tokens=True))  # fmt: skip
+
     def completion_text(self, actions: np.ndarray, length: int) -> str:
-        """The completion's text (EOS and what follows it left out)."""
-        tokens = [int(t) for t in actions[:length] if int(t) != self.eos]
-        return str(self.tokenizer.decode(tokens, skip_special_tokens=True))
+        """The completion's text (EOS and what follows it, and any stop string, left out)."""
+        return self.cut(self.decode([int(t) for t in actions[:length]]))
 
     def reward(self, index: int, completion: str) -> float:
         """R(prompt, completion); a reward function that raises or returns a non-number or a
@@ -255,7 +293,7 @@ class LLMVecEnv:
     """
 
     def __init__(self, cfg: LLMEnvConfig, num_envs: int, seed: int) -> None:
-        self.task = LLMTask(cfg)
+        self.task, self.cfg = LLMTask(cfg), cfg
         self.num_envs = num_envs
         width = self.task.prompt_len + self.task.max_new_tokens
         box = gym.spaces.Box(PAD, self.task.vocab_size - 1, (width,), np.int64)
@@ -287,6 +325,10 @@ class LLMVecEnv:
         self.obs[rows, p + self.length] = actions
         self.length += 1
         done = (actions == self.task.eos) | (self.length >= self.task.max_new_tokens)
+        if self.cfg.stop:
+            for i in np.flatnonzero(~done):
+                text = self.task.decode(self.obs[i, p : p + self.length[i]].tolist())
+                done[i] = self.task.stopped(text)
         reward = np.zeros(self.num_envs, dtype=np.float32)
         final = self.obs.copy()
         ended = np.flatnonzero(done)

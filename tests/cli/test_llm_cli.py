@@ -21,9 +21,24 @@ import torch
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
-from tiny_lm import PROMPTS, write_preference_pairs
+from tiny_lm import PROMPTS, save_tiny_model, write_preference_pairs  # tests/tiny_lm.py
 
 RLTRAIN = str(Path(sys.executable).with_name("rltrain"))
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    return {kind: save_tiny_model(root, kind) for kind in ("gpt2", "llama")}
+
+
+@pytest.fixture(scope="module")
+def prompts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("prompts") / "prompts.txt"
+    path.write_text("\n".join(PROMPTS) + "\n", encoding="utf-8")
+    return path
+
+
 def llm_args(model: Path, prompts: Path, *extra: str) -> list[str]:
     return [
         "env=llm", "network=hf", f"network.path={model}", f"env.prompts={prompts}",
@@ -287,3 +302,30 @@ def test_env_reward_model_that_is_not_one_is_one_line(models, prompts, tmp_path,
     args = ["algo=grpo", *llm_args(models["gpt2"], prompts), f"env.reward=model:{tmp_path}"]
     message = one_error_line(run_cli(args, workdir))
     assert "is not a reward model directory" in message and "rltrain reward-model" in message
+
+
+# a user turn becomes "yes <content>": the template's own words are visible in the prompt ids
+CHAT = "{% for m in messages %}yes {{ m['content'] }}{% endfor %}"
+
+
+def test_chat_template_and_stop_strings(tmp_path, prompts, run_cli, workdir, find_run_dirs,
+                                        one_error_line):  # fmt: skip
+    chat = save_tiny_model(tmp_path, "gpt2", chat_template=CHAT)
+    args = ["algo=grpo", *llm_args(chat, prompts), "env.chat_template=true", "env.stop=[mat]",
+            "env.reward=keyword:mat", "algo.group_size=2", "env.max_new_tokens=12"]  # fmt: skip
+    result = run_cli(args, workdir)
+    assert result.returncode == 0, result.stderr
+    (run,) = find_run_dirs(workdir)
+    evaluated = run_cli(["eval", str(run), "--episodes", "2"], workdir)
+    rows = [line for line in evaluated.stdout.splitlines() if line.startswith("| ")][1:]
+    for row in rows:
+        prompt, completion, reward, _, _ = row.strip("| ").split(" | ")
+        assert prompt.startswith("yes ")  # the template wrapped the prompt
+        words = completion.split()
+        assert "mat" not in words[:-1]  # the completion ended at the stop string
+        assert float(reward) == 0.0  # and the reward read the text before it
+    # a tokenizer without a template: one line, not a silently unwrapped prompt
+    plain = save_tiny_model(tmp_path, "gpt2")
+    message = one_error_line(run_cli(["algo=grpo", *llm_args(plain, prompts),
+                                      "env.chat_template=true"], workdir))  # fmt: skip
+    assert "has no chat template" in message
