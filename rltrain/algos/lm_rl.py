@@ -66,7 +66,7 @@ class LMRun(CompletionRecords):
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
         was_training = net.training
         net.eval()
-        logits, _, cache = net(ids, attention, positions=positions, cache=True)
+        logits, _, cache = net(ids, attention, positions=positions, cache=True, values=False)
         step_logits, next_position = logits[:, -1], positions[:, -1:] + 1
         actions = torch.zeros(len(prompts), length, dtype=torch.int64, device=device)
         mask = torch.zeros(len(prompts), length, device=device)
@@ -89,7 +89,8 @@ class LMRun(CompletionRecords):
                 break
             attention = torch.cat([attention, torch.ones_like(attention[:, :1])], 1)
             logits, _, cache = net(torch.where(alive, a, task.pad_id)[:, None], attention,
-                                   past=cache, positions=next_position, cache=True)  # fmt: skip
+                                   past=cache, positions=next_position, cache=True,
+                                   values=False)  # fmt: skip
             step_logits, next_position = logits[:, -1], next_position + 1
         net.train(was_training)
         lengths = mask.sum(1).long().cpu().numpy()
@@ -105,6 +106,7 @@ class LMRun(CompletionRecords):
         p, length = self.task.prompt_len, self.task.max_new_tokens
         ids, attention = model_inputs(tokens[:, : p + length - 1], self.task.pad_id)
         logits, values, _ = net(ids, attention)
+        assert values is not None
         log_pi = self._log_probs(logits[:, p - 1 :])
         entropy = -(log_pi.exp() * log_pi).sum(-1)
         return log_pi.gather(2, actions[..., None]).squeeze(2), values[:, p - 1 :], entropy
@@ -123,7 +125,7 @@ class LMRun(CompletionRecords):
         p = self.task.prompt_len
         done = (tokens[:, p:] >= 0).sum(1)
         ids, attention = model_inputs(tokens, self.task.pad_id)
-        logits = net(ids, attention)[0][torch.arange(len(tokens)), p - 1 + done]
+        logits = net(ids, attention, values=False)[0][torch.arange(len(tokens)), p - 1 + done]
         if greedy:
             return logits.argmax(-1).cpu().numpy()
         return torch.multinomial(self._log_probs(logits).exp(), 1).squeeze(1).cpu().numpy()

@@ -87,20 +87,23 @@ class HFPolicy(nn.Module):
             "past_key_values")  # fmt: skip
 
     def forward(self, tokens: Tensor, attention: Tensor, past: Any = None,
-                positions: Tensor | None = None, cache: bool = False,
-                ) -> tuple[Tensor, Tensor, Any]:  # fmt: skip
+                positions: Tensor | None = None, cache: bool = False, values: bool = True,
+                ) -> tuple[Tensor, Tensor | None, Any]:  # fmt: skip
         """tokens [B, T] (valid ids), attention [B, T'] (T' counts the cached positions too);
-        `cache` returns the key-value cache that generation feeds back as `past`."""
+        `cache` returns the key-value cache that generation feeds back as `past`; without
+        `values` (sampling needs none) the hidden states are not kept and V is None."""
         if positions is None:
             # left padding: positions count the prompt's real tokens, so a padded prompt sees
             # the same positions as the unpadded one
             positions = (attention.long().cumsum(-1) - 1).clamp(min=0)[:, -tokens.shape[1] :]
         out = self.model(input_ids=tokens, attention_mask=attention, position_ids=positions,
-                         use_cache=cache, output_hidden_states=True,
+                         use_cache=cache, output_hidden_states=values,
                          **{self._cache_kw: past})  # fmt: skip
+        if not values:
+            return out.logits.float(), None, out.get(self._cache_kw)
         hidden = out.hidden_states[-1]
-        values = self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)
-        return out.logits.float(), values.float(), out.get(self._cache_kw)
+        v = self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)
+        return out.logits.float(), v.float(), out.get(self._cache_kw)
 
     @contextlib.contextmanager
     def reference_mode(self) -> Iterator[None]:
