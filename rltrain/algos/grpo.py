@@ -80,16 +80,21 @@ class GRPO(Algorithm):
         batch = self.text.sample(self.net, prompts)
         self.text.finished(batch)
         advantages = group_advantages(batch.rewards, cfg.group_size, cfg.rloo)
-        with torch.no_grad():
-            old_log_probs, _, _ = self.text.score(self.net, batch)
-            ref_log_probs = self.text.score_reference(batch)
-        self.text.sampled_objective(batch, old_log_probs, ref_log_probs, beta)
         size, mb = len(prompts), min(cfg.batch_size, len(prompts))
+        # one pass in one minibatch: the sampling policy is the one being updated, so its log
+        # pi comes from the training forward itself (detached) and a whole forward is saved
+        single_pass = cfg.n_epochs == 1 and mb == size
+        with torch.no_grad():
+            old_log_probs = None if single_pass else self.text.score(self.net, batch)[0]
+            ref_log_probs = self.text.score_reference(batch)
         for _ in range(cfg.n_epochs):
             order = torch.randperm(size, device=advantages.device)
             for start in range(0, size - mb + 1, mb):
                 idx = order[start : start + mb]
                 log_probs, _, entropy = self.text.score(self.net, batch, idx)
+                if old_log_probs is None:
+                    old_log_probs = torch.empty_like(log_probs)
+                    old_log_probs[idx] = log_probs.detach()
                 loss, kl, clip_fraction = grpo_loss(
                     log_probs, old_log_probs[idx], ref_log_probs[idx], advantages[idx],
                     batch.mask[idx], cfg.clip_coef, beta,
@@ -103,6 +108,8 @@ class GRPO(Algorithm):
                 rec.scalar(tags.APPROX_KL, kl)
                 rec.scalar(tags.CLIP_FRACTION, clip_fraction)
                 rec.scalar(tags.GRAD_NORM, grad_norm)
+        assert old_log_probs is not None
+        self.text.sampled_objective(batch, old_log_probs, ref_log_probs, beta)
         # GRPO's value estimate is its baseline: V = the group's mean reward, Q = R, A = Q - V
         baseline = batch.rewards.view(-1, cfg.group_size).mean(1).repeat_interleave(cfg.group_size)
         rec.scalar(tags.V_MEAN, baseline.mean())
