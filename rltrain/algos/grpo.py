@@ -85,13 +85,15 @@ class GRPO(Algorithm):
         # pi comes from the training forward itself (detached) and a whole forward is saved
         single_pass = cfg.n_epochs == 1 and mb == size
         with torch.no_grad():
-            old_log_probs = None if single_pass else self.text.score(self.net, batch)[0]
+            old_log_probs = (
+                None if single_pass else self.text.score(self.net, batch, values=False)[0]
+            )
             ref_log_probs = self.text.score_reference(batch)
         for _ in range(cfg.n_epochs):
             order = torch.randperm(size, device=advantages.device)
             for start in range(0, size - mb + 1, mb):
                 idx = order[start : start + mb]
-                log_probs, _, entropy = self.text.score(self.net, batch, idx)
+                log_probs, _, entropy = self.text.score(self.net, batch, idx, values=False)
                 if old_log_probs is None:
                     old_log_probs = torch.empty_like(log_probs)
                     old_log_probs[idx] = log_probs.detach()

@@ -98,25 +98,26 @@ class LMRun(CompletionRecords):
         return Completions(buffers, actions, mask, torch.from_numpy(rewards).to(device))
 
     def score(self, net: HFPolicy, batch: Completions, rows: Tensor | None = None,
-              ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
-        """(log pi(a_t|s_t), V(s_t), H(pi(.|s_t))), each [B, L], from one forward pass."""
+              values: bool = True) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+        """(log pi(a_t|s_t), V(s_t), H(pi(.|s_t))), each [B, L], from one forward pass;
+        without `values` (GRPO, the reference) V is zeros and the hidden states are not kept."""
         tokens, actions = batch.tokens, batch.actions
         if rows is not None:
             tokens, actions = tokens[rows], actions[rows]
         p, length = self.task.prompt_len, self.task.max_new_tokens
         ids, attention = model_inputs(tokens[:, : p + length - 1], self.task.pad_id)
-        logits, values, _ = net(ids, attention)
-        assert values is not None
+        logits, v, _ = net(ids, attention, values=values)
         log_pi = self._log_probs(logits[:, p - 1 :])
         entropy = -(log_pi.exp() * log_pi).sum(-1)
-        return log_pi.gather(2, actions[..., None]).squeeze(2), values[:, p - 1 :], entropy
+        chosen = log_pi.gather(2, actions[..., None]).squeeze(2)
+        return chosen, torch.zeros_like(chosen) if v is None else v[:, p - 1 :], entropy
 
     @torch.no_grad()
     def score_reference(self, batch: Completions) -> Tensor:
         if self._reference is not None:
-            return self.score(self._reference, batch)[0]
+            return self.score(self._reference, batch, values=False)[0]
         with self._policy.reference_mode():
-            return self.score(self._policy, batch)[0]
+            return self.score(self._policy, batch, values=False)[0]
 
     @torch.no_grad()
     def act(self, net: HFPolicy, obs: np.ndarray, greedy: bool) -> np.ndarray:

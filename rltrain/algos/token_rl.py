@@ -365,8 +365,9 @@ class TextRun(CompletionRecords):
         return sample(net, self.task, prompts, self.ctx.device, greedy, generator)
 
     def score(self, net: TokenTransformer, batch: Completions, rows: Tensor | None = None,
-              ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
-        """(log pi, V, entropy) per token of the completions (of `rows` of them), [B, L]."""
+              values: bool = True) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+        """(log pi, V, entropy) per token of the completions (of `rows` of them), [B, L]; the
+        small transformer computes V in any case (`values` is for env=llm's large models)."""
         tokens, actions = batch.tokens, batch.actions
         if rows is not None:
             tokens, actions = tokens[rows], actions[rows]
