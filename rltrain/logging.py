@@ -67,6 +67,7 @@ class Recorder:
         self._scalars: dict[str, list[Any]] = defaultdict(list)
         self._histograms: dict[str, Any] = {}
         self._images: dict[str, np.ndarray] = {}
+        self._texts: dict[str, str] = {}
         self.latest: dict[str, float] = {}  # last flushed value of each scalar, for summaries
         self.writer = None
         if enabled and run_dir is not None:
@@ -89,6 +90,10 @@ class Recorder:
     def image(self, tag: str, image: np.ndarray) -> None:
         """An HxWx3 uint8 image, written at the next flush."""
         self._images[tag] = image
+
+    def text(self, tag: str, text: str) -> None:
+        """Markdown for TensorBoard's Text tab, written at the next flush (with the images)."""
+        self._texts[tag] = text
 
     @_event_io
     def video(self, tag: str, frames: np.ndarray, step: int, fps: float) -> None:
@@ -156,7 +161,7 @@ class Recorder:
             self._scalars[tag].extend(values)
 
     def pending(self) -> bool:
-        return bool(self._scalars or self._histograms or self._images)
+        return bool(self._scalars or self._histograms or self._images or self._texts)
 
     @_event_io
     def flush(self, step: int, histograms: bool = True, images: bool = True) -> dict[str, float]:
@@ -187,8 +192,11 @@ class Recorder:
             if images:
                 for tag, image in self._images.items():
                     self.writer.add_image(tag, image, step, dataformats="HWC")
+                for tag, text in self._texts.items():
+                    self.writer.add_text(tag, text, step)
         self._histograms.clear()
         self._images.clear()
+        self._texts.clear()
         return means
 
     @_event_io

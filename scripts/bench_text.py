@@ -4,8 +4,9 @@ the update, on this machine's CPU (and on `--device cuda` where a GPU is at hand
 No peer runs beside it: TRL's trainers need a Hugging Face model, and on this small transformer
 there is nothing to compare against, so the figures are absolute. Each algorithm runs its tuned
 preset's settings (rltrain/tuned/*_text*.yaml) for `--iterations` iterations after
-`--warmup`; generation is the time inside `sample` (token by token, a forward pass over the prefix
-so far, then the rewards), the update everything else in `iterate` (scoring, advantages, epochs).
+`--warmup`; generation is the time inside `TextRun.sample` (token by token, a forward pass over
+the prefix so far, then the rewards), the update everything else in `iterate` (scoring,
+advantages, epochs).
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from rltrain.algos import grpo, ppo
 from rltrain.algos.base import Context
 from rltrain.algos.registry import algorithm_class
-from rltrain.algos.token_rl import sample
+from rltrain.algos.token_rl import TextRun
 from rltrain.config.store import compose_run_config
 from rltrain.config.validate import typed_config
 from rltrain.envs.factory import make_vec_env
@@ -30,10 +30,13 @@ TIMES = {"sample": 0.0}
 COUNTS = {"completions": 0, "tokens": 0}
 
 
-def timed_sample(*args: Any, **kwargs: Any) -> Any:
-    """`sample`, timed: both algorithm modules call it by this name."""
+UNTIMED = TextRun.sample
+
+
+def timed_sample(self: Any, *args: Any, **kwargs: Any) -> Any:
+    """`TextRun.sample`, timed: both algorithms generate through it."""
     start = time.perf_counter()
-    batch = sample(*args, **kwargs)
+    batch = UNTIMED(self, *args, **kwargs)
     if batch.mask.is_cuda:
         torch.cuda.synchronize()
     TIMES["sample"] += time.perf_counter() - start
@@ -80,7 +83,7 @@ def main() -> str:
     parser.add_argument("--iterations", type=int, default=40)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (rltrain's default)")
     args, _ = parser.parse_known_args()
-    ppo.sample = grpo.sample = timed_sample  # type: ignore[attr-defined]
+    TextRun.sample = timed_sample  # type: ignore[method-assign]
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rows = [

@@ -65,6 +65,12 @@ def cli_env() -> dict[str, str]:
     return env
 
 
+@pytest.fixture
+def cli_environ() -> dict[str, str]:
+    """A copy of the CLI subprocesses' environment, for a test to add to (PYTHONPATH)."""
+    return cli_env()
+
+
 @pytest.fixture(scope="session")
 def run_cli(rltrain_bin: Path) -> CliRunner:
     """`run_cli(args, cwd, timeout=180)` runs the installed `rltrain` with `args` in `cwd` and
