@@ -19,6 +19,7 @@ import torch
 
 from rltrain import tags
 from rltrain.algos.actor_critic import (
+    ActorCriticInference,
     Rollout,
     RolloutCollector,
     anneal_lr,
@@ -142,7 +143,7 @@ def approx_kl(log_ratio: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
     return ((ratio - 1) - log_ratio).mean()
 
 
-class PPO(Algorithm):
+class PPO(ActorCriticInference, Algorithm):
     @classmethod
     def check_env(cls, obs_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:
         check_actor_critic_env("ppo", obs_space, action_space)
