@@ -16,7 +16,7 @@ import typer
 
 from rltrain.errors import UserError
 
-SUBCOMMANDS = ("train", "eval", "resume", "list", "summary", "board")
+SUBCOMMANDS = ("train", "eval", "resume", "export", "list", "summary", "board")
 # Hydra flags that take a value, and flags whose value is optional (--info [what]).
 _VALUE_FLAGS = {
     "--cfg",
@@ -244,6 +244,21 @@ def eval_(
     from rltrain.app.commands import evaluate_run
 
     evaluate_run(run_dir, episodes, checkpoint, video, not stochastic, seed)
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="a run directory"),
+    format: str = typer.Option(..., "--format", help="onnx or torchscript"),
+    checkpoint: str = typer.Option("best", help="best or last"),
+    out: Path = typer.Option(
+        None, help="the file to write (default RUN_DIR/export/policy_<checkpoint>.onnx|.pt)"
+    ),
+) -> None:
+    """Export the deterministic policy (and V or Q) to ONNX or TorchScript, for use outside."""
+    from rltrain.app.export import export_run
+
+    export_run(run_dir, checkpoint, format, out)
 
 
 @app.command(name="list")

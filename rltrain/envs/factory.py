@@ -120,3 +120,32 @@ def make_vec_env(cfg: Any, num_envs: int, seed: int, training: bool) -> VecEnv:
         vector = gym.vector.SyncVectorEnv(thunks, autoreset_mode=mode)
     vector.action_space.seed(seed)
     return GymVecEnv(vector)
+
+
+def observation_preprocessing(cfg: Any, space: gym.Space[Any]) -> str:
+    """What a policy trained on this env expects as its input, in words: recorded in exported
+    policies (`rltrain export`) so that code outside rltrain can feed them."""
+    if cfg.name == "atari":
+        size, stack = cfg.screen_size, cfg.frame_stack
+        return (
+            f"ALE game {cfg.game} as env=atari plays it: each step repeats the action for "
+            f"frame_skip={cfg.frame_skip} frames (sticky actions p={cfg.repeat_action_probability}"
+            f"), takes the max of the last two frames, converts to grayscale, resizes to "
+            f"{size}x{size} (cv2 INTER_AREA), and stacks the last {stack} such frames: uint8 "
+            f"[batch, {stack}, {size}, {size}] (NCHW, oldest first, zeros after a reset); the "
+            "network scales by 1/255 itself"
+        )
+    if isinstance(space, gym.spaces.Discrete):
+        return (
+            f"the state index as int64 [batch] in 0..{int(space.n) - 1}; the network one-hot "
+            "encodes it itself"
+        )
+    if isinstance(space, gym.spaces.Box) and space.dtype == np.uint8:
+        return f"the env's uint8 observation as it is, [batch, {', '.join(map(str, space.shape))}]"
+    if isinstance(space, gym.spaces.Box):
+        shape = ", ".join(map(str, space.shape))
+        return (
+            f"the env's observation as it is, cast to float32 [batch, {shape}]; no normalisation "
+            "or clipping"
+        )
+    return f"observations of {space}"
