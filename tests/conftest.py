@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -216,3 +217,19 @@ def find_run_dirs() -> Callable[[Path], list[Path]]:
 def summary_of() -> Callable[[Path], dict[str, Any]]:
     """`summary_of(run_dir)`: the run's summary.json."""
     return read_summary
+
+
+@pytest.fixture
+def learning_run_dir(tmp_path: Path) -> Callable[[str], Path]:
+    """`learning_run_dir(name)`: where a slow learning test's run goes: tmp_path/run, or with
+    RLTRAIN_TEST_RUNS=DIR set, DIR/name (emptied first), kept for the plot scripts."""
+
+    def where(name: str) -> Path:
+        keep = os.environ.get("RLTRAIN_TEST_RUNS")
+        if not keep:
+            return tmp_path / "run"
+        run = Path(keep).resolve() / name
+        shutil.rmtree(run, ignore_errors=True)
+        return run
+
+    return where

@@ -115,7 +115,7 @@ class GRPO(Algorithm):
         return self.text.pop_episodes()
 
     def diagnostics(self) -> None:
-        self.text.record(self.ctx.recorder, self.net)
+        self.text.record(self.ctx.recorder, self.net, value_head=False)
 
     def state_dict(self) -> dict[str, Any]:
         return {

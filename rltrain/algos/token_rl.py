@@ -222,7 +222,9 @@ class Oracle:
             values.append(v[chunk - chunk[0], at[chunk]].double())
         return torch.cat(logs).cpu(), torch.cat(values).cpu()
 
-    def report(self, net: TokenTransformer) -> dict[str, float]:
+    def report(self, net: TokenTransformer, value_head: bool = True) -> dict[str, float]:
+        """The exact objective and KLs of `net`'s policy; with `value_head` (PPO; GRPO trains
+        none, so its untrained head's error would only mislead) also its value errors."""
         log_pi, values = self.evaluate(net)
         rep = policy_report(self.tree, log_pi, self.ref_log_probs, self.optimum.log_pi, self.beta)
         # the value head against V* on the states pi visits, and Q = R or V(s') against Q*
@@ -232,7 +234,7 @@ class Oracle:
         q_hat = torch.where(child >= 0, values[child.clamp(min=0)], self.tree.end_reward)
         q_error = (log_pi.exp() * (q_hat - self.optimum.q).abs()).sum(1)
         gap = self.optimum.objective - self.reference_objective
-        return {
+        report = {
             tags.OBJECTIVE: rep.objective,
             tags.OBJECTIVE_OPTIMAL: self.optimum.objective,
             tags.OBJECTIVE_REFERENCE: self.reference_objective,
@@ -241,9 +243,11 @@ class Oracle:
             tags.KL_TO_OPTIMAL: rep.kl_to_optimal,
             tags.KL_TO_REFERENCE: rep.kl_to_reference,
             tags.REWARD_EXACT: rep.reward,
-            tags.V_ERROR_VS_OPTIMAL: v_error,
-            tags.Q_ERROR_VS_OPTIMAL: float((weight * q_error).sum()),
         }
+        if value_head:
+            report[tags.V_ERROR_VS_OPTIMAL] = v_error
+            report[tags.Q_ERROR_VS_OPTIMAL] = float((weight * q_error).sum())
+        return report
 
 
 def make_oracle(task: TextTask, reference: TokenTransformer, cfg: TextEnvConfig) -> Oracle | None:
@@ -311,9 +315,9 @@ class TextRun:
         return (torch.cat([r for r, _ in done]).double().numpy(),
                 torch.cat([n for _, n in done]).long().numpy())  # fmt: skip
 
-    def record(self, rec: Recorder, net: TokenTransformer) -> None:
+    def record(self, rec: Recorder, net: TokenTransformer, value_head: bool = True) -> None:
         if self.oracle is not None:
-            for tag, value in self.oracle.report(net).items():
+            for tag, value in self.oracle.report(net, value_head).items():
                 rec.scalar(tag, value)
 
     def state_dict(self) -> dict[str, Any]:

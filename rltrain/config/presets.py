@@ -80,13 +80,15 @@ def load_presets() -> dict[str, Preset]:
 
 def env_key(env: Mapping[str, Any]) -> str:
     """What presets are keyed by: `atari` for any ALE game, `recommender/<view>` for the
-    recommender, else the gymnasium id, else (rltrain's own envs, which have no id) the env's
-    name."""
+    recommender, `text/<task>` for the token MDP, else the gymnasium id, else (rltrain's own
+    envs, which have no id) the env's name."""
     name = str(env.get("name"))
     if name == "atari":
         return "atari"
     if name == "recommender":  # presets differ per view: recommender/tabular, recommender/features
         return f"recommender/{env.get('view', 'tabular')}"
+    if name == "text":  # each task has its own budget
+        return f"text/{env.get('task', 'sort')}"
     env_id = env.get("id")
     return str(env_id) if env_id else name
 

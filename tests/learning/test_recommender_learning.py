@@ -58,21 +58,22 @@ def test_q_learning_reaches_q_star_on_the_tabular_view(seed: int) -> None:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("algo", ["dqn", "ppo"])
 def test_deep_agents_beat_the_greedy_click_on_the_features_view(
-    algo: str, seed: int, run_cli: Any, tmp_path: Path, tb_scalars: Any
+    algo: str, seed: int, run_cli: Any, tmp_path: Path, tb_scalars: Any, learning_run_dir: Any
 ) -> None:
     """Through the console script with the preset: the run's best checkpoint, chosen by
     eval/return_exact (its deterministic policy scored exactly on the simulator's model, so the
     choice carries no sampling noise), earns more clicks per session than the greedy next click
     (exact, 58.1)."""
+    run = learning_run_dir(f"{algo}_features_{seed}")
     args = [f"algo={algo}", "env=recommender", "env.view=features", f"seed={seed}",
-            "hydra.run.dir=run"]  # fmt: skip
+            f"hydra.run.dir={run}"]  # fmt: skip
     result = run_cli(args, tmp_path, timeout=3600)
     assert result.returncode == 0, result.stderr
-    scalars = tb_scalars(tmp_path / "run")
+    scalars = tb_scalars(run)
     exact = [value for _, value in scalars["eval/return_exact"]]
     greedy = scalars["eval/baseline_greedy"][-1][1]
     optimal = scalars["eval/baseline_optimal"][-1][1]
     assert greedy == pytest.approx(58.06, abs=0.01) and optimal == pytest.approx(73.74, abs=0.01)
     assert max(exact) > greedy, f"best {max(exact):.2f}, greedy {greedy:.2f}: {exact}"
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    summary = json.loads((run / "summary.json").read_text())
     assert summary["best_eval_return"] == pytest.approx(max(exact))

@@ -47,8 +47,9 @@ def test_every_preset_applies_and_validates(name: str) -> None:
     for algo, key in itertools.product(preset.algos, preset.envs):
         env = options.get(key, key)  # gridworld, traffic_light, atari are env options too
         view = []
-        if key.startswith("recommender/"):  # keyed by view: env=recommender env.view=<view>
-            env, view = "recommender", [f"env.view={key.split('/')[1]}"]
+        if "/" in key:  # env=recommender env.view=<view>, env=text env.task=<task>
+            env, choice = key.split("/")
+            view = [f"env.{ {'recommender': 'view', 'text': 'task'}[env] }={choice}"]
         node = compose_run_config([f"algo={algo}", f"env={env}", *view])
         assert node.preset == name
         for dotted, value in _flat(preset.settings):
