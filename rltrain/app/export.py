@@ -70,7 +70,8 @@ def _require_onnx() -> None:
     try:
         import onnx  # noqa: F401
     except ImportError:
-        raise UserError("--format onnx needs the onnx package: pip install 'rltrain[export]'") from None
+        message = "--format onnx needs the onnx package: pip install 'rltrain[export]'"
+        raise UserError(message) from None
 
 
 def example_batch(space: Any) -> Any:
@@ -124,6 +125,7 @@ def policy_metadata(loaded: Any, which: str, outputs: tuple[str, ...]) -> dict[s
         "observation_space": str(obs_space),
         "action_space": str(action_space),
         "outputs": "; ".join(f"{name}: {described[name]}" for name in outputs),
+        "output_names": ",".join(outputs),  # the order of the module's outputs
         "network": network_name(cfg.network.name, obs_space),
     }
 
