@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -117,7 +118,12 @@ def build_agent(run_dir: Path, which: str, file: Path | None = None) -> LoadedRu
     import torch
 
     rng = seed_everything(cfg.seed)
-    env = make_vec_env(cfg.env, num_envs=1, seed=cfg.seed, training=False)
+    # as many env copies as the run had: an algorithm's per-env state in the checkpoint (DQN's
+    # replay streams and episode trackers) is sized by them; in this process, not subprocesses
+    env_cfg = cfg.env
+    if getattr(env_cfg, "vectorization", None) == "async":
+        env_cfg = dataclasses.replace(env_cfg, vectorization="sync")
+    env = make_vec_env(env_cfg, num_envs=env_cfg.num_envs, seed=cfg.seed, training=False)
     # the thread rule of training (one thread for MLPs): torch's default of every core makes a
     # batch-of-one CNN forward many times slower as soon as another process wants a core
     from rltrain.networks.builders import is_image_space

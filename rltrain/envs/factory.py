@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -11,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 
 from rltrain.config.envs import GymEnvConfig
+from rltrain.envs.gym_env import make_gym_env
 from rltrain.envs.vec import GymVecEnv, VecEnv
 from rltrain.errors import UserError
 
@@ -22,25 +22,11 @@ def check_vectorization(name: str, num_envs: int) -> None:
         raise UserError(f"env.vectorization={name} is not known; use sync, async or batched")
 
 
-def _check_gym_id(env_id: str) -> None:
-    if env_id in gym.registry:
-        return
-    if env_id.startswith("ALE/"):
-        raise UserError(f"env.id={env_id}: use env=atari env.game=<name> for Atari games")
-    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise UserError(f"env.id={env_id} is not a registered gymnasium environment{hint}")
-
-
 def make_single_env(cfg: Any, render_mode: str | None = None) -> gym.Env[Any, Any]:
     """One (unvectorized) env: for tabular models, rendering and the terminal view."""
     # Presets of the gym schema (cartpole, frozen_lake, cliff_walking, taxi, ...) are GymEnvConfig.
     if isinstance(cfg, GymEnvConfig) or cfg.name in ("gym", "cartpole"):
-        _check_gym_id(cfg.id)
-        kwargs: dict[str, Any] = {"render_mode": render_mode}
-        if cfg.max_episode_steps is not None:
-            kwargs["max_episode_steps"] = cfg.max_episode_steps
-        return gym.make(cfg.id, **kwargs)
+        return make_gym_env(cfg, render_mode)
     if cfg.name == "gridworld":
         from rltrain.envs.gridworld import make_gridworld
 
@@ -101,7 +87,7 @@ def make_vec_env(cfg: Any, num_envs: int, seed: int, training: bool) -> VecEnv:
         cfg = replace(cfg, random_start=False)
     if cfg.vectorization == "batched":
         env_id = getattr(cfg, "id", None)  # rltrain's own envs (gridworld, ...) have no id
-        if env_id != "CartPole-v1":
+        if env_id != "CartPole-v1" or getattr(cfg, "entry_point", None):
             raise UserError(
                 f"env.vectorization=batched exists for CartPole-v1 only, not "
                 f"env={cfg.name}{f' (env.id={env_id})' if env_id else ''}; "

@@ -101,9 +101,10 @@ def test_load_takes_a_checkpoint_file(api_run):
 
 
 def test_dqn_agent_has_q_values_whose_argmax_is_its_action(tmp_path, monkeypatch):
+    """Two envs: the checkpoint's per-env replay state must fit the agent that loads it."""
     monkeypatch.chdir(tmp_path)
     run_dir, _ = rltrain.train(
-        ["algo=dqn", "total_steps=300", "algo.learning_starts=100", "env.num_envs=1",
+        ["algo=dqn", "total_steps=300", "algo.learning_starts=100", "env.num_envs=2",
          "eval_episodes=1", "device=cpu", "logger.log_interval=100"]
     )  # fmt: skip
     agent = rltrain.load(run_dir, checkpoint="last")
