@@ -208,6 +208,13 @@ def run_hydra(args: list[str]) -> Any:
         return hydra_train()
     except (HydraException, OmegaConfBaseException) as error:
         raise UserError(explain(error)) from error
+    except ValueError as error:
+        from rltrain.app.sweeps import optuna_failure
+
+        message = optuna_failure(error)
+        if message is None:
+            raise
+        raise UserError(message) from error
     finally:
         sys.argv, sys.stderr = saved, saved_stderr
 

@@ -124,6 +124,11 @@ def typed_config(node: DictConfig) -> Config:
         raise UserError(f"logger.log_interval={cfg.logger.log_interval} must be at least 1")
     check_network_choice(cfg)
     check_text_choice(cfg)
+    # token PPO's rollouts are completions; num_envs < 1 is the env factory's one line
+    if cfg.algo.name == "ppo" and cfg.env.name != "text" and cfg.env.num_envs >= 1:
+        from rltrain.config.algos import check_minibatch_fits
+
+        check_minibatch_fits(cfg.algo.batch_size, cfg.algo.n_steps, cfg.env.num_envs)
     if cfg.logger.progress not in PROGRESS_MODES:
         raise UserError(
             f"logger.progress={cfg.logger.progress} is not known; use {', '.join(PROGRESS_MODES)}"
