@@ -8,6 +8,7 @@ when it flushes. Tags follow the contract in the README (charts/, eval/, values/
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,17 @@ import torch
 
 
 class Recorder:
-    def __init__(self, run_dir: Path | None, enabled: bool, purge_step: int | None = None) -> None:
+    """`enabled`: write TensorBoard events; `trackers` (rltrain/trackers.py) get every scalar
+    written too, sent at each flush."""
+
+    def __init__(
+        self,
+        run_dir: Path | None,
+        enabled: bool,
+        purge_step: int | None = None,
+        trackers: Sequence[Any] = (),
+    ) -> None:
+        self.trackers = list(trackers)
         self._scalars: dict[str, list[Any]] = defaultdict(list)
         self._histograms: dict[str, Any] = {}
         self._images: dict[str, np.ndarray] = {}
@@ -75,6 +86,8 @@ class Recorder:
         self.latest[tag] = float(value)
         if self.writer is not None:
             self.writer.add_scalar(tag, float(value), step)
+        for tracker in self.trackers:
+            tracker.scalar(tag, float(value), step)
 
     def first_non_finite(self) -> str | None:
         """The first recorded tag whose pending values hold a NaN or inf (one host sync)."""
@@ -139,6 +152,10 @@ class Recorder:
                     self.writer.add_image(tag, image, step, dataformats="HWC")
         self._histograms.clear()
         self._images.clear()
+        for tracker in self.trackers:
+            for tag, value in means.items():
+                tracker.scalar(tag, value, step)
+            tracker.flush()
         return means
 
     def flush_events(self) -> None:
@@ -150,7 +167,14 @@ class Recorder:
         if self.writer is not None:
             self.writer.add_hparams(params, metrics, run_name=".")
 
+    def finish(self, metrics: dict[str, float], step: int, run_dir: Path) -> None:
+        """The run's final metrics to the trackers, which then mark their runs finished."""
+        for tracker in self.trackers:
+            tracker.finish(metrics, step, run_dir)
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.flush()
             self.writer.close()
+        for tracker in self.trackers:
+            tracker.close()

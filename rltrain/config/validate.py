@@ -133,8 +133,11 @@ def typed_config(node: DictConfig) -> Config:
         raise UserError(
             f"logger.progress={cfg.logger.progress} is not known; use {', '.join(PROGRESS_MODES)}"
         )
-    if cfg.logger.name not in ("tensorboard", "none"):
-        raise UserError(f"logger={cfg.logger.name} is not known; use tensorboard or none")
+    if cfg.logger.name not in ("tensorboard", "mlflow", "none"):
+        raise UserError(f"logger={cfg.logger.name} is not known; use tensorboard, mlflow or none")
+    from rltrain.trackers import chosen_backends
+
+    chosen_backends(cfg.logger)  # an unknown backend name is one line
     return cfg
 
 

@@ -30,6 +30,7 @@ from rltrain.runner.device import configure_threads, seed_everything, select_dev
 from rltrain.runner.evaluate import evaluate
 from rltrain.runner.progress import Progress
 from rltrain.runner.run_lock import run_lock
+from rltrain.trackers import chosen_backends, make_trackers, require_backend_packages
 
 # logger.video: each evaluation's whole game is an MP4 in <run>/videos; TensorBoard gets a short
 # clip of it (every other frame of the first 2 x 150: 20 s of Atari play shown at 15 fps)
@@ -69,6 +70,12 @@ class _StopFlag:
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+def config_params(node: DictConfig) -> dict[str, Any]:
+    """The config as flat `key: value` pairs of plain values (HParams, trackers' params)."""
+    flat = flatten(OmegaConf.to_container(node, resolve=True))  # type: ignore[arg-type]
+    return {k: v for k, v in flat.items() if isinstance(v, (int, float, str, bool))}
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -129,6 +136,7 @@ def _train(cfg: Config, node: DictConfig, run_dir: Path, resume: bool) -> float:
                 f"but the run is configured for algo={cfg.algo.name} env={cfg.env.name}"
             )
 
+    require_backend_packages(cfg.logger)
     env = make_vec_env(cfg.env, num_envs=cfg.env.num_envs, seed=cfg.seed, training=True)
     recorder: Recorder | None = None
     try:
@@ -136,10 +144,11 @@ def _train(cfg: Config, node: DictConfig, run_dir: Path, resume: bool) -> float:
         configure_threads(cfg.device, is_image_space(env.single_observation_space))
         recorder = Recorder(
             run_dir,
-            enabled=cfg.logger.name == "tensorboard",
+            enabled="tensorboard" in chosen_backends(cfg.logger),
             # Events at the checkpoint's own step were written before it was saved; only later
             # ones are stale.
             purge_step=saved["step"] + 1 if saved else None,
+            trackers=make_trackers(cfg.logger, run_dir, config_params(node), resume),
         )
         ctx = Context(cfg=cfg, env=env, device=device, recorder=recorder, rng=rng, run_dir=run_dir)
         algo: Algorithm = algo_cls(cfg.algo, ctx)
@@ -311,12 +320,10 @@ def _run(
         "overrides": _overrides(run_dir),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    hparams = {
-        k: v
-        for k, v in flatten(OmegaConf.to_container(node, resolve=True)).items()  # type: ignore[arg-type]
-        if isinstance(v, (int, float, str, bool))
-    }
-    rec.hparams(hparams, {"hparams/eval_return_mean": eval_mean})
+    rec.hparams(config_params(node), {"hparams/eval_return_mean": eval_mean})
+    final = {key: float(value) for key, value in summary.items()
+             if isinstance(value, (int, float)) and key not in ("seed", "total_steps")}  # fmt: skip
+    rec.finish(final, ctx.step, run_dir)
     print(
         f"done: {ctx.step:,} steps in {elapsed():.1f}s | eval return {eval_mean:.2f} "
         f"± {float(eval_returns.std()):.2f} over {len(eval_returns)} episodes | {run_dir}",
