@@ -1,6 +1,6 @@
 """Experiment trackers beside TensorBoard: the same scalars, the config as params, the final
-metrics and the run's config files as artifacts. `logger=mlflow`, or several at once with
-`logger.backends=[tensorboard,mlflow]`.
+metrics and the run's config files as artifacts. `logger=mlflow`, `logger=wandb`, or several at
+once with `logger.backends=[tensorboard,mlflow,wandb]`.
 
 MLflow writes to `logger.mlflow_uri` (default: $MLFLOW_TRACKING_URI, else a sqlite file
 `mlflow.db` in the working directory; `mlflow ui --backend-store-uri sqlite:///mlflow.db` shows
@@ -8,19 +8,25 @@ it), offline, in the experiment `logger.mlflow_experiment`. The recorder hands a
 scalar as it writes it; the tracker sends them in batches when the recorder flushes (one database
 write per log interval, not one per episode). A resumed run continues its MLflow run: its id is
 kept in the run directory (`mlflow_run_id`).
+
+W&B runs offline by default (`logger.wandb_mode=offline`): its files go to `RUN_DIR/wandb/`, and
+`wandb sync RUN_DIR/wandb/offline-run-*` uploads them later. Scalars are logged against a
+`global_step` metric (W&B's own step must only grow; rltrain's tags are written at env steps).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Protocol
 
 from rltrain.errors import UserError
 
-BACKENDS = ("tensorboard", "mlflow")
+BACKENDS = ("tensorboard", "mlflow", "wandb")
 MLFLOW_RUN_ID_FILE = "mlflow_run_id"
+WANDB_RUN_ID_FILE = "wandb_run_id"
 MLFLOW_BATCH = 1000  # metrics per log_batch call, MLflow's limit
 
 
@@ -54,14 +60,20 @@ def require_backend_packages(logger: Any) -> None:
     """A backend whose package is missing is one line naming the extra, before training."""
     import importlib.util
 
-    if "mlflow" in chosen_backends(logger) and importlib.util.find_spec("mlflow") is None:
-        raise UserError("logger=mlflow needs the mlflow package: pip install 'rltrain[mlflow]'")
+    for name in chosen_backends(logger):
+        if name != "tensorboard" and importlib.util.find_spec(name) is None:
+            raise UserError(
+                f"logger={name} needs the {name} package: pip install 'rltrain[{name}]'"
+            )
 
 
 def make_trackers(logger: Any, run_dir: Path, params: dict[str, Any], resume: bool) -> list[Any]:
     trackers: list[Any] = []
-    if "mlflow" in chosen_backends(logger):
+    backends = chosen_backends(logger)
+    if "mlflow" in backends:
         trackers.append(MLflowTracker(logger, run_dir, params, resume))
+    if "wandb" in backends:
+        trackers.append(WandbTracker(logger, run_dir, params, resume))
     return trackers
 
 
@@ -136,6 +148,62 @@ class MLflowTracker:
             self.flush()
         finally:
             self.client.set_terminated(self.run_id, status="KILLED")
+
+
+class WandbTracker:
+    """One W&B run per rltrain run, offline unless told otherwise."""
+
+    def __init__(self, logger: Any, run_dir: Path, params: dict[str, Any], resume: bool) -> None:
+        import wandb
+
+        id_file = run_dir / WANDB_RUN_ID_FILE
+        previous = id_file.read_text().strip() if resume and id_file.is_file() else None
+        self.run = wandb.init(
+            mode=logger.wandb_mode,
+            dir=str(run_dir),
+            project=logger.wandb_project,
+            name=_run_name(run_dir),
+            config=params,
+            id=previous,
+            resume="must" if previous else None,
+            reinit="finish_previous",  # rltrain.train twice in one process, num_seeds=N
+            settings=wandb.Settings(silent=True, console="off"),
+        )
+        id_file.write_text(self.run.id + "\n")
+        self.run.define_metric("global_step")
+        self.run.define_metric("*", step_metric="global_step")
+        self._rows: list[dict[str, float]] = []  # W&B history rows not yet logged
+        self._finished = False
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        """Into the last row when it is of this step and lacks the tag, else a new row: several
+        episodes ending at one step are several points, as in TensorBoard."""
+        row = self._rows[-1] if self._rows else None
+        if row is None or row["global_step"] != step or tag in row:
+            row = {"global_step": step}
+            self._rows.append(row)
+        row[tag] = float(value)
+
+    def flush(self) -> None:
+        for row in self._rows:
+            self.run.log(row)
+        self._rows.clear()
+
+    def finish(self, metrics: dict[str, float], step: int, run_dir: Path) -> None:
+        self.flush()
+        self.run.summary.update({f"final/{key}": value for key, value in metrics.items()})
+        # files in the run's files/ directory are part of the run (synced with it)
+        shutil.copy(run_dir / "summary.json", Path(self.run.dir) / "summary.json")
+        self.run.finish(exit_code=0)
+        self._finished = True
+
+    def close(self) -> None:
+        if self._finished:
+            return
+        try:
+            self.flush()
+        finally:
+            self.run.finish(exit_code=1)
 
 
 def _run_name(run_dir: Path) -> str:

@@ -133,8 +133,12 @@ def typed_config(node: DictConfig) -> Config:
         raise UserError(
             f"logger.progress={cfg.logger.progress} is not known; use {', '.join(PROGRESS_MODES)}"
         )
-    if cfg.logger.name not in ("tensorboard", "mlflow", "none"):
-        raise UserError(f"logger={cfg.logger.name} is not known; use tensorboard, mlflow or none")
+    if cfg.logger.name not in ("tensorboard", "mlflow", "wandb", "none"):
+        raise UserError(
+            f"logger={cfg.logger.name} is not known; use tensorboard, mlflow, wandb or none"
+        )
+    if cfg.logger.wandb_mode not in ("offline", "online"):
+        raise UserError(f"logger.wandb_mode={cfg.logger.wandb_mode}: use offline or online")
     from rltrain.trackers import chosen_backends
 
     chosen_backends(cfg.logger)  # an unknown backend name is one line
