@@ -72,6 +72,16 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
+def job_label() -> str:
+    """`#<job number> ` in a Hydra multirun (parallel jobs' lines interleave), else ''."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return ""
+    return f"#{HydraConfig.get().job.num} "
+
+
 def config_params(node: DictConfig) -> dict[str, Any]:
     """The config as flat `key: value` pairs of plain values (HParams, trackers' params)."""
     flat = flatten(OmegaConf.to_container(node, resolve=True))  # type: ignore[arg-type]
@@ -189,9 +199,8 @@ def _run(
     next_ckpt = _next(ctx.step, cfg.checkpoint_interval)
     recent: deque[float] = deque(maxlen=10)
     start_time, start_step = time.perf_counter(), ctx.step
-    progress = Progress(
-        cfg.logger.progress, cfg.total_steps, ctx.step, f"{cfg.algo.name}/{cfg.env.name}"
-    )
+    description = f"{job_label()}{cfg.algo.name}/{cfg.env.name}"
+    progress = Progress(cfg.logger.progress, cfg.total_steps, ctx.step, description)
 
     def elapsed() -> float:
         return elapsed_before + time.perf_counter() - start_time
@@ -260,14 +269,14 @@ def _run(
                     rec.write("charts/episodic_return", episode_return, ctx.step)
                     rec.write("charts/episodic_length", length, ctx.step)
                     recent.append(episode_return)
+                progress.tick(ctx.step, float(np.mean(recent)) if recent else None)
                 if ctx.step >= next_log or algo.finished:
                     next_log = (ctx.step // log_every + 1) * log_every
                     sps = (ctx.step - start_step) / max(1e-9, time.perf_counter() - start_time)
                     rec.scalar("charts/sps", sps)
                     algo.diagnostics()
                     check_finite()
-                    rec.flush(ctx.step, cfg.logger.histograms, cfg.logger.images)
-                    progress.update(ctx.step, sps, float(np.mean(recent)) if recent else None)
+                    progress.logged(rec.flush(ctx.step, cfg.logger.histograms, cfg.logger.images))
                 if next_eval is not None and ctx.step >= next_eval:
                     next_eval = _next(ctx.step, cfg.eval_interval)
                     last_eval = (ctx.step, *run_eval())
@@ -275,6 +284,7 @@ def _run(
                     if score > best:
                         best = score
                         save(ckpt.BEST)
+                    progress.evaluated(float(last_eval[1].mean()), best)
                 if next_ckpt is not None and ctx.step >= next_ckpt:
                     next_ckpt = _next(ctx.step, cfg.checkpoint_interval)
                     save()
