@@ -90,7 +90,12 @@ class MLflowTracker:
         for name in ("mlflow", "alembic"):
             logging.getLogger(name).setLevel(max(logging.getLogger(name).level, logging.WARNING))
         uri = logger.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
-        self.client = MlflowClient(tracking_uri=uri)
+        try:  # a URI MLflow cannot use fails in the client or its first call
+            self.client = MlflowClient(tracking_uri=uri)
+            experiment = self.client.get_experiment_by_name(logger.mlflow_experiment)
+        except Exception as error:
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise UserError(f"logger.mlflow_uri={uri}: MLflow cannot open it ({first})") from None
         self._pending: list[Any] = []
         self._finished = False
         id_file = run_dir / MLFLOW_RUN_ID_FILE
@@ -98,7 +103,6 @@ class MLflowTracker:
             self.run_id = id_file.read_text().strip()
             self.client.update_run(self.run_id, status="RUNNING")
             return
-        experiment = self.client.get_experiment_by_name(logger.mlflow_experiment)
         experiment_id = (
             experiment.experiment_id
             if experiment is not None

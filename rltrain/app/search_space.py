@@ -19,7 +19,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from rltrain.errors import UserError
 
@@ -74,6 +74,11 @@ def check_search_space(task: DictConfig, task_overrides: Sequence[str], space: d
     with open_dict(base):
         base.pop("hydra", None)
     apply_preset(base, [item for item in task_overrides if "=" in item])
+    # values of keys only: a swept config group (`algo=ppo,dqn`, `env=...`) composes a whole
+    # different config per value, which Hydra checks itself when it composes each job
+    space = {key: values for key, values in space.items() if _is_value_key(base, key)}
+    if not space:
+        return
     keys = list(space)
     valid: dict[str, set[int]] = {key: set() for key in keys}
     first_error: dict[tuple[str, int], str] = {}
@@ -107,6 +112,14 @@ def check_search_space(task: DictConfig, task_overrides: Sequence[str], space: d
                     f"sweep {key}: the value {value} fails in every point of the search space "
                     f"that has it ({first_error[(key, index)]})"
                 )
+
+
+def _is_value_key(node: DictConfig, key: str) -> bool:
+    """Whether `key` names a value (`algo.lr`), not a config group (`algo`, `hydra/launcher`)."""
+    if "/" in key:
+        return False
+    value = OmegaConf.select(node, key, default=None, throw_on_missing=False)
+    return not isinstance(value, (DictConfig, ListConfig))
 
 
 def _points(sizes: list[int]) -> list[tuple[int, ...]]:

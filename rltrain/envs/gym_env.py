@@ -32,21 +32,22 @@ def make_gym_env(cfg: Any, render_mode: str | None = None) -> gym.Env[Any, Any]:
         kwargs["render_mode"] = render_mode
     if cfg.max_episode_steps is not None:
         kwargs["max_episode_steps"] = cfg.max_episode_steps
+    target: str | gym.envs.registration.EnvSpec = cfg.id
     if cfg.entry_point is not None:
         named = f"env.entry_point={cfg.entry_point}"
         resolve_entry_point(cfg.entry_point)
-        target: str | gym.envs.registration.EnvSpec = gym.envs.registration.EnvSpec(
-            id=cfg.entry_point.rsplit(":", 1)[1], entry_point=cfg.entry_point
-        )
     else:
         named = f"env.id={cfg.id}"
         check_gym_id(cfg.id)
-        target = cfg.id
     # gymnasium warns before building an env with a render mode it does not list; when that
     # build then fails, the one line below says it all, so the warning is shown only on success
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
+            if cfg.entry_point is not None:  # named after the class, as gymnasium names ids
+                target = gym.envs.registration.EnvSpec(
+                    id=cfg.entry_point.rsplit(":", 1)[1], entry_point=cfg.entry_point
+                )
             env = gym.make(target, **kwargs)
         except UserError:
             raise

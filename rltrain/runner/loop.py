@@ -269,7 +269,7 @@ def _run(
                     rec.write("charts/episodic_return", episode_return, ctx.step)
                     rec.write("charts/episodic_length", length, ctx.step)
                     recent.append(episode_return)
-                progress.tick(ctx.step, float(np.mean(recent)) if recent else None)
+                progress.tick(ctx.step, recent)
                 if ctx.step >= next_log or algo.finished:
                     next_log = (ctx.step // log_every + 1) * log_every
                     sps = (ctx.step - start_step) / max(1e-9, time.perf_counter() - start_time)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from rltrain import tags
@@ -63,10 +64,14 @@ class Progress:
         elapsed = time.perf_counter() - self.start_time
         return (self.step - self.start_step) / elapsed if elapsed > 0 else 0.0
 
-    def tick(self, step: int, recent_return: float | None) -> None:
-        """Every iteration: redraws the bar when REFRESH_SECONDS have passed."""
-        self.step, self.recent_return = step, recent_return
+    def tick(self, step: int, recent_returns: Sequence[float]) -> None:
+        """Every iteration (tabular algorithms: every env step), so it only reads the clock
+        unless a redraw is due after REFRESH_SECONDS."""
+        self.step = step
         now = time.monotonic()
+        if now - self._last_draw < REFRESH_SECONDS and now - self._last_line < LINE_SECONDS:
+            return
+        self.recent_return = sum(recent_returns) / len(recent_returns) if recent_returns else None
         if self.mode == "bar" and now - self._last_draw >= REFRESH_SECONDS:
             self._last_draw = now
             self._draw()

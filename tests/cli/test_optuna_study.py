@@ -129,3 +129,14 @@ def test_every_point_of_a_shipped_search_preset_is_feasible(preset):
             for key, value in zip((first, second), pair, strict=True):
                 OmegaConf.update(candidate, key, value, merge=False)
             typed_config(candidate)  # raises a UserError at an infeasible point
+
+
+def test_a_swept_config_group_is_left_to_hydra():
+    """`algo=ppo,a2c` sweeps whole config groups: not values the range check can set."""
+    from rltrain.app.search_space import check_search_space, swept_values
+    from rltrain.config.store import compose_run_config
+
+    task = compose_run_config(["env=cartpole"])
+    space = swept_values(["algo=ppo,a2c", "algo.lr=1e-3,3e-4"], inclusive_range=False)
+    assert set(space) == {"algo", "algo.lr"}
+    check_search_space(task, ["env=cartpole"], space)  # no error: both lrs valid, algo skipped

@@ -5,6 +5,7 @@ files as artifacts; `logger=mlflow` alone writes no event files; a wrong backend
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import struct
 from pathlib import Path
@@ -84,6 +85,11 @@ def test_an_unknown_backend_is_one_line(run_cli, workdir, tiny, one_error_line):
         "logger.backends=[tensorboard,mlflow]"
     )
     assert not (workdir / "runs").exists() or not list((workdir / "runs").rglob("*.pt"))
+    if importlib.util.find_spec("mlflow") is not None:
+        message = one_error_line(
+            run_cli([*tiny, "logger=mlflow", "logger.mlflow_uri=bogus://nowhere"], workdir)
+        )
+        assert message.startswith("logger.mlflow_uri=bogus://nowhere: MLflow cannot open it (")
 
 
 def read_wandb_records(path: Path) -> list:
