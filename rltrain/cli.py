@@ -16,7 +16,7 @@ import typer
 
 from rltrain.errors import UserError
 
-SUBCOMMANDS = ("train", "eval", "resume", "export", "list", "summary", "board")
+SUBCOMMANDS = ("train", "eval", "resume", "export", "list", "summary", "board", "reward-model")
 # Hydra flags that take a value, and flags whose value is optional (--info [what]).
 _VALUE_FLAGS = {
     "--cfg",
@@ -305,6 +305,23 @@ def board(
     from rltrain.app.commands import start_board
 
     start_board(directory, port)
+
+
+@app.command(name="reward-model")
+def reward_model(
+    data: Path = typer.Option(..., help="preference pairs: JSONL with prompt, chosen, rejected"),
+    model: Path = typer.Option(..., help="the base: a causal LM saved with save_pretrained"),
+    out: Path = typer.Option(..., help="a new directory for the reward model and its curves"),
+    epochs: int = typer.Option(3, help="passes over the training pairs"),
+    lr: float = typer.Option(1e-4, help="Adam's learning rate"),
+    batch_size: int = typer.Option(16, help="pairs per gradient step"),
+    val_fraction: float = typer.Option(0.2, help="share of the pairs held out for accuracy"),
+    seed: int = typer.Option(0, help="split, shuffling and head initialisation"),
+) -> None:
+    """Train a Bradley-Terry reward model; then use it with env.reward=model:OUT."""
+    from rltrain.app.reward_model import train_reward_model
+
+    train_reward_model(data, model, out, epochs, lr, batch_size, val_fraction, seed)
 
 
 def _is_click_error(error: BaseException) -> bool:

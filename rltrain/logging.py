@@ -31,6 +31,7 @@ class Recorder:
         self._scalars: dict[str, list[Any]] = defaultdict(list)
         self._histograms: dict[str, Any] = {}
         self._images: dict[str, np.ndarray] = {}
+        self._texts: dict[str, str] = {}
         self.latest: dict[str, float] = {}  # last flushed value of each scalar, for summaries
         self.writer = None
         if enabled and run_dir is not None:
@@ -53,6 +54,10 @@ class Recorder:
     def image(self, tag: str, image: np.ndarray) -> None:
         """An HxWx3 uint8 image, written at the next flush."""
         self._images[tag] = image
+
+    def text(self, tag: str, text: str) -> None:
+        """Markdown for TensorBoard's Text tab, written at the next flush (with the images)."""
+        self._texts[tag] = text
 
     def video(self, tag: str, frames: np.ndarray, step: int, fps: float) -> None:
         """Write uint8 [T, H, W, 3] frames now, as an animated GIF in TensorBoard's Images tab.
@@ -120,7 +125,7 @@ class Recorder:
             self._scalars[tag].extend(values)
 
     def pending(self) -> bool:
-        return bool(self._scalars or self._histograms or self._images)
+        return bool(self._scalars or self._histograms or self._images or self._texts)
 
     def flush(self, step: int, histograms: bool = True, images: bool = True) -> dict[str, float]:
         """Average and write everything recorded since the last flush; returns the scalars."""
@@ -150,8 +155,11 @@ class Recorder:
             if images:
                 for tag, image in self._images.items():
                     self.writer.add_image(tag, image, step, dataformats="HWC")
+                for tag, text in self._texts.items():
+                    self.writer.add_text(tag, text, step)
         self._histograms.clear()
         self._images.clear()
+        self._texts.clear()
         for tracker in self.trackers:
             for tag, value in means.items():
                 tracker.scalar(tag, value, step)

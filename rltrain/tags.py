@@ -73,4 +73,7 @@ OBJECTIVE_REFERENCE = "charts/objective_reference"  # J of the reference policy
 OBJECTIVE_FRACTION = "charts/objective_fraction"  # (J - J_ref) / (J* - J_ref)
 KL_TO_OPTIMAL = "policy/kl_to_optimal"
 KL_TO_REFERENCE = "policy/kl_to_reference"
+# sample completions of fixed prompts: V (PPO) and A per token as a picture, and as text
+TOKEN_HEATMAP = "values/token_heatmap"
+SAMPLE_COMPLETIONS = "text/sample_completions"
 KL_COEF = "charts/kl_coef"  # the (adaptive) KL coefficient of the per-token reward

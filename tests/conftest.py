@@ -65,6 +65,12 @@ def cli_env() -> dict[str, str]:
     return env
 
 
+@pytest.fixture
+def cli_environ() -> dict[str, str]:
+    """A copy of the CLI subprocesses' environment, for a test to add to (PYTHONPATH)."""
+    return cli_env()
+
+
 @pytest.fixture(scope="session")
 def cli_environment() -> Callable[..., dict[str, str]]:
     """`cli_environment(NAME=value, ...)`: `cli_env()` with these variables added (PYTHONPATH)."""

@@ -21,11 +21,14 @@ from torch import Tensor
 from rltrain import tags
 from rltrain.algos.actor_critic import anneal_lr, record_losses
 from rltrain.algos.base import Algorithm, Context, check_iteration_fits
-from rltrain.algos.token_rl import TextRun, act_on_buffers, sample, score_tokens
+from rltrain.algos.token_rl import completion_run
 from rltrain.blocks.optim import Adam
 from rltrain.blocks.token_rewards import group_advantages, k3_kl
 from rltrain.config.algos import GRPOConfig
+from rltrain.envs.render_tokens import TokenRow, token_table
 from rltrain.envs.vec import Episodes
+
+SHOWN_PER_GROUP = 4  # completions of each shown prompt in the picture (a group is larger)
 
 
 def grpo_loss(
@@ -51,13 +54,14 @@ def grpo_loss(
 class GRPO(Algorithm):
     @classmethod
     def check_env(cls, obs_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:
-        pass  # config validation admits env=text only (rltrain/config/validate.py)
+        pass  # config validation admits env=text and env=llm only (rltrain/config/validate.py)
 
     def __init__(self, cfg: GRPOConfig, ctx: Context) -> None:
         self.cfg, self.ctx = cfg, ctx
-        self.text = TextRun(ctx)
+        self.text = completion_run(ctx)
         self.net = self.text.new_policy()
-        self.optimizer = Adam(self.net.parameters(), lr=cfg.lr, eps=cfg.optimizer_eps)
+        trainable = [p for p in self.net.parameters() if p.requires_grad]  # LoRA: adapters
+        self.optimizer = Adam(trainable, lr=cfg.lr, eps=cfg.optimizer_eps)
         self.num_prompts = ctx.env.num_envs
         tokens = self.num_prompts * cfg.group_size * self.text.task.max_new_tokens
         check_iteration_fits(
@@ -65,30 +69,27 @@ class GRPO(Algorithm):
         )
 
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        return act_on_buffers(self.net, self.text.task, obs, deterministic)
+        return self.text.act(self.net, obs, deterministic)
 
     def iterate(self) -> int:
-        cfg, rec, task = self.cfg, self.ctx.recorder, self.text.task
+        cfg, rec = self.cfg, self.ctx.recorder
         beta = self.ctx.cfg.env.beta
         lr = anneal_lr(self.optimizer, cfg.lr, cfg.anneal_lr, self.ctx.progress)
         # each prompt repeated group_size times, consecutively: the groups of group_advantages
         prompts = np.repeat(self.text.prompts(self.num_prompts), cfg.group_size, axis=0)
-        batch = sample(self.net, task, prompts, self.ctx.device)
+        batch = self.text.sample(self.net, prompts)
         self.text.finished(batch)
         advantages = group_advantages(batch.rewards, cfg.group_size, cfg.rloo)
         with torch.no_grad():
-            old_log_probs, _, _ = score_tokens(self.net, task, batch.tokens, batch.actions)
-            ref_log_probs, _, _ = score_tokens(
-                self.text.reference, task, batch.tokens, batch.actions
-            )
+            old_log_probs, _, _ = self.text.score(self.net, batch)
+            ref_log_probs = self.text.score_reference(batch)
+        self.text.sampled_objective(batch, old_log_probs, ref_log_probs, beta)
         size, mb = len(prompts), min(cfg.batch_size, len(prompts))
         for _ in range(cfg.n_epochs):
             order = torch.randperm(size, device=advantages.device)
             for start in range(0, size - mb + 1, mb):
                 idx = order[start : start + mb]
-                log_probs, _, entropy = score_tokens(
-                    self.net, task, batch.tokens[idx], batch.actions[idx]
-                )
+                log_probs, _, entropy = self.text.score(self.net, batch, idx)
                 loss, kl, clip_fraction = grpo_loss(
                     log_probs, old_log_probs[idx], ref_log_probs[idx], advantages[idx],
                     batch.mask[idx], cfg.clip_coef, beta,
@@ -114,8 +115,23 @@ class GRPO(Algorithm):
     def pop_episodes(self) -> Episodes | None:
         return self.text.pop_episodes()
 
+    def _shown_rows(self) -> list[TokenRow]:
+        """A group of completions of each shown prompt, its first SHOWN_PER_GROUP kept; each token
+        carries its completion's group advantage (GRPO has no V: the group mean is its baseline)."""
+        cfg = self.cfg
+        batch = self.text.shown_samples(self.net, per_prompt=cfg.group_size)
+        advantages = group_advantages(batch.rewards, cfg.group_size, cfg.rloo)
+        rows = self.text.rows(batch, None, advantages[:, None] * batch.mask)
+        return [row for i, row in enumerate(rows) if i % cfg.group_size < SHOWN_PER_GROUP]
+
     def diagnostics(self) -> None:
         self.text.record(self.ctx.recorder, self.net, value_head=False)
+        if self.ctx.cfg.logger.images:  # the picture costs a sampling pass; skip it if unseen
+            self.text.show(self.ctx.recorder, self._shown_rows())
+
+    def terminal_view(self) -> str:
+        title = "sample completions; each token carries its completion's group advantage A:"
+        return f"{title}\n{token_table(self._shown_rows())}"
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import gymnasium as gym
 import numpy as np
 import torch
+from torch import Tensor
 
 from rltrain import tags
 from rltrain.algos.actor_critic import (
@@ -30,13 +31,14 @@ from rltrain.algos.actor_critic import (
     to_env_actions,
 )
 from rltrain.algos.base import Algorithm, Context, check_iteration_fits, obs_to_tensor
-from rltrain.algos.token_rl import KLController, TextRun, act_on_buffers, sample, score_tokens
+from rltrain.algos.token_rl import Completions, KLController, completion_run
 from rltrain.blocks.optim import Adam
 from rltrain.blocks.returns import gae
 from rltrain.blocks.schedules import linear
 from rltrain.blocks.stats import standardize
 from rltrain.blocks.token_rewards import last_token, per_token_kl_reward
 from rltrain.config.algos import PPOConfig, check_minibatch_fits
+from rltrain.envs.render_tokens import TokenRow, token_table
 from rltrain.envs.vec import Episodes
 from rltrain.networks import build_actor_critic
 from rltrain.networks.hand_backward import Evaluation, HeadGrad, HeadLoss, gradient_path
@@ -281,38 +283,26 @@ class TokenPPO(Algorithm):
 
     def __init__(self, cfg: PPOConfig, ctx: Context) -> None:
         self.cfg, self.ctx = cfg, ctx
-        self.text = TextRun(ctx)
+        self.text = completion_run(ctx)
         self.net = self.text.new_policy()
-        self.optimizer = Adam(self.net.parameters(), lr=cfg.lr, eps=cfg.optimizer_eps)
+        trainable = [p for p in self.net.parameters() if p.requires_grad]  # LoRA: adapters
+        self.optimizer = Adam(trainable, lr=cfg.lr, eps=cfg.optimizer_eps)
         self.kl = KLController(ctx.cfg.env.beta, cfg.adaptive_kl_target, cfg.adaptive_kl_horizon)
         self.num_envs = ctx.env.num_envs
         tokens = self.num_envs * self.text.task.max_new_tokens
         check_iteration_fits(ctx, "ppo", tokens, "env.num_envs x env.max_new_tokens")
 
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        return act_on_buffers(self.net, self.text.task, obs, deterministic)
+        return self.text.act(self.net, obs, deterministic)
 
     def iterate(self) -> int:
-        cfg, rec, task = self.cfg, self.ctx.recorder, self.text.task
+        cfg, rec = self.cfg, self.ctx.recorder
         lr = anneal_lr(self.optimizer, cfg.lr, cfg.anneal_lr, self.ctx.progress)
-        batch = sample(self.net, task, self.text.prompts(self.num_envs), self.ctx.device)
+        batch = self.text.sample(self.net, self.text.prompts(self.num_envs))
         self.text.finished(batch)
         mask = batch.mask
-        with torch.no_grad():
-            old_log_probs, old_values, _ = score_tokens(self.net, task, batch.tokens, batch.actions)
-            ref_log_probs, _, _ = score_tokens(
-                self.text.reference, task, batch.tokens, batch.actions
-            )
-            rewards = per_token_kl_reward(
-                old_log_probs, ref_log_probs, batch.rewards, mask, self.kl.beta
-            )
-            ends = last_token(mask)
-            next_values = torch.cat([old_values[:, 1:], torch.zeros_like(old_values[:, :1])], 1)
-            # time-major for gae; padding after the last token is cut off by its termination
-            advantages, returns = (x.T for x in gae(
-                rewards.T, (old_values * mask).T, (next_values * mask).T, ends.T,
-                torch.zeros_like(ends).T, cfg.gamma, cfg.gae_lambda,
-            ))  # fmt: skip
+        old_log_probs, ref_log_probs, old_values, advantages, returns = self._estimate(batch)
+        self.text.sampled_objective(batch, old_log_probs, ref_log_probs, self.kl.beta)
         size, mb = len(mask), min(cfg.batch_size, len(mask))
         value_clip = cfg.clip_coef if cfg.clip_value_loss else None
         stop = False
@@ -321,9 +311,7 @@ class TokenPPO(Algorithm):
             for start in range(0, size - mb + 1, mb):
                 idx = order[start : start + mb]
                 keep = mask[idx] > 0
-                log_probs, values, entropy = score_tokens(
-                    self.net, task, batch.tokens[idx], batch.actions[idx]
-                )
+                log_probs, values, entropy = self.text.score(self.net, batch, idx)
                 adv = advantages[idx][keep]
                 if cfg.normalize_advantages and adv.numel() > 1:
                     adv = standardize(adv)
@@ -361,11 +349,41 @@ class TokenPPO(Algorithm):
         record_values(rec, old_values[keep_all], advantages[keep_all], returns[keep_all])
         return int(mask.sum().item())
 
+    @torch.no_grad()
+    def _estimate(self, batch: Completions) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """(log pi, log pi_ref, V, GAE advantages, returns) per token of the completions, [B, L]."""
+        cfg, mask = self.cfg, batch.mask
+        old_log_probs, old_values, _ = self.text.score(self.net, batch)
+        ref_log_probs = self.text.score_reference(batch)
+        rewards = per_token_kl_reward(
+            old_log_probs, ref_log_probs, batch.rewards, mask, self.kl.beta
+        )
+        ends = last_token(mask)
+        next_values = torch.cat([old_values[:, 1:], torch.zeros_like(old_values[:, :1])], 1)
+        # time-major for gae; padding after the last token is cut off by its termination
+        advantages, returns = (x.T for x in gae(
+            rewards.T, (old_values * mask).T, (next_values * mask).T, ends.T,
+            torch.zeros_like(ends).T, cfg.gamma, cfg.gae_lambda,
+        ))  # fmt: skip
+        return old_log_probs, ref_log_probs, old_values, advantages, returns
+
+    def _shown_rows(self) -> list[TokenRow]:
+        """Two completions of each shown prompt with the V and GAE advantage of every token."""
+        batch = self.text.shown_samples(self.net, per_prompt=2)
+        _, _, values, advantages, _ = self._estimate(batch)
+        return self.text.rows(batch, values, advantages)
+
     def pop_episodes(self) -> Episodes | None:
         return self.text.pop_episodes()
 
     def diagnostics(self) -> None:
         self.text.record(self.ctx.recorder, self.net)
+        if self.ctx.cfg.logger.images:  # the picture costs a sampling pass; skip it if unseen
+            self.text.show(self.ctx.recorder, self._shown_rows())
+
+    def terminal_view(self) -> str:
+        title = "sample completions; each token with the value head's V and its GAE advantage A:"
+        return f"{title}\n{token_table(self._shown_rows())}"
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -33,7 +33,7 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
     "thompson": LinearThompson,
 }
 
-# on env=text an algorithm learns a token policy (rltrain/algos/token_rl.py)
+# on env=text and env=llm an algorithm learns a token policy (rltrain/algos/token_rl.py)
 TEXT_ALGORITHMS: dict[str, type[Algorithm]] = {}
 TEXT_ALGORITHMS["ppo"] = TokenPPO
 TEXT_ALGORITHMS["grpo"] = GRPO
@@ -41,4 +41,4 @@ TEXT_ALGORITHMS["grpo"] = GRPO
 
 def algorithm_class(algo: str, env: str) -> type[Algorithm]:
     """The class that trains `algo` on `env` (validation has refused impossible pairs)."""
-    return TEXT_ALGORITHMS[algo] if env == "text" else ALGORITHMS[algo]
+    return TEXT_ALGORITHMS[algo] if env in ("text", "llm") else ALGORITHMS[algo]

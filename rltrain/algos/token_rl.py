@@ -26,6 +26,7 @@ from rltrain.algos.base import Context
 from rltrain.blocks.kl_optimum import Tree, policy_report, soft_optimum
 from rltrain.blocks.optim import Adam
 from rltrain.config.envs import TextEnvConfig
+from rltrain.envs.render_tokens import TokenRow, token_heatmap, token_table
 from rltrain.envs.text import TextTask
 from rltrain.logging import Recorder
 from rltrain.networks.transformer import TokenTransformer
@@ -33,6 +34,9 @@ from rltrain.networks.transformer import TokenTransformer
 REFERENCE_FILE = "reference.pt"
 PRETRAIN_BATCH = 256
 PRETRAIN_SEED = 12345  # the reference depends on the task, not on the run's seed
+# the sample completions shown at each log: the same prompts and draws every time (their own
+# generator, so showing them leaves the training RNG alone), so pictures differ by policy only
+SHOWN_PROMPTS, SHOWN_SEED = 4, 0
 
 
 def build_network(task: TextTask, ctx: Context) -> TokenTransformer:
@@ -53,9 +57,10 @@ class Completions(NamedTuple):
 @torch.no_grad()
 def sample(
     net: TokenTransformer, task: TextTask, prompts: np.ndarray, device: torch.device,
-    greedy: bool = False,
+    greedy: bool = False, generator: torch.Generator | None = None,
 ) -> Completions:  # fmt: skip
-    """Autoregressive sampling of one completion per prompt row, then the task's rewards."""
+    """Autoregressive sampling of one completion per prompt row, then the task's rewards.
+    `generator` draws the tokens instead of torch's global RNG (the pictures use their own)."""
     p, length, eos = task.prompt_len, task.max_new_tokens, task.vocab.num_digits
     tokens = torch.from_numpy(task.encode(prompts)).to(device)
     actions = torch.zeros(len(prompts), length, dtype=torch.int64, device=device)
@@ -63,7 +68,10 @@ def sample(
     alive = torch.ones(len(prompts), dtype=torch.bool, device=device)
     for d in range(length):
         logits = net(tokens[:, : p + 1 + d])[0][:, -1]
-        a = logits.argmax(-1) if greedy else torch.multinomial(logits.softmax(-1), 1).squeeze(1)
+        if greedy:
+            a = logits.argmax(-1)
+        else:
+            a = torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
         a = torch.where(alive, a, 0)
         actions[:, d], mask[:, d] = a, alive.float()
         token = torch.where(a == eos, task.vocab.eos, a)
@@ -284,25 +292,13 @@ class KLController:
         self.beta = float(state["beta"])
 
 
-class TextRun:
-    """The pieces every token-level algorithm holds: task, reference, oracle, sampled prompts."""
+class CompletionRecords:
+    """What the runs of both text envs keep the same way: finished completions as episodes,
+    their mean reward, and the sample-completion picture and table."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.cfg: TextEnvConfig = ctx.cfg.env
-        self.task = TextTask(self.cfg)
-        self.reference = pretrain_reference(self.task, ctx)
-        self.oracle = make_oracle(self.task, self.reference, self.cfg) if ctx.run_dir else None
         self._episodes: list[tuple[Tensor, Tensor]] = []
-
-    def new_policy(self) -> TokenTransformer:
-        """The policy starts as a trainable copy of the reference."""
-        net = build_network(self.task, self.ctx)
-        net.load_state_dict(self.reference.state_dict())
-        return net.train()
-
-    def prompts(self, count: int) -> np.ndarray:
-        return self.task.sample_prompts(self.ctx.rng, count)
 
     def finished(self, batch: Completions) -> None:
         self._episodes.append((batch.rewards.cpu(), batch.mask.sum(1).cpu()))
@@ -315,10 +311,102 @@ class TextRun:
         return (torch.cat([r for r, _ in done]).double().numpy(),
                 torch.cat([n for _, n in done]).long().numpy())  # fmt: skip
 
+    exact = False  # an oracle logs the exact objective and KL; else they are estimated here
+
+    def sampled_objective(self, batch: Completions, log_probs: Tensor, ref_log_probs: Tensor,
+                          beta: float) -> None:  # fmt: skip
+        """Where there is no oracle: KL(pi || pi_ref) per completion estimated from the sampled
+        ones, sum_t (log pi(a_t|s_t) - log pi_ref(a_t|s_t)), and J = mean R - beta KL."""
+        if self.exact:
+            return
+        kl = ((log_probs - ref_log_probs) * batch.mask).sum(1).mean()
+        self.ctx.recorder.scalar(tags.KL_TO_REFERENCE, kl)
+        self.ctx.recorder.scalar(tags.OBJECTIVE, batch.rewards.mean() - beta * kl)
+
+    def show(self, rec: Recorder, rows: list[TokenRow]) -> None:
+        """The sample completions as a heat map of V and A per token, and as a table of text."""
+        rec.image(tags.TOKEN_HEATMAP, token_heatmap(rows))
+        rec.text(tags.SAMPLE_COMPLETIONS, token_table(rows))
+
+
+def completion_run(ctx: Context) -> Any:
+    """TextRun on env=text, LMRun (a Hugging Face model, rltrain/algos/lm_rl.py) on env=llm:
+    the algorithms call the same methods on either."""
+    if ctx.cfg.env.name == "llm":
+        from rltrain.algos.lm_rl import LMRun  # imports transformers: only when asked for
+
+        return LMRun(ctx)
+    return TextRun(ctx)
+
+
+class TextRun(CompletionRecords):
+    """The pieces every token-level algorithm holds: task, reference, oracle, sampled prompts."""
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self.cfg: TextEnvConfig = ctx.cfg.env
+        self.task = TextTask(self.cfg)
+        self.reference = pretrain_reference(self.task, ctx)
+        self.oracle = make_oracle(self.task, self.reference, self.cfg) if ctx.run_dir else None
+        self.exact = self.oracle is not None
+
+    def new_policy(self) -> TokenTransformer:
+        """The policy starts as a trainable copy of the reference."""
+        net = build_network(self.task, self.ctx)
+        net.load_state_dict(self.reference.state_dict())
+        return net.train()
+
+    def prompts(self, count: int) -> np.ndarray:
+        return self.task.sample_prompts(self.ctx.rng, count)
+
+    # what the algorithms call, so that env=llm's run (rltrain/algos/lm_rl.py) can stand in
+    def sample(self, net: TokenTransformer, prompts: np.ndarray, greedy: bool = False,
+               generator: torch.Generator | None = None) -> Completions:  # fmt: skip
+        return sample(net, self.task, prompts, self.ctx.device, greedy, generator)
+
+    def score(self, net: TokenTransformer, batch: Completions, rows: Tensor | None = None,
+              ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+        """(log pi, V, entropy) per token of the completions (of `rows` of them), [B, L]."""
+        tokens, actions = batch.tokens, batch.actions
+        if rows is not None:
+            tokens, actions = tokens[rows], actions[rows]
+        return score_tokens(net, self.task, tokens, actions)
+
+    def score_reference(self, batch: Completions) -> Tensor:
+        """log pi_ref per token of the completions, [B, L]."""
+        return score_tokens(self.reference, self.task, batch.tokens, batch.actions)[0]
+
+    def act(self, net: TokenTransformer, obs: np.ndarray, greedy: bool) -> np.ndarray:
+        return act_on_buffers(net, self.task, obs, greedy)
+
     def record(self, rec: Recorder, net: TokenTransformer, value_head: bool = True) -> None:
         if self.oracle is not None:
             for tag, value in self.oracle.report(net, value_head).items():
                 rec.scalar(tag, value)
+
+    def shown_samples(self, net: TokenTransformer, per_prompt: int) -> Completions:
+        """`per_prompt` sampled completions of each of SHOWN_PROMPTS fixed prompts, consecutive."""
+        prompts = self.task.sample_prompts(np.random.default_rng(SHOWN_SEED), SHOWN_PROMPTS)
+        generator = torch.Generator(device=self.ctx.device).manual_seed(SHOWN_SEED)
+        was_training = net.training
+        net.eval()
+        batch = self.sample(net, np.repeat(prompts, per_prompt, axis=0), generator=generator)
+        net.train(was_training)
+        return batch
+
+    def rows(self, batch: Completions, values: Tensor | None, advantages: Tensor) -> list[TokenRow]:
+        """Completions with per-token V ([B, L] or None) and A ([B, L]) as picture rows."""
+        p, vocab = self.task.prompt_len, self.task.vocab
+        out = []
+        for i, buffer in enumerate(batch.tokens.cpu().numpy()):
+            n = int(batch.mask[i].sum().item())
+            tokens = [vocab.text([t]) for t in buffer[p + 1 : p + 1 + n]]
+            out.append(TokenRow(
+                prompt=vocab.text(buffer[:p]), tokens=tokens,
+                values=None if values is None else values[i, :n].tolist(),
+                advantages=advantages[i, :n].tolist(), reward=float(batch.rewards[i]),
+            ))  # fmt: skip
+        return out
 
     def state_dict(self) -> dict[str, Any]:
         return {"reference": self.reference.state_dict()}

@@ -50,3 +50,9 @@ def k3_kl(log_probs: Tensor, ref_log_probs: Tensor) -> Tensor:
 def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     """Mean over the tokens that exist: sum(values * mask) / sum(mask)."""
     return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def bradley_terry_loss(chosen: Tensor, rejected: Tensor) -> Tensor:
+    """Reward-model loss on preference pairs (Bradley & Terry 1952; Ouyang et al. 2022):
+    -log sigmoid(r_chosen - r_rejected) = softplus(r_rejected - r_chosen), averaged over pairs."""
+    return torch.nn.functional.softplus(rejected - chosen).mean()

@@ -455,8 +455,8 @@ def _check(gamma: float, tol: float) -> None:
 # network= options an algorithm can use: neural learners build MLP / CNN trunks, tabular ones keep a
 # table (`network=auto` picks by observation space for both)
 NEURAL = ("auto", "mlp", "nature_cnn")
-TEXT_NETWORKS = ("auto", "transformer")
-# the algorithms that can learn a token policy on env=text
+TEXT_NETWORKS = ("auto", "transformer", "hf")
+# the algorithms that can learn a token policy on env=text and env=llm
 TEXT_ALGOS = ("ppo", "grpo")
 TABULAR = ("auto", "tabular")
 BANDIT = ("auto",)  # a ridge regression per arm, no network
@@ -472,10 +472,10 @@ class AlgoEntry:
 ALGO_SCHEMAS: dict[str, AlgoEntry] = {
     "ppo": AlgoEntry(
         PPOConfig, "proximal policy optimisation with GAE (Schulman et al. 2017)",
-        (*NEURAL, "transformer"),
+        (*NEURAL, "transformer", "hf"),
     ),
     "grpo": AlgoEntry(
-        GRPOConfig, "group relative policy optimisation on env=text (Shao et al. 2024)",
+        GRPOConfig, "group relative policy optimisation on env=text / env=llm (Shao et al. 2024)",
         TEXT_NETWORKS,
     ),
     "dqn": AlgoEntry(

@@ -222,3 +222,47 @@ class TextEnvConfig:
 
 
 ENV_SCHEMAS["text"] = TextEnvConfig
+
+
+@dataclass
+class LLMEnvConfig:
+    """Schema of `env=llm`: completing the user's prompts with a Hugging Face causal LM
+    (network=hf), scored by a reward on the text (rltrain/envs/llm.py, docs/llm.md)."""
+
+    name: str = "llm"
+    # a UTF-8 file: one prompt per line (.txt), or JSON lines with a "prompt" field and, for
+    # env.reward=exact, an "answer" field (.jsonl)
+    prompts: str | None = None
+    # length:MIN-MAX (words) | keyword:WORD | regex:PATTERN | exact (the JSONL answer) |
+    # model:RUN_DIR (a reward model from `rltrain reward-model`) |
+    # module.path:function, the user's (prompt, completion) -> float, imported from the path
+    reward: str = "length:5-10"
+    num_envs: int = 8  # prompts completed together per iteration (GRPO: x algo.group_size)
+    vectorization: str = "sync"  # unused: completions are generated as one batch
+    beta: float = 0.05  # the KL coefficient of E[R] - beta KL(pi || pi_ref)
+    max_new_tokens: int = 16  # a completion ends at the tokenizer's EOS or after this many
+    temperature: float = 1.0  # sampling temperature of the policy during training
+    # wrap each prompt as a user turn of the tokenizer's chat template (instruct models)
+    chat_template: bool = False
+    # a completion also ends when one of these strings appears; the reward reads the text before it
+    stop: list[str] = field(default_factory=list)
+    tokenizer: str | None = None  # set from network.path (env and network share the model)
+    gguf_file: str | None = None  # set from network.gguf_file
+
+    def __post_init__(self) -> None:
+        if not self.prompts:
+            raise UserError(
+                "env=llm needs env.prompts=FILE (one prompt per line, or JSONL with a prompt field)"
+            )
+        if self.beta < 0:
+            raise UserError(f"env.beta={self.beta} must be >= 0 (the KL coefficient)")
+        for key in ("num_envs", "max_new_tokens"):
+            if getattr(self, key) < 1:
+                raise UserError(f"env.{key}={getattr(self, key)} must be at least 1")
+        if not self.temperature > 0:
+            raise UserError(f"env.temperature={self.temperature} must be > 0")
+        if any(not stop for stop in self.stop):
+            raise UserError(f"env.stop={list(self.stop)} has an empty string; remove it")
+
+
+ENV_SCHEMAS["llm"] = LLMEnvConfig

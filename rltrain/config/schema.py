@@ -16,6 +16,7 @@ from rltrain.errors import UserError
 
 ACTIVATIONS = ("tanh", "relu", "elu")
 CONV_DTYPES = ("float32", "bfloat16")
+LM_DTYPES = ("float32", "bfloat16")
 
 
 @dataclass
@@ -45,6 +46,15 @@ class NetworkConfig:
     width: int = 64
     layers: int = 2
     heads: int = 4
+    # hf (env=llm): a Hugging Face causal language model saved on local disk (save_pretrained),
+    # loaded offline; a value head on its last hidden state; LoRA adapters when lora_rank > 0
+    # (the reference is then the same weights with the adapters off, not a second copy)
+    path: str | None = None
+    gguf_file: str | None = None  # a .gguf file inside network.path (needs the gguf package)
+    lora_rank: int = 0  # 0: full fine-tuning against a frozen copy
+    lora_alpha: int = 16
+    lm_dtype: str = "float32"  # float32 | bfloat16 (the model's weights and activations)
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory
 
     def __post_init__(self) -> None:
         bad = [width for width in self.hidden_sizes if width < 1]
@@ -61,6 +71,15 @@ class NetworkConfig:
             raise UserError(
                 f"network.width={self.width}, layers={self.layers}, heads={self.heads}: all must "
                 "be positive and width a multiple of heads"
+            )
+        if self.lora_rank < 0 or self.lora_alpha <= 0:
+            raise UserError(
+                f"network.lora_rank={self.lora_rank}, lora_alpha={self.lora_alpha}: the rank must "
+                "be >= 0 (0 = no LoRA) and alpha > 0"
+            )
+        if self.lm_dtype not in LM_DTYPES:
+            raise UserError(
+                f"network.lm_dtype={self.lm_dtype} is not known; use {' or '.join(LM_DTYPES)}"
             )
         if self.conv_dtype not in CONV_DTYPES:
             raise UserError(
@@ -91,7 +110,7 @@ class LoggerConfig:
     wandb_mode: str = "offline"  # offline (files under RUN_DIR/wandb, `wandb sync` later) | online
     log_interval: int = 2_000  # environment steps between scalar flushes
     histograms: bool = True  # values/q, values/v, values/advantage histograms at each flush
-    images: bool = True  # gridworld pictures (V heat map, greedy arrows, |V - V*|)
+    images: bool = True  # pictures: gridworld V / arrows / |V - V*|, text's per-token V and A
     video: bool = False  # at each evaluation, record one episode to videos/step<N>-*.mp4
     progress: str = "auto"  # auto (bar on a terminal, lines otherwise) | bar | lines | none
 

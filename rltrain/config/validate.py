@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -122,10 +123,10 @@ def typed_config(node: DictConfig) -> Config:
         raise UserError(f"eval_episodes={cfg.eval_episodes} must be at least 1")
     if cfg.logger.log_interval < 1:
         raise UserError(f"logger.log_interval={cfg.logger.log_interval} must be at least 1")
+    check_text_choice(cfg)  # first: on the text envs it names the env, not the network
     check_network_choice(cfg)
-    check_text_choice(cfg)
-    # token PPO's rollouts are completions; num_envs < 1 is the env factory's one line
-    if cfg.algo.name == "ppo" and cfg.env.name != "text" and cfg.env.num_envs >= 1:
+    # token PPO's rollouts are completions (text, llm); num_envs < 1 is the env factory's one line
+    if cfg.algo.name == "ppo" and cfg.env.name not in ("text", "llm") and cfg.env.num_envs >= 1:
         from rltrain.config.algos import check_minibatch_fits
 
         check_minibatch_fits(cfg.algo.batch_size, cfg.algo.n_steps, cfg.env.num_envs)
@@ -169,21 +170,47 @@ def check_network_choice(cfg: Config) -> None:
     )
 
 
+def check_model_dir(path: str, gguf_file: str | None) -> None:
+    """network.path is a directory saved by save_pretrained (config.json, or the GGUF file
+    named by network.gguf_file): checked before anything is loaded or any run dir is made."""
+    where = Path(path).expanduser()
+    if not where.is_dir():
+        raise UserError(f"network.path={path} is not a directory with a saved model")
+    needed = gguf_file or "config.json"
+    if not (where / needed).is_file():
+        raise UserError(
+            f"network.path={path} has no {needed}: not a model saved with save_pretrained"
+            + ("" if gguf_file else " (for a .gguf file set network.gguf_file=NAME)")
+        )
+
+
 def check_text_choice(cfg: Config) -> None:
-    """env=text takes the token-level algorithms and the transformer, and nothing else."""
+    """env=text takes the token-level algorithms and the transformer, env=llm the token-level
+    algorithms and network=hf, and nothing else takes either."""
     from rltrain.config.algos import TEXT_ALGOS
 
-    text = cfg.env.name == "text"
-    if text and cfg.algo.name not in TEXT_ALGOS:
+    env, net, algo = cfg.env.name, cfg.network.name, cfg.algo.name
+    if env in ("text", "llm") and algo not in TEXT_ALGOS:
+        what = "a token policy on a transformer" if env == "text" else "a language model's policy"
         raise UserError(
-            f"algo={cfg.algo.name} cannot train on env=text (a token policy on a transformer); "
+            f"algo={algo} cannot train on env={env} ({what}); "
             f"use {' or '.join(f'algo={a}' for a in TEXT_ALGOS)}"
         )
-    if text and cfg.network.name not in ("auto", "transformer"):
+    wanted = {"text": "transformer", "llm": "hf"}.get(env)
+    if wanted is not None and net not in ("auto", wanted):
         raise UserError(
-            f"network={cfg.network.name} cannot be used on env=text; use network=transformer "
-            "(or leave network out)"
+            f"network={net} cannot be used on env={env}; use network={wanted} (or leave it out)"
         )
-    if not text and (cfg.algo.name == "grpo" or cfg.network.name == "transformer"):
-        what = "algo=grpo" if cfg.algo.name == "grpo" else "network=transformer"
-        raise UserError(f"{what} works on env=text only; use env=text")
+    if env == "llm":
+        if not cfg.network.path:
+            raise UserError(
+                "env=llm needs a model: network=hf network.path=DIR (a directory written by "
+                "save_pretrained, with its tokenizer)"
+            )
+        check_model_dir(cfg.network.path, cfg.network.gguf_file)
+        # one model: the env tokenizes and decodes with the model's tokenizer
+        cfg.env.tokenizer, cfg.env.gguf_file = cfg.network.path, cfg.network.gguf_file
+    if wanted is None and (algo == "grpo" or net in ("transformer", "hf")):
+        what = "algo=grpo" if algo == "grpo" else f"network={net}"
+        home = "env=llm" if net == "hf" else "env=text"
+        raise UserError(f"{what} works on env=text or env=llm only; use {home}")

@@ -45,7 +45,7 @@ def make_single_env(cfg: Any, render_mode: str | None = None) -> gym.Env[Any, An
 def env_baselines(cfg: Any) -> dict[str, float]:
     """Reference scores an env computes for itself (optional hook: the unwrapped env's
     `baselines()` -> {name: return per episode}); empty when the env has none."""
-    if cfg.name in ("atari", "gym", "cartpole", "text") or isinstance(cfg, GymEnvConfig):
+    if cfg.name in ("atari", "gym", "cartpole", "text", "llm") or isinstance(cfg, GymEnvConfig):
         return {}
     env = make_single_env(cfg)
     try:
@@ -62,7 +62,7 @@ def exact_return_hook(cfg: Any) -> ExactReturn | None:
     """The env's exact expected return of a deterministic policy (optional hook: the unwrapped
     env's `exact_return(act)`, act mapping a batch of observations to actions), on one env
     built here and kept; None when the env has none."""
-    if cfg.name in ("atari", "gym", "cartpole", "text") or isinstance(cfg, GymEnvConfig):
+    if cfg.name in ("atari", "gym", "cartpole", "text", "llm") or isinstance(cfg, GymEnvConfig):
         return None
     hook = getattr(make_single_env(cfg).unwrapped, "exact_return", None)
     return hook if callable(hook) else None
@@ -77,6 +77,10 @@ def make_vec_env(cfg: Any, num_envs: int, seed: int, training: bool) -> VecEnv:
         from rltrain.envs.text import TextVecEnv
 
         return TextVecEnv(cfg, num_envs=num_envs, seed=seed)
+    if cfg.name == "llm":
+        from rltrain.envs.llm import LLMVecEnv
+
+        return LLMVecEnv(cfg, num_envs=num_envs, seed=seed)
     if cfg.name == "atari":
         from rltrain.envs.atari import make_atari_vec_env
 

@@ -15,7 +15,7 @@ WALL_RGB = np.array([64, 64, 64], dtype=np.uint8)
 GRID_LINE_RGB = np.array([255, 255, 255], dtype=np.uint8)
 # Five anchor colours of matplotlib's viridis (#440154 #3b528b #21918c #5ec962 #fde725),
 # interpolated linearly: close enough to viridis for a heat map, perceptually ordered.
-_VIRIDIS = np.array(
+VIRIDIS = np.array(
     [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float64
 )
 # Sequential white -> orange -> dark red, so that an error of 0 is white.
@@ -25,7 +25,7 @@ _WHITE_REDS = np.array(
 ARROW_CHARS = ("↑", "→", "↓", "←")
 
 
-def _colormap(t: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+def colormap(t: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     """Map t in [0, 1] to RGB by piecewise-linear interpolation between `anchors`."""
     t = np.clip(np.nan_to_num(t, nan=0.0), 0.0, 1.0)
     pos = t * (len(anchors) - 1)
@@ -55,7 +55,7 @@ def _upscale(colors: np.ndarray, rows: int, cols: int, cell: int) -> np.ndarray:
 def _scalar_image(
     t: np.ndarray, anchors: np.ndarray, rows: int, cols: int, wall_mask: np.ndarray, cell: int
 ) -> np.ndarray:
-    colors = _colormap(t, anchors)
+    colors = colormap(t, anchors)
     colors[np.asarray(wall_mask, dtype=bool)] = WALL_RGB
     return _upscale(np.round(colors), rows, cols, cell)
 
@@ -81,7 +81,7 @@ def value_heatmap(
     lo = float(open_values.min(initial=0.0)) if vmin is None else vmin
     hi = float(open_values.max(initial=0.0)) if vmax is None else vmax
     t = (values - lo) / (hi - lo) if hi > lo else np.full_like(values, 0.5)
-    return _scalar_image(t, _VIRIDIS, rows, cols, wall_mask, cell)
+    return _scalar_image(t, VIRIDIS, rows, cols, wall_mask, cell)
 
 
 def error_heatmap(

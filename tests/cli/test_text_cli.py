@@ -54,8 +54,25 @@ def test_tiny_text_run_logs_values_against_the_optimum(algo, run_cli, workdir, t
     # only PPO trains a value head to grade; GRPO's would be an untrained head's noise
     for tag in ("values/q_error_vs_optimal", "values/v_error_vs_optimal"):
         assert (tag in scalars) == (algo == "ppo"), tag
+    # the sample completions: a picture of per-token V and A, and the same rows as text
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run), size_guidance={"images": 0, "tensors": 0})
+    events.Reload()
+    (picture, *_) = events.Images("values/token_heatmap")
+    assert picture.height > 0 and picture.width > 0
+    (text, *_) = events.Tensors("text/sample_completions/text_summary")
+    assert b"| prompt | completion | R |" in text.tensor_proto.string_val[0]
     evaluated = run_cli(["eval", str(run), "--episodes", "3"], workdir)
     assert evaluated.returncode == 0, evaluated.stderr
+    rows = [line for line in evaluated.stdout.splitlines() if line.startswith("| ")][1:]
+    assert len(rows) == (8 if algo == "ppo" else 16), evaluated.stdout  # 4 prompts x 2 or x 4
+    for row in rows:
+        prompt, completion, reward, values, advantages = row.strip("| ").split(" | ")
+        assert len(prompt.split()) == 3 and abs(float(reward)) <= 10
+        n = len(completion.split())
+        assert len(advantages.split()) == n  # one A per generated token, <eos> included
+        assert (len(values.split()) == n) if algo == "ppo" else values == "-"
 
 
 def test_oracle_out_of_reach_is_one_warning_and_training_goes_on(run_cli, workdir, tb_scalars,
@@ -67,4 +84,6 @@ def test_oracle_out_of_reach_is_one_warning_and_training_goes_on(run_cli, workdi
     assert "Traceback" not in result.stderr
     (run,) = find_run_dirs(workdir)
     scalars = tb_scalars(run)
-    assert "charts/reward_mean" in scalars and "charts/objective" not in scalars
+    assert "charts/reward_mean" in scalars and "charts/objective_optimal" not in scalars
+    # without the oracle, the objective and the KL are estimated from the sampled completions
+    assert "charts/objective" in scalars and "policy/kl_to_reference" in scalars

@@ -147,3 +147,14 @@ def test_soft_optimum_at_beta_zero_is_the_best_completion() -> None:
     tree, ref = tiny_tree(ref_fn, lambda y: float(y == (1, 0)), actions=3, length=3)
     opt = soft_optimum(tree, ref, 0.0)
     assert opt.objective == pytest.approx(1.0)
+
+
+def test_bradley_terry_loss_against_hand_values():
+    from rltrain.blocks.token_rewards import bradley_terry_loss
+
+    # -log sigmoid(1 - 0) = log(1 + e^-1) = 0.3132617; -log sigmoid(-2) = log(1 + e^2) = 2.1269280
+    chosen, rejected = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 2.0])
+    assert float(bradley_terry_loss(chosen, rejected)) == pytest.approx((0.3132617 + 2.1269280) / 2)
+    assert float(bradley_terry_loss(torch.tensor([0.0]), torch.tensor([0.0]))) == pytest.approx(
+        0.6931472
+    )  # log 2: no preference yet
