@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS ?= dev,atari,plot,sweep,llm
+EXTRAS ?= dev,atari,plot,sweep,llm,export,mlflow,wandb
 
 .PHONY: help install run test test-slow lint type bench board docs clean
 
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install rltrain with its dev, atari, plot, sweep and llm extras
+install: $(STAMP)  ## create .venv and install rltrain with its dev, atari, plot, sweep, llm, export, mlflow and wandb extras
 
 run: $(STAMP)  ## train the default job (PPO on CartPole) and evaluate it
 	$(BIN)/rltrain

@@ -16,7 +16,7 @@ import typer
 
 from rltrain.errors import OUTPUT_DIR_HINT, UserError, os_error_advice
 
-SUBCOMMANDS = ("train", "eval", "resume", "list", "summary", "board", "reward-model")
+SUBCOMMANDS = ("train", "eval", "resume", "export", "list", "summary", "board", "reward-model")
 # Hydra flags that take a value, and flags whose value is optional (--info [what]).
 _VALUE_FLAGS = {
     "--cfg",
@@ -223,6 +223,13 @@ def run_hydra(args: list[str]) -> Any:
             f"cannot create the output directory{where}: {error.strerror or error}; "
             f"{os_error_advice(error) or OUTPUT_DIR_HINT}"
         ) from None
+    except ValueError as error:
+        from rltrain.app.sweeps import optuna_failure
+
+        message = optuna_failure(error)
+        if message is None:
+            raise
+        raise UserError(message) from error
     finally:
         sys.argv, sys.stderr = saved, saved_stderr
 
@@ -271,6 +278,21 @@ def eval_(
     from rltrain.app.commands import evaluate_run
 
     evaluate_run(run_dir, episodes, checkpoint, video, not stochastic, seed)
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="a run directory"),
+    format: str = typer.Option(..., "--format", help="onnx or torchscript"),
+    checkpoint: str = typer.Option("best", help="best or last"),
+    out: Path = typer.Option(
+        None, help="the file to write (default RUN_DIR/export/policy_<checkpoint>.onnx|.pt)"
+    ),
+) -> None:
+    """Export the deterministic policy (and V or Q) to ONNX or TorchScript, for use outside."""
+    from rltrain.app.export import export_run
+
+    export_run(run_dir, checkpoint, format, out)
 
 
 @app.command(name="list")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -59,7 +59,17 @@ def _quiet_writer_threads(previous: Callable[[Any], Any]) -> Callable[[Any], Any
 
 
 class Recorder:
-    def __init__(self, run_dir: Path | None, enabled: bool, purge_step: int | None = None) -> None:
+    """`enabled`: write TensorBoard events; `trackers` (rltrain/trackers.py) get every scalar
+    written too, sent at each flush."""
+
+    def __init__(
+        self,
+        run_dir: Path | None,
+        enabled: bool,
+        purge_step: int | None = None,
+        trackers: Sequence[Any] = (),
+    ) -> None:
+        self.trackers = list(trackers)
         self._run_dir = run_dir
         self._failed = False
         if not getattr(threading.excepthook, "quiet_writer_threads", False):
@@ -129,6 +139,8 @@ class Recorder:
         self.latest[tag] = float(value)
         if self.writer is not None:
             self.writer.add_scalar(tag, float(value), step)
+        for tracker in self.trackers:
+            tracker.scalar(tag, float(value), step)
 
     def first_non_finite(self) -> str | None:
         """The first recorded tag whose pending values hold a NaN or inf (one host sync)."""
@@ -197,6 +209,10 @@ class Recorder:
         self._histograms.clear()
         self._images.clear()
         self._texts.clear()
+        for tracker in self.trackers:
+            for tag, value in means.items():
+                tracker.scalar(tag, value, step)
+            tracker.flush()
         return means
 
     @_event_io
@@ -210,8 +226,15 @@ class Recorder:
         if self.writer is not None:
             self.writer.add_hparams(params, metrics, run_name=".")
 
+    def finish(self, metrics: dict[str, float], step: int, run_dir: Path) -> None:
+        """The run's final metrics to the trackers, which then mark their runs finished."""
+        for tracker in self.trackers:
+            tracker.finish(metrics, step, run_dir)
+
     @_event_io
     def close(self) -> None:
         if self.writer is not None:
             self.writer.flush()
             self.writer.close()
+        for tracker in self.trackers:
+            tracker.close()

@@ -72,6 +72,16 @@ def cli_environ() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def cli_environment() -> Callable[..., dict[str, str]]:
+    """`cli_environment(NAME=value, ...)`: `cli_env()` with these variables added (PYTHONPATH)."""
+
+    def build(**extra: str) -> dict[str, str]:
+        return {**cli_env(), **extra}
+
+    return build
+
+
+@pytest.fixture(scope="session")
 def run_cli(rltrain_bin: Path) -> CliRunner:
     """`run_cli(args, cwd, timeout=180)` runs the installed `rltrain` with `args` in `cwd` and
     returns the CompletedProcess (text stdout/stderr captured; never raises on a non-zero exit)."""

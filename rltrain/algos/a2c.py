@@ -19,6 +19,7 @@ import torch
 
 from rltrain import tags
 from rltrain.algos.actor_critic import (
+    ActorCriticInference,
     RewardScaler,
     Rollout,
     RolloutCollector,
@@ -38,7 +39,7 @@ from rltrain.networks import build_actor_critic
 from rltrain.networks.hand_backward import gradient_path
 
 
-class A2C(Algorithm):
+class A2C(ActorCriticInference, Algorithm):
     @classmethod
     def check_env(cls, obs_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:
         check_actor_critic_env("a2c", obs_space, action_space)

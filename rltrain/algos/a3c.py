@@ -47,6 +47,7 @@ import torch.multiprocessing as mp
 
 from rltrain import tags
 from rltrain.algos.actor_critic import (
+    ActorCriticInference,
     RolloutCollector,
     actor_critic_loss,
     anneal_lr,
@@ -268,7 +269,7 @@ def _drain(reports: Any) -> list[Any]:
 
 
 # --- the main-process side ------------------------------------------------------------------
-class A3C(Algorithm):
+class A3C(ActorCriticInference, Algorithm):
     """The trainer-facing side: owns the shared model, starts and stops the workers."""
 
     # How workers build their env: a module-level function so that 'spawn' can pickle it.

@@ -5,7 +5,8 @@
 - reward scaling by the running std of the return (`RewardScaler`);
 - the n-step rollout (`RolloutCollector`) with the time-limit bootstrap (`TruncationBootstrap`:
   a truncated episode bootstraps from V(final_obs), a terminated one from 0);
-- what every member logs about its value estimates: V, the advantage A and Q = A + V.
+- what every member logs about its value estimates: V, the advantage A and Q = A + V;
+- what the Python API and `rltrain export` read from the network (`ActorCriticInference`).
 
 Each algorithm file keeps what makes it that algorithm: its loss, its update and its schedule.
 """
@@ -31,6 +32,7 @@ from rltrain.errors import UserError
 from rltrain.logging import Recorder
 from rltrain.networks import ActorCritic
 from rltrain.networks.hand_backward import Evaluation, HeadGrad, HeadLoss
+from rltrain.networks.policy import DeterministicActorCritic
 
 
 def check_actor_critic_env(
@@ -310,3 +312,23 @@ def actor_critic_loss(
         )
         return HeadLoss(None, grad), stats
     return HeadLoss(policy_loss + vf_coef * value_loss - ent_coef * entropy_mean), stats
+
+
+# --- what the Python API and `rltrain export` read ----------------------------------------------
+class ActorCriticInference:
+    """V(s) and the deterministic policy module of a member whose network is `self.net`
+    (listed before `Algorithm` among the bases, so these replace the protocol's "not used")."""
+
+    net: ActorCritic
+    action_space: gym.Space[Any]
+    has_value = True  # REINFORCE without a baseline trains no value head
+
+    @torch.no_grad()
+    def state_values(self, obs: np.ndarray) -> np.ndarray | None:
+        if not self.has_value:
+            return None
+        device = next(self.net.parameters()).device
+        return self.net.value(obs_to_tensor(obs, device)).cpu().numpy()  # type: ignore[no-any-return]
+
+    def policy_module(self) -> nn.Module | None:
+        return DeterministicActorCritic(self.net, self.action_space, self.has_value)

@@ -102,3 +102,17 @@ class Algorithm(Protocol):
     def terminal_view(self) -> str | None:
         """A text picture of what was learned (tabular V and policy), printed by `rltrain eval`."""
         return None
+
+    # --- what the Python API and `rltrain export` ask (rltrain/api.py, rltrain/app/export.py) ---
+    def state_values(self, obs: np.ndarray) -> np.ndarray | None:
+        """V(s) for a batch of observations, where the algorithm estimates it; None where not."""
+        return None
+
+    def action_values(self, obs: np.ndarray) -> np.ndarray | None:
+        """Q(s, .) for a batch of observations ([B, n_actions]); None where not estimated."""
+        return None
+
+    def policy_module(self) -> torch.nn.Module | None:
+        """The deterministic policy as one CPU torch module (rltrain/networks/policy.py), with
+        an `output_names` attribute; None for policies that are not a neural network."""
+        return None

@@ -43,6 +43,7 @@ from rltrain.config.algos import DQNConfig
 from rltrain.envs.vec import envs_restored
 from rltrain.errors import UserError, warn_stderr
 from rltrain.networks.builders import build_q_network, is_image_space
+from rltrain.networks.policy import GreedyQ
 
 
 # --- pure math ----------------------------------------------------------------------------------
@@ -170,6 +171,13 @@ class DQN(Algorithm):
         if deterministic:
             return q_values.argmax(axis=1)
         return self._epsilon_greedy(q_values, self.epsilon(self.ctx.step))
+
+    @torch.no_grad()
+    def action_values(self, obs: np.ndarray) -> np.ndarray | None:
+        return self.q_net(obs_to_tensor(obs, self.ctx.device)).cpu().numpy()  # type: ignore[no-any-return]
+
+    def policy_module(self) -> torch.nn.Module | None:
+        return GreedyQ(self.q_net)
 
     @torch.no_grad()
     def _env_step(self, step: int) -> None:

@@ -145,6 +145,12 @@ class _Planner(Algorithm):
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         return greedy(self.q[np.asarray(obs, dtype=np.int64)])
 
+    def action_values(self, obs: np.ndarray) -> np.ndarray | None:
+        return self.q[np.asarray(obs, dtype=np.int64)].copy()
+
+    def state_values(self, obs: np.ndarray) -> np.ndarray | None:
+        return self.v[np.asarray(obs, dtype=np.int64)].copy()
+
     def diagnostics(self) -> None:
         rec = self.ctx.recorder
         rec.scalar(tags.SWEEPS, float(self.sweeps))

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from rltrain import tags
 from rltrain.algos.actor_critic import (
+    ActorCriticInference,
     Rollout,
     RolloutCollector,
     anneal_lr,
@@ -36,10 +37,9 @@ from rltrain.blocks.returns import gae
 from rltrain.blocks.schedules import linear
 from rltrain.blocks.stats import standardize
 from rltrain.blocks.token_rewards import last_token, per_token_kl_reward
-from rltrain.config.algos import PPOConfig
+from rltrain.config.algos import PPOConfig, check_minibatch_fits
 from rltrain.envs.render_tokens import TokenRow, token_table
 from rltrain.envs.vec import Episodes
-from rltrain.errors import UserError
 from rltrain.networks import build_actor_critic
 from rltrain.networks.hand_backward import Evaluation, HeadGrad, HeadLoss, gradient_path
 
@@ -144,7 +144,7 @@ def approx_kl(log_ratio: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
     return ((ratio - 1) - log_ratio).mean()
 
 
-class PPO(Algorithm):
+class PPO(ActorCriticInference, Algorithm):
     @classmethod
     def check_env(cls, obs_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:
         check_actor_critic_env("ppo", obs_space, action_space)
@@ -155,11 +155,8 @@ class PPO(Algorithm):
         self.num_envs = env.num_envs
         rollout_size = cfg.n_steps * self.num_envs
         check_iteration_fits(ctx, "ppo", rollout_size, "algo.n_steps x env.num_envs")
-        if ctx.run_dir is not None and cfg.batch_size > rollout_size:  # training, not `eval`
-            raise UserError(
-                f"algo.batch_size={cfg.batch_size} is larger than a rollout (algo.n_steps x "
-                f"env.num_envs = {rollout_size}); use algo.batch_size<={rollout_size}"
-            )
+        if ctx.run_dir is not None:  # training, not `eval`
+            check_minibatch_fits(cfg.batch_size, cfg.n_steps, self.num_envs)
         self.net = build_actor_critic(
             env.single_observation_space, env.single_action_space, ctx.cfg.network
         ).to(device)

@@ -29,6 +29,7 @@ from torch import nn
 
 from rltrain import tags
 from rltrain.algos.actor_critic import (
+    ActorCriticInference,
     TruncationBootstrap,
     anneal_lr,
     check_actor_critic_env,
@@ -87,7 +88,7 @@ def per_episode_gradient_variance(
     return centred.pow(2).sum(dim=(1, 2)) / max(1, num_episodes - 1)
 
 
-class Reinforce(Algorithm):
+class Reinforce(ActorCriticInference, Algorithm):
     @classmethod
     def check_env(cls, obs_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:
         check_actor_critic_env("reinforce", obs_space, action_space)
@@ -107,6 +108,7 @@ class Reinforce(Algorithm):
         ).to(ctx.device)
         self.optimizer = Adam(self.net.parameters(), lr=cfg.lr, eps=cfg.optimizer_eps)
         self.action_space = env.single_action_space
+        self.has_value = cfg.baseline
         self._seed: int | None = ctx.cfg.seed  # the first reset is seeded, later ones continue
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None
         self._episodes: list[tuple[np.ndarray, np.ndarray]] = []

@@ -205,6 +205,9 @@ class TabularTD(Algorithm):
         rows = self.q[np.asarray(obs, dtype=np.int64)]
         return greedy(rows) if deterministic else epsilon_greedy(rows, self.epsilon, self.ctx.rng)
 
+    def action_values(self, obs: np.ndarray) -> np.ndarray | None:
+        return self.q[np.asarray(obs, dtype=np.int64)].copy()
+
     def iterate(self) -> int:
         cfg, rng = self.cfg, self.ctx.rng
         eps = self.epsilon

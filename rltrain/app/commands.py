@@ -1,14 +1,15 @@
-"""The subcommands other than train: resume, eval, list, summary, board."""
+"""The subcommands other than train and export: resume, eval, list, summary, board."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -126,8 +127,23 @@ def resume_run(run_dir: Path) -> None:
     train(node, run_dir, resume=True)
 
 
-def build_agent(run_dir: Path, which: str) -> tuple[Any, Any, dict[str, Any]]:
-    """(algorithm with loaded weights, typed config, checkpoint) of a run."""
+class LoadedRun(NamedTuple):
+    """A run's algorithm with the weights of one checkpoint, ready to act on the CPU."""
+
+    algo: Any  # an rltrain.algos.base.Algorithm
+    cfg: Any  # the typed rltrain.config.schema.Config of the run
+    state: dict[str, Any]  # the checkpoint as loaded (step, algo, env, algo_state, ...)
+    observation_space: Any  # gymnasium spaces of one env
+    action_space: Any
+    checkpoint: Path
+
+
+CHECKPOINT_CHOICES = ("last", "best")
+
+
+def build_agent(run_dir: Path, which: str, file: Path | None = None) -> LoadedRun:
+    """The algorithm of `run_dir` with the weights of its `which` (last | best) checkpoint, or of
+    the checkpoint `file` when given (a file of that run's checkpoints/)."""
     node = load_run_config(run_dir)  # first: a wrong path fails before torch is imported
     from rltrain.algos.base import Context
     from rltrain.algos.registry import algorithm_class
@@ -142,10 +158,13 @@ def build_agent(run_dir: Path, which: str) -> tuple[Any, Any, dict[str, Any]]:
     if which not in names:
         raise UserError(f"--checkpoint {which}: use last or best")
     directory = run_dir / "checkpoints"
-    if which == "last":
-        state, _ = ckpt.load_latest(directory)
+    if file is not None:
+        state, path = ckpt.load(file), file
+    elif which == "last":
+        state, path = ckpt.load_latest(directory)
     else:
-        state = ckpt.load(directory / names[which])
+        path = directory / names[which]
+        state = ckpt.load(path)
     if (state["algo"], state["env"]) != (cfg.algo.name, cfg.env.name):
         raise UserError(
             f"checkpoint is from algo={state['algo']} env={state['env']}, "
@@ -154,7 +173,12 @@ def build_agent(run_dir: Path, which: str) -> tuple[Any, Any, dict[str, Any]]:
     import torch
 
     rng = seed_everything(cfg.seed)
-    env = make_vec_env(cfg.env, num_envs=1, seed=cfg.seed, training=False)
+    # as many env copies as the run had: an algorithm's per-env state in the checkpoint (DQN's
+    # replay streams and episode trackers) is sized by them; in this process, not subprocesses
+    env_cfg = cfg.env
+    if getattr(env_cfg, "vectorization", None) == "async":
+        env_cfg = dataclasses.replace(env_cfg, vectorization="sync")
+    env = make_vec_env(env_cfg, num_envs=env_cfg.num_envs, seed=cfg.seed, training=False)
     # the thread rule of training (one thread for MLPs): torch's default of every core makes a
     # batch-of-one CNN forward many times slower as soon as another process wants a core
     from rltrain.networks.builders import is_image_space
@@ -171,6 +195,8 @@ def build_agent(run_dir: Path, which: str) -> tuple[Any, Any, dict[str, Any]]:
     )
     try:
         algo = algorithm_class(cfg.algo.name, cfg.env.name)(cfg.algo, ctx)
+        # the counters first, as a resume sets them: schedules (epsilon) read the step
+        ctx.step = int(state["step"])
         try:
             algo.load_state_dict(state["algo_state"])
         except ckpt.STATE_LOAD_ERRORS as error:
@@ -179,7 +205,9 @@ def build_agent(run_dir: Path, which: str) -> tuple[Any, Any, dict[str, Any]]:
             raise ckpt.does_not_fit(directory, cfg.algo.name, error) from error
     finally:
         env.close()
-    return algo, cfg, state
+    return LoadedRun(
+        algo, cfg, state, env.single_observation_space, env.single_action_space, path
+    )
 
 
 def evaluate_run(
@@ -187,7 +215,7 @@ def evaluate_run(
 ) -> None:
     if episodes < 1:
         raise UserError(f"--episodes {episodes} must be at least 1")
-    algo, cfg, state = build_agent(run_dir, which)
+    algo, cfg, state, *_ = build_agent(run_dir, which)
     import numpy as np
 
     paths: list[Path] = []

@@ -16,6 +16,10 @@ from rltrain.config.store import register_configs
 
 register_configs()
 
+# (run directory, objective) of every run this process trained, in order: what the Python API's
+# `rltrain.train` returns (Hydra's entry point hands back no value of its own).
+finished_runs: list[tuple[Path, float]] = []
+
 
 @hydra.main(version_base="1.3", config_path="pkg://rltrain.conf", config_name="config")
 def hydra_train(cfg: DictConfig) -> float:
@@ -32,7 +36,9 @@ def hydra_train(cfg: DictConfig) -> float:
             # Hydra saved the config before the preset was applied: the run directory must hold
             # the values the run trains with (resume and eval read them back)
             save_config(cfg, run_dir / hydra_cfg.output_subdir / "config.yaml")
-        return train_seeds(cfg, run_dir)
+        objective = train_seeds(cfg, run_dir)
+    finished_runs.append((run_dir, objective))
+    return objective
 
 
 def save_config(cfg: DictConfig, path: Path) -> None:

@@ -2,8 +2,10 @@
 
 - `train_seeds`: the seed-aware objective, `num_seeds=N` trains N seeds in one job and returns the
   mean of their final eval returns (what an Optuna trial then maximises).
-- `SweepChecks`: a Hydra callback run before a multirun starts: an Optuna sweep without a search
-  space stops with one line that says how to give one, and a sqlite storage gets its directory.
+- `SweepChecks`: a Hydra callback run before a multirun starts: a swept value that is never a
+  valid config stops the sweep with one line (rltrain/app/search_space.py), an Optuna sweep without
+  a search space stops with one line that says how to give one, and a sqlite storage gets its
+  directory.
 """
 
 from __future__ import annotations
@@ -153,13 +155,14 @@ class SweepChecks(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweeper = config.hydra.sweeper
-        target = str(sweeper.get("_target_", "")).lower()
-        if "basic" in target:
-            check_every_job(config)
-        if "optuna" not in target:
-            return
-        params = sweeper.get("params") or {}
+        if "basic" in str(sweeper.get("_target_", "")).lower():
+            check_every_job(config)  # every grid job composed and typed, before the first runs
         task = [str(item) for item in config.hydra.overrides.task]
+        optuna = "optuna" in str(sweeper.get("_target_", "")).lower()
+        params = (sweeper.get("params") or {}) if optuna else {}
+        self._check_ranges(config, task, [f"{key}={value}" for key, value in params.items()])
+        if not optuna:
+            return
         if not params and not any(_is_sweep(item) for item in task):
             _fail(
                 "hydra/sweeper=optuna has no search space: use a preset "
@@ -181,3 +184,64 @@ class SweepChecks(Callback):
             # sqlite creates the database file but not its directory, and the sweeper opens the
             # study before any job (and so the sweep directory) exists.
             Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self._offset_sampler_seed(sweeper, storage)
+
+    @staticmethod
+    def _offset_sampler_seed(sweeper: DictConfig, storage: Any) -> None:
+        """A seeded sampler draws the same start-up trials every time it is built: rerunning a
+        command to add trials to a stored study would repeat the first launch's points. So the
+        seed is offset by the trials the study already holds: a fresh study gets the seed as
+        given (the same command, the same trials), a continued one new points."""
+        sampler = sweeper.get("sampler")
+        seed = sampler.get("seed") if sampler is not None else None
+        if seed is None or not isinstance(storage, str) or not storage.startswith("sqlite:///"):
+            return
+        if not Path(storage.removeprefix("sqlite:///")).is_file():
+            return
+        import optuna
+
+        try:
+            study = optuna.load_study(study_name=str(sweeper.study_name), storage=storage)
+        except KeyError:  # the database holds other studies, not this one
+            return
+        if study.trials:
+            with open_dict(sampler), read_write(sampler):
+                sampler.seed = int(seed) + len(study.trials)
+
+    @staticmethod
+    def _check_ranges(config: DictConfig, task: list[str], params: list[str]) -> None:
+        """Range errors of the search space (rltrain/app/search_space.py) before any job."""
+        from rltrain.app.search_space import check_search_space, swept_values
+
+        optuna = bool(params) or "optuna" in str(config.hydra.sweeper.get("_target_", ""))
+        # a key fixed on the command line leaves the search space (as the Optuna plugin does)
+        fixed = {item.split("=", 1)[0].lstrip("+~") for item in task if not _is_sweep(item)}
+        params = [item for item in params if item.split("=", 1)[0] not in fixed]
+        # the command line after the preset's params: the Optuna plugin lets it win the same way
+        space = swept_values([*params, *task], inclusive_range=optuna)
+        try:
+            check_search_space(config, [item for item in task if not _is_sweep(item)], space)
+        except UserError as error:
+            _fail(str(error))
+
+
+def optuna_failure(error: BaseException) -> str | None:
+    """The one line for an exception that Optuna raised at the end of a study the user's way of
+    running it made impossible; None for any other exception."""
+    traceback = error.__traceback__
+    while traceback is not None and traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    if traceback is None or "/optuna/" not in traceback.tb_frame.f_code.co_filename:
+        return None
+    text = str(error)
+    if text in ("Record does not exist.", "No trials are completed yet."):
+        return (
+            "every trial of the Optuna study failed (each reason is on a `Failed experiment:` "
+            "line above), so it has no best trial"
+        )
+    if "does not support dynamic value space" in text:
+        return (
+            "the stored Optuna study (hydra.sweeper.storage) was searched with another range for "
+            "a key: give a new hydra.sweeper.study_name, or delete the study's optuna.db"
+        )
+    return None

@@ -124,6 +124,17 @@ class A2CConfig:
         check_actor_critic_config(self)
 
 
+def check_minibatch_fits(batch_size: int, n_steps: int, num_envs: int) -> None:
+    """PPO's minibatch must fit in one rollout of n_steps x num_envs transitions. Checked with
+    the config (so a sweep finds an impossible value before any job) and by PPO itself."""
+    rollout_size = n_steps * num_envs
+    if batch_size > rollout_size:
+        raise UserError(
+            f"algo.batch_size={batch_size} is larger than a rollout (algo.n_steps x "
+            f"env.num_envs = {rollout_size}); use algo.batch_size<={rollout_size}"
+        )
+
+
 def check_actor_critic_config(cfg: Any) -> None:
     """Range checks shared by A2C and A3C configs: one line naming the key."""
     for key in ("lr", "n_steps", "max_grad_norm", "optimizer_eps"):

@@ -8,16 +8,26 @@ happens where the env is built, in `rltrain.envs`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from rltrain.errors import UserError
 
 
 @dataclass
 class GymEnvConfig:
-    """Any registered gymnasium id (`env=gym env.id=...`); `env=cartpole` is a preset of it."""
+    """Any gymnasium env (`env=gym env.id=...`); `env=cartpole` is a preset of it.
+
+    Your own env: `env.id=pkg.module:EnvId-v0` imports pkg.module (which registers EnvId-v0) and
+    makes the id, as `gymnasium.make` does; `env.entry_point=pkg.module:MyEnv` builds a class that
+    is registered nowhere (env.id is then not used)."""
 
     name: str = "gym"
+    # A registered gymnasium id, or `module:id` to import the module that registers it first.
     id: str = "CartPole-v1"
+    # `module:Class` (or `module:function`) of an unregistered env; null: build env.id.
+    entry_point: str | None = None
+    # Keyword arguments for the env's constructor, e.g. env.kwargs={is_slippery:false}.
+    kwargs: dict[str, Any] = field(default_factory=dict)
     num_envs: int = 1
     # sync | async (subprocesses; pays off for slow envs only) | batched (CartPole-v1 only:
     # all envs stepped as one numpy array program, same dynamics; see envs/batched_cartpole.py)
@@ -25,6 +35,11 @@ class GymEnvConfig:
     max_episode_steps: int | None = None  # None keeps the id's registered time limit
 
     def __post_init__(self) -> None:
+        if self.entry_point is not None and self.entry_point.count(":") != 1:
+            raise UserError(
+                f"env.entry_point={self.entry_point} must be module:Class, e.g. "
+                "env.entry_point=my_pkg.envs:MyEnv"
+            )
         if self.max_episode_steps is not None and self.max_episode_steps < 1:
             raise UserError(
                 f"env.max_episode_steps={self.max_episode_steps} must be at least 1, or null to "

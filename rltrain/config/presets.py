@@ -80,8 +80,8 @@ def load_presets() -> dict[str, Preset]:
 
 def env_key(env: Mapping[str, Any]) -> str:
     """What presets are keyed by: `atari` for any ALE game, `recommender/<view>` for the
-    recommender, `text/<task>` for the token MDP, else the gymnasium id, else (rltrain's own
-    envs, which have no id) the env's name."""
+    recommender, `text/<task>` for the token MDP, `module:Class` for an env.entry_point, else the
+    gymnasium id, else (rltrain's own envs, which have no id) the env's name."""
     name = str(env.get("name"))
     if name == "atari":
         return "atari"
@@ -89,8 +89,11 @@ def env_key(env: Mapping[str, Any]) -> str:
         return f"recommender/{env.get('view', 'tabular')}"
     if name == "text":  # each task has its own budget
         return f"text/{env.get('task', 'sort')}"
+    if env.get("entry_point"):  # your own class: no preset knows it
+        return str(env.get("entry_point"))
     env_id = env.get("id")
-    return str(env_id) if env_id else name
+    # `module:Id-v0` is the id Id-v0 once the module registered it
+    return str(env_id).rpartition(":")[2] if env_id else name
 
 
 def find_preset(algo: str, key: str) -> Preset | None:

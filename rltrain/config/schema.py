@@ -100,7 +100,14 @@ class DeviceConfig:
 
 @dataclass
 class LoggerConfig:
-    name: str = "tensorboard"  # tensorboard | none
+    name: str = "tensorboard"  # tensorboard | mlflow | wandb | none
+    # several at once, e.g. [tensorboard, mlflow]; null: the one logger.name names
+    backends: list[str] | None = None
+    # MLflow tracking URI; null: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db (working dir)
+    mlflow_uri: str | None = None
+    mlflow_experiment: str = "rltrain"  # the MLflow experiment runs go to
+    wandb_project: str = "rltrain"  # the W&B project runs go to
+    wandb_mode: str = "offline"  # offline (files under RUN_DIR/wandb, `wandb sync` later) | online
     log_interval: int = 2_000  # environment steps between scalar flushes
     histograms: bool = True  # values/q, values/v, values/advantage histograms at each flush
     images: bool = True  # pictures: gridworld V / arrows / |V - V*|, text's per-token V and A

@@ -6,8 +6,10 @@ configs are typed: a wrong type or an unknown key fails at composition, before a
 
 from __future__ import annotations
 
+from typing import Any
+
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rltrain.config.algos import ALGO_SCHEMAS
 from rltrain.config.envs import ENV_SCHEMAS
@@ -31,8 +33,18 @@ def register_configs() -> None:
     for name, entry in ALGO_SCHEMAS.items():
         cs.store(name=f"schema_algo_{name}", node=entry.schema)
     for name, schema in ENV_SCHEMAS.items():
-        cs.store(name=f"schema_env_{name}", node=schema)
+        cs.store(name=f"schema_env_{name}", node=_open_kwargs(schema))
     _registered = True
+
+
+def _open_kwargs(schema: type) -> Any:
+    """The schema as a config whose `kwargs` (free keyword arguments for the user's env) accept
+    new keys: `env.kwargs={length:4}` replaces the dict instead of Hydra refusing every key of it
+    as unknown (Hydra closes every dict of the config to new keys, the struct flag)."""
+    node = OmegaConf.structured(schema)
+    if "kwargs" in node:
+        OmegaConf.set_struct(node.kwargs, False)
+    return node
 
 
 def compose_run_config(overrides: list[str], with_hydra: bool = False) -> DictConfig:

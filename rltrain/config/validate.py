@@ -125,12 +125,24 @@ def typed_config(node: DictConfig) -> Config:
         raise UserError(f"logger.log_interval={cfg.logger.log_interval} must be at least 1")
     check_text_choice(cfg)  # first: on the text envs it names the env, not the network
     check_network_choice(cfg)
+    # token PPO's rollouts are completions (text, llm); num_envs < 1 is the env factory's one line
+    if cfg.algo.name == "ppo" and cfg.env.name not in ("text", "llm") and cfg.env.num_envs >= 1:
+        from rltrain.config.algos import check_minibatch_fits
+
+        check_minibatch_fits(cfg.algo.batch_size, cfg.algo.n_steps, cfg.env.num_envs)
     if cfg.logger.progress not in PROGRESS_MODES:
         raise UserError(
             f"logger.progress={cfg.logger.progress} is not known; use {', '.join(PROGRESS_MODES)}"
         )
-    if cfg.logger.name not in ("tensorboard", "none"):
-        raise UserError(f"logger={cfg.logger.name} is not known; use tensorboard or none")
+    if cfg.logger.name not in ("tensorboard", "mlflow", "wandb", "none"):
+        raise UserError(
+            f"logger={cfg.logger.name} is not known; use tensorboard, mlflow, wandb or none"
+        )
+    if cfg.logger.wandb_mode not in ("offline", "online"):
+        raise UserError(f"logger.wandb_mode={cfg.logger.wandb_mode}: use offline or online")
+    from rltrain.trackers import chosen_backends
+
+    chosen_backends(cfg.logger)  # an unknown backend name is one line
     return cfg
 
 

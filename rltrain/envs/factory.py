@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-import importlib
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -12,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 
 from rltrain.config.envs import GymEnvConfig
+from rltrain.envs.gym_env import make_gym_env
 from rltrain.envs.vec import GymVecEnv, VecEnv
 from rltrain.errors import UserError
 
@@ -23,49 +22,11 @@ def check_vectorization(name: str, num_envs: int) -> None:
         raise UserError(f"env.vectorization={name} is not known; use sync, async or batched")
 
 
-def _check_gym_id(env_id: str) -> None:
-    module, sep, name = env_id.rpartition(":")
-    if sep:
-        # `module:Id`, as gym.make takes it: importing the module registers the id
-        try:
-            importlib.import_module(module)
-        except ImportError as error:
-            raise UserError(
-                f"env.id={env_id}: cannot import {module} ({error}); put it on PYTHONPATH "
-                "or install its package"
-            ) from None
-        if name in gym.registry:
-            return
-        raise UserError(f"env.id={env_id}: importing {module} did not register {name}")
-    if env_id in gym.registry:
-        return
-    if env_id.startswith("ALE/"):
-        raise UserError(f"env.id={env_id}: use env=atari env.game=<name> for Atari games")
-    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise UserError(f"env.id={env_id} is not a registered gymnasium environment{hint}")
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())[:300]
-
-
 def make_single_env(cfg: Any, render_mode: str | None = None) -> gym.Env[Any, Any]:
     """One (unvectorized) env: for tabular models, rendering and the terminal view."""
     # Presets of the gym schema (cartpole, frozen_lake, cliff_walking, taxi, ...) are GymEnvConfig.
     if isinstance(cfg, GymEnvConfig) or cfg.name in ("gym", "cartpole"):
-        _check_gym_id(cfg.id)
-        kwargs: dict[str, Any] = {"render_mode": render_mode}
-        if cfg.max_episode_steps is not None:
-            kwargs["max_episode_steps"] = cfg.max_episode_steps
-        try:
-            return gym.make(cfg.id, **kwargs)
-        except gym.error.DependencyNotInstalled as error:
-            # a registered id whose optional extra (Box2D, MuJoCo, ...) is missing: gymnasium's
-            # own text says what to install
-            raise UserError(
-                f"env.id={cfg.id} needs a package that is not installed: {_one_line(error)}"
-            ) from None
+        return make_gym_env(cfg, render_mode)
     if cfg.name == "gridworld":
         from rltrain.envs.gridworld import make_gridworld
 
@@ -130,7 +91,7 @@ def make_vec_env(cfg: Any, num_envs: int, seed: int, training: bool) -> VecEnv:
         cfg = replace(cfg, random_start=False)
     if cfg.vectorization == "batched":
         env_id = getattr(cfg, "id", None)  # rltrain's own envs (gridworld, ...) have no id
-        if env_id != "CartPole-v1":
+        if env_id != "CartPole-v1" or getattr(cfg, "entry_point", None):
             raise UserError(
                 f"env.vectorization=batched exists for CartPole-v1 only, not "
                 f"env={cfg.name}{f' (env.id={env_id})' if env_id else ''}; "
@@ -149,3 +110,32 @@ def make_vec_env(cfg: Any, num_envs: int, seed: int, training: bool) -> VecEnv:
         vector = gym.vector.SyncVectorEnv(thunks, autoreset_mode=mode)
     vector.action_space.seed(seed)
     return GymVecEnv(vector)
+
+
+def observation_preprocessing(cfg: Any, space: gym.Space[Any]) -> str:
+    """What a policy trained on this env expects as its input, in words: recorded in exported
+    policies (`rltrain export`) so that code outside rltrain can feed them."""
+    if cfg.name == "atari":
+        size, stack = cfg.screen_size, cfg.frame_stack
+        return (
+            f"ALE game {cfg.game} as env=atari plays it: each step repeats the action for "
+            f"frame_skip={cfg.frame_skip} frames (sticky actions p={cfg.repeat_action_probability}"
+            f"), takes the max of the last two frames, converts to grayscale, resizes to "
+            f"{size}x{size} (cv2 INTER_AREA), and stacks the last {stack} such frames: uint8 "
+            f"[batch, {stack}, {size}, {size}] (NCHW, oldest first, zeros after a reset); the "
+            "network scales by 1/255 itself"
+        )
+    if isinstance(space, gym.spaces.Discrete):
+        return (
+            f"the state index as int64 [batch] in 0..{int(space.n) - 1}; the network one-hot "
+            "encodes it itself"
+        )
+    if isinstance(space, gym.spaces.Box) and space.dtype == np.uint8:
+        return f"the env's uint8 observation as it is, [batch, {', '.join(map(str, space.shape))}]"
+    if isinstance(space, gym.spaces.Box):
+        shape = ", ".join(map(str, space.shape))
+        return (
+            f"the env's observation as it is, cast to float32 [batch, {shape}]; no normalisation "
+            "or clipping"
+        )
+    return f"observations of {space}"

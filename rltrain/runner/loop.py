@@ -31,6 +31,7 @@ from rltrain.runner.device import configure_threads, seed_everything, select_dev
 from rltrain.runner.evaluate import evaluate
 from rltrain.runner.progress import Progress
 from rltrain.runner.run_lock import run_lock
+from rltrain.trackers import chosen_backends, make_trackers, require_backend_packages
 
 # logger.video: each evaluation's whole game is an MP4 in <run>/videos; TensorBoard gets a short
 # clip of it (every other frame of the first 2 x 150: 20 s of Atari play shown at 15 fps)
@@ -70,6 +71,22 @@ class _StopFlag:
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+def job_label() -> str:
+    """`#<job number> ` in a Hydra multirun (parallel jobs' lines interleave), else ''."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return ""
+    return f"#{HydraConfig.get().job.num} "
+
+
+def config_params(node: DictConfig) -> dict[str, Any]:
+    """The config as flat `key: value` pairs of plain values (HParams, trackers' params)."""
+    flat = flatten(OmegaConf.to_container(node, resolve=True))  # type: ignore[arg-type]
+    return {k: v for k, v in flat.items() if isinstance(v, (int, float, str, bool))}
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -130,6 +147,7 @@ def _train(cfg: Config, node: DictConfig, run_dir: Path, resume: bool) -> float:
                 f"but the run is configured for algo={cfg.algo.name} env={cfg.env.name}"
             )
 
+    require_backend_packages(cfg.logger)
     env = make_vec_env(cfg.env, num_envs=cfg.env.num_envs, seed=cfg.seed, training=True)
     recorder: Recorder | None = None
     try:
@@ -137,10 +155,11 @@ def _train(cfg: Config, node: DictConfig, run_dir: Path, resume: bool) -> float:
         configure_threads(cfg.device, is_image_space(env.single_observation_space))
         recorder = Recorder(
             run_dir,
-            enabled=cfg.logger.name == "tensorboard",
+            enabled="tensorboard" in chosen_backends(cfg.logger),
             # Events at the checkpoint's own step were written before it was saved; only later
             # ones are stale.
             purge_step=saved["step"] + 1 if saved else None,
+            trackers=make_trackers(cfg.logger, run_dir, config_params(node), resume),
         )
         ctx = Context(cfg=cfg, env=env, device=device, recorder=recorder, rng=rng, run_dir=run_dir)
         algo: Algorithm = algo_cls(cfg.algo, ctx)
@@ -191,9 +210,8 @@ def _run(
     next_ckpt = _next(ctx.step, cfg.checkpoint_interval)
     recent: deque[float] = deque(maxlen=10)
     start_time, start_step = time.perf_counter(), ctx.step
-    progress = Progress(
-        cfg.logger.progress, cfg.total_steps, ctx.step, f"{cfg.algo.name}/{cfg.env.name}"
-    )
+    description = f"{job_label()}{cfg.algo.name}/{cfg.env.name}"
+    progress = Progress(cfg.logger.progress, cfg.total_steps, ctx.step, description)
 
     def elapsed() -> float:
         return elapsed_before + time.perf_counter() - start_time
@@ -262,14 +280,14 @@ def _run(
                     rec.write("charts/episodic_return", episode_return, ctx.step)
                     rec.write("charts/episodic_length", length, ctx.step)
                     recent.append(episode_return)
+                progress.tick(ctx.step, recent)
                 if ctx.step >= next_log or algo.finished:
                     next_log = (ctx.step // log_every + 1) * log_every
                     sps = (ctx.step - start_step) / max(1e-9, time.perf_counter() - start_time)
                     rec.scalar("charts/sps", sps)
                     algo.diagnostics()
                     check_finite()
-                    rec.flush(ctx.step, cfg.logger.histograms, cfg.logger.images)
-                    progress.update(ctx.step, sps, float(np.mean(recent)) if recent else None)
+                    progress.logged(rec.flush(ctx.step, cfg.logger.histograms, cfg.logger.images))
                 if next_eval is not None and ctx.step >= next_eval:
                     next_eval = _next(ctx.step, cfg.eval_interval)
                     last_eval = (ctx.step, *run_eval())
@@ -277,6 +295,7 @@ def _run(
                     if score > best:
                         best = score
                         save(ckpt.BEST)
+                    progress.evaluated(float(last_eval[1].mean()), best)
                 if next_ckpt is not None and ctx.step >= next_ckpt:
                     next_ckpt = _next(ctx.step, cfg.checkpoint_interval)
                     save()
@@ -324,12 +343,10 @@ def _run(
     # allow_nan=False: a NaN or inf that got this far is a bug to see, not a file to write
     text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
     write_text_atomic(run_dir / "summary.json", text)
-    hparams = {
-        k: v
-        for k, v in flatten(OmegaConf.to_container(node, resolve=True)).items()  # type: ignore[arg-type]
-        if isinstance(v, (int, float, str, bool))
-    }
-    rec.hparams(hparams, {"hparams/eval_return_mean": eval_mean})
+    rec.hparams(config_params(node), {"hparams/eval_return_mean": eval_mean})
+    final = {key: float(value) for key, value in summary.items()
+             if isinstance(value, (int, float)) and key not in ("seed", "total_steps")}  # fmt: skip
+    rec.finish(final, ctx.step, run_dir)
     print(
         f"done: {ctx.step:,} steps in {elapsed():.1f}s | eval return {eval_mean:.2f} "
         f"± {float(eval_returns.std()):.2f} over {len(eval_returns)} episodes | {run_dir}",

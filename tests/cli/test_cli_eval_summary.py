@@ -32,6 +32,9 @@ def test_multirun_joblib_with_flags_after_overrides_then_summary(
     result = run_cli(["seed=0,1", "hydra/launcher=joblib", *tiny, "-m"], workdir, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Joblib" in result.stdout  # the joblib launcher ran the jobs, not the basic one
+    # the parallel jobs' progress lines interleave: each carries its job's number
+    for job in ("0", "1"):
+        assert re.search(rf"^#{job} ppo/cartpole step 512/512 \| ", result.stdout, flags=re.M)
     (sweep,) = (workdir / "multirun").iterdir()
     assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d-\d{6}", sweep.name)
     runs = find_run_dirs(sweep)
