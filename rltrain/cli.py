@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import Any, NamedTuple
-
-import typer
 
 from rltrain.errors import UserError
 
@@ -45,18 +42,6 @@ _SWITCH_FLAGS = {
     "--shell-completion",
 }
 _INFO_VALUES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
-
-app = typer.Typer(
-    add_completion=False,
-    rich_markup_mode=None,
-    no_args_is_help=False,
-    help=(
-        "Config-driven reinforcement learning. `rltrain [train] key=value ...` trains "
-        "(default: algo=ppo env=cartpole); `rltrain list` shows config groups and options; "
-        "`rltrain train --help` shows Hydra's help with the composed config."
-    ),
-)
-
 
 def fail(message: str, code: int = 2) -> None:
     """One line on stderr, non-zero exit: how every user mistake ends."""
@@ -212,79 +197,6 @@ def run_hydra(args: list[str]) -> Any:
         sys.argv, sys.stderr = saved, saved_stderr
 
 
-@app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    add_help_option=False,
-)
-def train(ctx: typer.Context) -> None:
-    """Train (the default command): rltrain [train] [key=value ...] [-m] [--cfg job]."""
-    run_hydra(list(ctx.args))
-
-
-@app.command()
-def resume(
-    run_dir: Path = typer.Argument(..., help="a run directory (runs/<env>/<algo>/<time>)"),
-) -> None:
-    """Continue an interrupted run from its last checkpoint."""
-    from rltrain.app.commands import resume_run
-
-    resume_run(run_dir)
-
-
-@app.command(name="eval")
-def eval_(
-    run_dir: Path = typer.Argument(..., help="a run directory"),
-    episodes: int = typer.Option(10, help="episodes to play"),
-    checkpoint: str = typer.Option("last", help="last or best"),
-    video: bool = typer.Option(False, help="record whole episodes to RUN_DIR/videos (MP4)"),
-    stochastic: bool = typer.Option(False, help="sample actions instead of the greedy/mean action"),
-    seed: int = typer.Option(0, help="evaluation seed"),
-) -> None:
-    """Evaluate a checkpoint: per-episode returns, mean and std."""
-    from rltrain.app.commands import evaluate_run
-
-    evaluate_run(run_dir, episodes, checkpoint, video, not stochastic, seed)
-
-
-@app.command(name="list")
-def list_(
-    group: str = typer.Argument(None, help="algo, env, network, device, logger or tuned"),
-) -> None:
-    """Config groups and their options, one line each."""
-    from rltrain.app.commands import list_groups
-
-    list_groups(group)
-
-
-@app.command()
-def summary(
-    directory: Path = typer.Argument(Path("runs"), help="a run, sweep or runs directory"),
-    csv: Path = typer.Option(None, help="also write the table as CSV"),
-    plot: Path = typer.Option(
-        None, help="also draw learning curves per configuration into this PNG (rltrain[plot])"
-    ),
-    group: bool = typer.Option(
-        True, help="one row per configuration with seeds grouped, best first; "
-        "--no-group: one row per run, in run-directory order"
-    ),
-) -> None:
-    """One row per configuration (seeds grouped): swept keys, eval return, steps, wall time."""
-    from rltrain.app.commands import summarize
-
-    summarize(directory, csv, plot, group)
-
-
-@app.command()
-def board(
-    directory: Path = typer.Argument(Path("runs"), help="directory with event files"),
-    port: int = typer.Option(6006, help="TensorBoard port"),
-) -> None:
-    """Start TensorBoard on the runs."""
-    from rltrain.app.commands import start_board
-
-    start_board(directory, port)
-
-
 def _is_click_error(error: BaseException) -> bool:
     """Typer's usage errors (bad option values, unknown options, missing arguments) are click's
     ClickException, vendored by recent Typer versions under another module: match by name."""
@@ -309,6 +221,37 @@ def version() -> str:
         return __version__
 
 
+def exit_without_teardown(code: int = 0) -> None:
+    """End a process that loaded torch without the interpreter's teardown.
+
+    Once training has returned, everything that must reach the disk already has: checkpoints and
+    summary.json are written and renamed, the TensorBoard writer is flushed and closed, env
+    workers are joined. What remains is tearing down torch's modules and its C++ statics, about
+    0.5 s of CPU after every run on this kind of machine (`python -c "import torch"` with
+    `os._exit(0)` at the end saves that much), which the user waits for and nothing needs.
+    The atexit handlers still run (logging's flush, multiprocessing's child cleanup, launcher
+    plugins), then stdout/stderr are flushed and the process ends with `code`. When a non-daemon
+    thread is still alive, the normal exit is kept: the interpreter would wait for it.
+    """
+    import threading
+
+    waiting = [
+        thread for thread in threading.enumerate()
+        if thread is not threading.main_thread() and not thread.daemon
+    ]  # fmt: skip
+    if "torch" not in sys.modules or waiting:
+        return
+    import atexit
+
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # the reader went away, as in main(): nothing left to tell it
+        code = 141
+    os._exit(code)
+
+
 def main() -> None:
     args = sys.argv[1:]
     first = args[0] if args else None
@@ -319,6 +262,10 @@ def main() -> None:
         if first is not None and (first in SUBCOMMANDS[1:] or first in ("--help", "-h")):
             # standalone_mode=False: usage errors come back as exceptions (one line below)
             # instead of Typer's three-line usage block
+            # Typer (and click) only for the subcommands and --help: training and --cfg do
+            # not pay for importing them
+            from rltrain.app.subcommands import app
+
             code = app(standalone_mode=False)
             if isinstance(code, int) and code == 130:
                 fail("interrupted", code=130)
@@ -335,19 +282,19 @@ def main() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise SystemExit(141) from None
     except Exception as error:
-        from rltrain.errors import resource_message
+        from rltrain.errors import Interrupted, resource_message
 
         if _is_click_error(error):
             fail(_click_message(error), code=int(getattr(error, "exit_code", 2)))
         # SIGINT/SIGTERM during training (train or resume): the checkpoint is saved
-        from rltrain.runner.loop import Interrupted
-
         if isinstance(error, Interrupted):
             fail(str(error), code=128 + error.signum)
         message = resource_message(error)
         if message is None:
             raise  # a bug, not a user mistake: keep the traceback
         fail(message, code=1)
+    # a command that ran to its end: training, resume, eval (those that imported torch)
+    exit_without_teardown(0)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from rltrain.algos.registry import ALGORITHMS, algorithm_class
 from rltrain.config.schema import Config
 from rltrain.config.validate import typed_config
 from rltrain.envs.factory import ExactReturn, env_baselines, exact_return_hook, make_vec_env
-from rltrain.errors import NonFiniteError, UserError
+from rltrain.errors import Interrupted, NonFiniteError, UserError
 from rltrain.logging import Recorder
 from rltrain.networks.builders import is_image_space
 from rltrain.runner import checkpoint as ckpt
@@ -35,14 +35,6 @@ from rltrain.runner.run_lock import run_lock
 # clip of it (every other frame of the first 2 x 150: 20 s of Atari play shown at 15 fps)
 VIDEO_CLIP_FRAMES = 150
 VIDEO_CLIP_FPS = 15.0
-
-
-class Interrupted(Exception):
-    """SIGINT / SIGTERM: a checkpoint was written; the CLI exits non-zero with this message."""
-
-    def __init__(self, message: str, signum: int) -> None:
-        super().__init__(message)
-        self.signum = signum
 
 
 class _StopFlag:

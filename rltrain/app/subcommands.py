@@ -1,0 +1,98 @@
+"""The Typer app of `rltrain`'s subcommands (eval, resume, list, summary, board) and `--help`.
+
+`rltrain.cli.main` imports it only for those: training and `--cfg` go to Hydra without loading
+Typer and click. Each command imports what it runs when it runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    rich_markup_mode=None,
+    no_args_is_help=False,
+    help=(
+        "Config-driven reinforcement learning. `rltrain [train] key=value ...` trains "
+        "(default: algo=ppo env=cartpole); `rltrain list` shows config groups and options; "
+        "`rltrain train --help` shows Hydra's help with the composed config."
+    ),
+)
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def train(ctx: typer.Context) -> None:
+    """Train (the default command): rltrain [train] [key=value ...] [-m] [--cfg job]."""
+    # main() sends `rltrain train ...` to run_hydra itself; this command is what --help lists
+    from rltrain.cli import run_hydra
+
+    run_hydra(list(ctx.args))
+
+
+@app.command()
+def resume(
+    run_dir: Path = typer.Argument(..., help="a run directory (runs/<env>/<algo>/<time>)"),
+) -> None:
+    """Continue an interrupted run from its last checkpoint."""
+    from rltrain.app.commands import resume_run
+
+    resume_run(run_dir)
+
+
+@app.command(name="eval")
+def eval_(
+    run_dir: Path = typer.Argument(..., help="a run directory"),
+    episodes: int = typer.Option(10, help="episodes to play"),
+    checkpoint: str = typer.Option("last", help="last or best"),
+    video: bool = typer.Option(False, help="record whole episodes to RUN_DIR/videos (MP4)"),
+    stochastic: bool = typer.Option(False, help="sample actions instead of the greedy/mean action"),
+    seed: int = typer.Option(0, help="evaluation seed"),
+) -> None:
+    """Evaluate a checkpoint: per-episode returns, mean and std."""
+    from rltrain.app.commands import evaluate_run
+
+    evaluate_run(run_dir, episodes, checkpoint, video, not stochastic, seed)
+
+
+@app.command(name="list")
+def list_(
+    group: str = typer.Argument(None, help="algo, env, network, device, logger or tuned"),
+) -> None:
+    """Config groups and their options, one line each."""
+    from rltrain.app.commands import list_groups
+
+    list_groups(group)
+
+
+@app.command()
+def summary(
+    directory: Path = typer.Argument(Path("runs"), help="a run, sweep or runs directory"),
+    csv: Path = typer.Option(None, help="also write the table as CSV"),
+    plot: Path = typer.Option(
+        None, help="also draw learning curves per configuration into this PNG (rltrain[plot])"
+    ),
+    group: bool = typer.Option(
+        True, help="one row per configuration with seeds grouped, best first; "
+        "--no-group: one row per run, in run-directory order"
+    ),
+) -> None:
+    """One row per configuration (seeds grouped): swept keys, eval return, steps, wall time."""
+    from rltrain.app.commands import summarize
+
+    summarize(directory, csv, plot, group)
+
+
+@app.command()
+def board(
+    directory: Path = typer.Argument(Path("runs"), help="directory with event files"),
+    port: int = typer.Option(6006, help="TensorBoard port"),
+) -> None:
+    """Start TensorBoard on the runs."""
+    from rltrain.app.commands import start_board
+
+    start_board(directory, port)
