@@ -80,7 +80,7 @@ def build_agent(run_dir: Path, which: str) -> tuple[Any, Any, dict[str, Any]]:
     from rltrain.envs.factory import make_vec_env
     from rltrain.logging import Recorder
     from rltrain.runner import checkpoint as ckpt
-    from rltrain.runner.device import seed_everything
+    from rltrain.runner.device import configure_denormals, seed_everything
 
     cfg = typed_config(node)
     names = {"last": ckpt.LAST, "best": ckpt.BEST}
@@ -99,6 +99,7 @@ def build_agent(run_dir: Path, which: str) -> tuple[Any, Any, dict[str, Any]]:
     import torch
 
     rng = seed_everything(cfg.seed)
+    configure_denormals(cfg.device)  # the policy acts with the float mode it trained with
     env = make_vec_env(cfg.env, num_envs=1, seed=cfg.seed, training=False)
     # the thread rule of training (one thread for MLPs): torch's default of every core makes a
     # batch-of-one CNN forward many times slower as soon as another process wants a core

@@ -26,7 +26,12 @@ from rltrain.errors import Interrupted, NonFiniteError, UserError
 from rltrain.logging import Recorder
 from rltrain.networks.builders import is_image_space
 from rltrain.runner import checkpoint as ckpt
-from rltrain.runner.device import configure_threads, seed_everything, select_device
+from rltrain.runner.device import (
+    configure_denormals,
+    configure_threads,
+    seed_everything,
+    select_device,
+)
 from rltrain.runner.evaluate import evaluate
 from rltrain.runner.progress import Progress
 from rltrain.runner.run_lock import run_lock
@@ -110,6 +115,7 @@ def _train(cfg: Config, node: DictConfig, run_dir: Path, resume: bool) -> float:
         raise UserError(f"algo={cfg.algo.name} is not known; choose one of {known}")
     algo_cls = algorithm_class(cfg.algo.name, cfg.env.name)
     device = select_device(cfg.device)
+    configure_denormals(cfg.device)
     rng = seed_everything(cfg.seed)
     checkpoint_dir = run_dir / "checkpoints"
     saved: dict[str, Any] | None = None
