@@ -259,7 +259,13 @@ def main() -> None:
         print(f"rltrain {version()}")
         return
     try:
-        if first is not None and (first in SUBCOMMANDS[1:] or first in ("--help", "-h")):
+        if first == "list" and len(args) <= 2 and not any(a.startswith("-") for a in args):
+            # `rltrain list [GROUP]` without Typer: importing Typer (which imports pydantic)
+            # costs three times what listing does; `rltrain list --help` still goes to Typer
+            from rltrain.app.commands import list_groups
+
+            list_groups(args[1] if len(args) == 2 else None)
+        elif first is not None and (first in SUBCOMMANDS[1:] or first in ("--help", "-h")):
             # standalone_mode=False: usage errors come back as exceptions (one line below)
             # instead of Typer's three-line usage block
             # Typer (and click) only for the subcommands and --help: training and --cfg do

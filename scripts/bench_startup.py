@@ -14,13 +14,15 @@
    (`import torch` ending normally against ending with os._exit), which the CLI now skips.
 
 All commands run interleaved, repetition by repetition, so drifts in machine load hit every row
-alike; medians are reported, each with its range.
+alike; medians are reported, each with its range, and for the commands their CPU time too (what
+a quiet core would take, roughly, when the machine is busy).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -40,15 +42,22 @@ def pin_to(core: int | None) -> Callable[[], None] | None:
     return lambda: os.sched_setaffinity(0, {core})
 
 
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def wall(
     command: Sequence[str], cwd: Path, pin: Callable[[], None] | None, env: dict[str, str]
-) -> float:
-    start = time.perf_counter()
+) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run of `command`. CPU time (user + system of the
+    finished child) moves far less than wall time when other processes share the core."""
+    cpu, start = children_cpu(), time.perf_counter()
     subprocess.run(
         command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
         preexec_fn=pin, env=env,
     )  # fmt: skip
-    return time.perf_counter() - start
+    return time.perf_counter() - start, children_cpu() - cpu
 
 
 def run_phases(
@@ -110,10 +119,13 @@ def main() -> str:
         for words in COMMANDS:
             commands[f"rltrain {' '.join(words)}{suffix}"] = ([*rltrain, *words], version_env)
     times: dict[str, list[float]] = {name: [] for name in commands}
+    cpu_times: dict[str, list[float]] = {name: [] for name in commands}
     phases: dict[str, list[float]] = {}
     for _ in range(args.repeat):
         for name, (command, command_env) in commands.items():
-            times[name].append(wall(command, cwd, pin, command_env))
+            seconds, cpu = wall(command, cwd, pin, command_env)
+            times[name].append(seconds)
+            cpu_times[name].append(cpu)
         for suffix, rltrain, version_env in versions:
             for name, value in run_phases(rltrain, cwd, pin, version_env).items():
                 phases.setdefault(name + suffix, []).append(value)
@@ -124,9 +136,9 @@ def main() -> str:
     lines = [
         f"## Fixed costs: wall seconds, median (range) of {args.repeat}, {where}",
         "",
-        "| command | wall (s) |",
-        "|---|---|",
-        *(f"| `{name}` | {fmt(values)} |" for name, values in times.items()),
+        "| command | wall (s) | CPU, user + system (s) |",
+        "|---|---|---|",
+        *(f"| `{name}` | {fmt(times[name])} | {fmt(cpu_times[name])} |" for name in commands),
         "",
         "| tiny PPO run (`rltrain " + " ".join(TINY_RUN) + "`) | seconds |",
         "|---|---|",

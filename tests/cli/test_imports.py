@@ -89,11 +89,18 @@ def test_commands_that_train_nothing_import_no_torch(imported: Probe, args: list
     assert not heavy(modules), heavy(modules)
 
 
-def test_printing_a_config_loads_no_typer(imported: Probe) -> None:
-    """Typer (and click) are for the subcommands; `--cfg` and training go straight to Hydra."""
-    result, modules = imported(["--cfg", "job"])
-    assert result.returncode == 0 and "algo:" in result.stdout
-    assert not {"typer", "click"} & modules
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [(["--cfg", "job"], "algo:"), (["list"], "tuned"), (["list", "env"], "atari")],
+)
+def test_printing_a_config_or_the_options_loads_no_typer(
+    imported: Probe, args: list[str], shown: str
+) -> None:
+    """Typer (which imports click and pydantic) is for the other subcommands and --help;
+    `--cfg` and training go straight to Hydra, and `list` is listed without it."""
+    result, modules = imported(args)
+    assert result.returncode == 0 and shown in result.stdout, result.stderr
+    assert not {"typer", "click", "pydantic"} & modules
 
 
 def test_shell_completion_imports_no_torch(imported: Probe) -> None:
