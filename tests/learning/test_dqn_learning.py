@@ -30,7 +30,7 @@ def test_dqn_ends_solved_on_cartpole_with_the_tuned_preset(seed: int, tmp_path: 
         ["algo=dqn", "env=cartpole", f"seed={seed}", "device=cpu", "logger.progress=none"]
     )
     assert cfg.total_steps == 100_000 and cfg.eval_interval == 5000  # the preset applies
-    assert cfg.algo.double and cfg.algo.anneal_lr
+    assert cfg.algo.double and cfg.algo.anneal_lr and cfg.algo.gamma == 0.98
     train(cfg, tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["steps"] == summary["total_steps"]
