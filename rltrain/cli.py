@@ -193,6 +193,13 @@ def run_hydra(args: list[str]) -> Any:
         return hydra_train()
     except (HydraException, OmegaConfBaseException) as error:
         raise UserError(explain(error)) from error
+    except ValueError as error:
+        # Hydra's argparse check of its modes (hydra/_internal/utils.py), a plain ValueError
+        if not str(error).startswith("Only one of --run, --multirun"):
+            raise
+        raise UserError(
+            f"{error}: print a config with `rltrain --cfg job ...` without -m (it shows one job)"
+        ) from None
     finally:
         sys.argv, sys.stderr = saved, saved_stderr
 

@@ -119,6 +119,7 @@ def test_shell_completion_imports_no_torch(imported: Probe) -> None:
         (["-m", "algo.lr=-1", "total_steps=64"], "algo.lr=-1.0 must be positive"),
         (["-m", "hydra/sweeper=optuna"], "hydra/sweeper=optuna has no search space"),
         (["algo=nope"], "unknown algo 'nope'"),
+        (["-m", "seed=0,1", "--cfg", "job"], "Only one of --run, --multirun, --cfg"),
     ],
     ids=lambda value: " ".join(value) if isinstance(value, list) else "",
 )
