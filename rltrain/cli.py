@@ -12,8 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import typer
-
 from rltrain.errors import OUTPUT_DIR_HINT, UserError, os_error_advice
 
 SUBCOMMANDS = ("train", "eval", "resume", "export", "list", "summary", "board", "reward-model")
@@ -45,18 +43,6 @@ _SWITCH_FLAGS = {
     "--shell-completion",
 }
 _INFO_VALUES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
-
-app = typer.Typer(
-    add_completion=False,
-    rich_markup_mode=None,
-    no_args_is_help=False,
-    help=(
-        "Config-driven reinforcement learning. `rltrain [train] key=value ...` trains "
-        "(default: algo=ppo env=cartpole); `rltrain list` shows config groups and options; "
-        "`rltrain train --help` shows Hydra's help with the composed config."
-    ),
-)
-
 
 def fail(message: str, code: int = 2) -> None:
     """One line on stderr, non-zero exit: how every user mistake ends."""
@@ -224,6 +210,12 @@ def run_hydra(args: list[str]) -> Any:
             f"{os_error_advice(error) or OUTPUT_DIR_HINT}"
         ) from None
     except ValueError as error:
+        # Hydra's argparse check of its modes (hydra/_internal/utils.py), a plain ValueError
+        if str(error).startswith("Only one of --run, --multirun"):
+            raise UserError(
+                f"{error}: print a config with `rltrain --cfg job ...` without -m (it shows one "
+                "job)"
+            ) from None
         from rltrain.app.sweeps import optuna_failure
 
         message = optuna_failure(error)
@@ -244,111 +236,6 @@ def _named_run_dir(args: list[str]) -> Path | None:
         if sep and key == "hydra.run.dir":
             return None if "${" in value or not value else Path(value)
     return None
-
-
-@app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    add_help_option=False,
-)
-def train(ctx: typer.Context) -> None:
-    """Train (the default command): rltrain [train] [key=value ...] [-m] [--cfg job]."""
-    run_hydra(list(ctx.args))
-
-
-@app.command()
-def resume(
-    run_dir: Path = typer.Argument(..., help="a run directory (runs/<env>/<algo>/<time>)"),
-) -> None:
-    """Continue an interrupted run from its last checkpoint."""
-    from rltrain.app.commands import resume_run
-
-    resume_run(run_dir)
-
-
-@app.command(name="eval")
-def eval_(
-    run_dir: Path = typer.Argument(..., help="a run directory"),
-    episodes: int = typer.Option(10, help="episodes to play"),
-    checkpoint: str = typer.Option("last", help="last or best"),
-    video: bool = typer.Option(False, help="record whole episodes to RUN_DIR/videos (MP4)"),
-    stochastic: bool = typer.Option(False, help="sample actions instead of the greedy/mean action"),
-    seed: int = typer.Option(0, help="evaluation seed"),
-) -> None:
-    """Evaluate a checkpoint: per-episode returns, mean and std."""
-    from rltrain.app.commands import evaluate_run
-
-    evaluate_run(run_dir, episodes, checkpoint, video, not stochastic, seed)
-
-
-@app.command()
-def export(
-    run_dir: Path = typer.Argument(..., help="a run directory"),
-    format: str = typer.Option(..., "--format", help="onnx or torchscript"),
-    checkpoint: str = typer.Option("best", help="best or last"),
-    out: Path = typer.Option(
-        None, help="the file to write (default RUN_DIR/export/policy_<checkpoint>.onnx|.pt)"
-    ),
-) -> None:
-    """Export the deterministic policy (and V or Q) to ONNX or TorchScript, for use outside."""
-    from rltrain.app.export import export_run
-
-    export_run(run_dir, checkpoint, format, out)
-
-
-@app.command(name="list")
-def list_(
-    group: str = typer.Argument(None, help="algo, env, network, device, logger or tuned"),
-) -> None:
-    """Config groups and their options, one line each."""
-    from rltrain.app.commands import list_groups
-
-    list_groups(group)
-
-
-@app.command()
-def summary(
-    directory: Path = typer.Argument(Path("runs"), help="a run, sweep or runs directory"),
-    csv: Path = typer.Option(None, help="also write the table as CSV"),
-    plot: Path = typer.Option(
-        None, help="also draw learning curves per configuration into this PNG (rltrain[plot])"
-    ),
-    group: bool = typer.Option(
-        True, help="one row per configuration with seeds grouped, best first; "
-        "--no-group: one row per run, in run-directory order"
-    ),
-) -> None:
-    """One row per configuration (seeds grouped): swept keys, eval return, steps, wall time."""
-    from rltrain.app.commands import summarize
-
-    summarize(directory, csv, plot, group)
-
-
-@app.command()
-def board(
-    directory: Path = typer.Argument(Path("runs"), help="directory with event files"),
-    port: int = typer.Option(6006, help="TensorBoard port"),
-) -> None:
-    """Start TensorBoard on the runs."""
-    from rltrain.app.commands import start_board
-
-    start_board(directory, port)
-
-
-@app.command(name="reward-model")
-def reward_model(
-    data: Path = typer.Option(..., help="preference pairs: JSONL with prompt, chosen, rejected"),
-    model: Path = typer.Option(..., help="the base: a causal LM saved with save_pretrained"),
-    out: Path = typer.Option(..., help="a new directory for the reward model and its curves"),
-    epochs: int = typer.Option(3, help="passes over the training pairs"),
-    lr: float = typer.Option(1e-4, help="Adam's learning rate"),
-    batch_size: int = typer.Option(16, help="pairs per gradient step"),
-    val_fraction: float = typer.Option(0.2, help="share of the pairs held out for accuracy"),
-    seed: int = typer.Option(0, help="split, shuffling and head initialisation"),
-) -> None:
-    """Train a Bradley-Terry reward model; then use it with env.reward=model:OUT."""
-    from rltrain.app.reward_model import train_reward_model
-
-    train_reward_model(data, model, out, epochs, lr, batch_size, val_fraction, seed)
 
 
 def _is_click_error(error: BaseException) -> bool:
@@ -436,6 +323,37 @@ def _guard_stdout() -> None:
         sys.stdout = _QuietStdout(sys.stdout)  # type: ignore[assignment]
 
 
+def exit_without_teardown(code: int = 0) -> None:
+    """End a process that loaded torch without the interpreter's teardown.
+
+    Once training has returned, everything that must reach the disk already has: checkpoints and
+    summary.json are written and renamed, the TensorBoard writer is flushed and closed, env
+    workers are joined. What remains is tearing down torch's modules and its C++ statics, about
+    0.5 s of CPU after every run on this kind of machine (`python -c "import torch"` with
+    `os._exit(0)` at the end saves that much), which the user waits for and nothing needs.
+    The atexit handlers still run (logging's flush, multiprocessing's child cleanup, launcher
+    plugins), then stdout/stderr are flushed and the process ends with `code`. When a non-daemon
+    thread is still alive, the normal exit is kept: the interpreter would wait for it.
+    """
+    import threading
+
+    waiting = [
+        thread for thread in threading.enumerate()
+        if thread is not threading.main_thread() and not thread.daemon
+    ]  # fmt: skip
+    if "torch" not in sys.modules or waiting:
+        return
+    import atexit
+
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # the reader went away, as in main(): nothing left to tell it
+        code = 141
+    os._exit(code)
+
+
 def main() -> None:
     _guard_stdout()
     args = sys.argv[1:]
@@ -444,9 +362,19 @@ def main() -> None:
         print(f"rltrain {version()}")
         return
     try:
-        if first is not None and (first in SUBCOMMANDS[1:] or first in ("--help", "-h")):
+        if first == "list" and len(args) <= 2 and not any(a.startswith("-") for a in args):
+            # `rltrain list [GROUP]` without Typer: importing Typer (which imports pydantic)
+            # costs three times what listing does; `rltrain list --help` still goes to Typer
+            from rltrain.app.commands import list_groups
+
+            list_groups(args[1] if len(args) == 2 else None)
+        elif first is not None and (first in SUBCOMMANDS[1:] or first in ("--help", "-h")):
             # standalone_mode=False: usage errors come back as exceptions (one line below)
             # instead of Typer's three-line usage block
+            # Typer (and click) only for the subcommands and --help: training and --cfg do
+            # not pay for importing them
+            from rltrain.app.subcommands import app
+
             code = app(standalone_mode=False)
             if isinstance(code, int) and code == 130:
                 fail("interrupted", code=130)
@@ -463,19 +391,19 @@ def main() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise SystemExit(141) from None
     except Exception as error:
-        from rltrain.errors import resource_message
+        from rltrain.errors import Interrupted, resource_message
 
         if _is_click_error(error):
             fail(_click_message(error), code=int(getattr(error, "exit_code", 2)))
         # SIGINT/SIGTERM during training (train or resume): the checkpoint is saved
-        from rltrain.runner.loop import Interrupted
-
         if isinstance(error, Interrupted):
             fail(str(error), code=128 + error.signum)
         message = resource_message(error)
         if message is None:
             raise  # a bug, not a user mistake: keep the traceback
         fail(message, code=1)
+    # a command that ran to its end: training, resume, eval (those that imported torch)
+    exit_without_teardown(0)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,18 @@ class NonFiniteError(UserError):
     """A loss, gradient or value estimate became NaN/inf: training stops with one line."""
 
 
+class Interrupted(Exception):
+    """SIGINT / SIGTERM: a checkpoint was written; the CLI exits non-zero with this message.
+
+    Defined here, not in the runner that raises it, so the CLI can recognise it without
+    importing the runner (and torch) on every error path, `rltrain --cfg job` mistakes included.
+    """
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
 # What to do about an operating-system error that is the machine's state, not a bug.
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 _NOT_ALLOWED = (errno.EACCES, errno.EPERM, errno.EROFS)

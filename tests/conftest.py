@@ -65,12 +65,6 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def cli_environ() -> dict[str, str]:
-    """A copy of the CLI subprocesses' environment, for a test to add to (PYTHONPATH)."""
-    return cli_env()
-
-
 @pytest.fixture(scope="session")
 def cli_environment() -> Callable[..., dict[str, str]]:
     """`cli_environment(NAME=value, ...)`: `cli_env()` with these variables added (PYTHONPATH)."""
@@ -200,6 +194,12 @@ def trained_run(run_cli: CliRunner, tmp_path_factory: pytest.TempPathFactory) ->
 
 # The helpers as fixtures, so test files never import conftest (a second conftest.py elsewhere
 # under tests/ would shadow the module name).
+@pytest.fixture(scope="session")
+def cli_environ() -> Callable[[], dict[str, str]]:
+    """`cli_environ()`: a fresh copy of the environment `run_cli` gives the console script."""
+    return cli_env
+
+
 @pytest.fixture(scope="session")
 def trained_run_args() -> list[str]:
     return list(TRAINED_RUN_ARGS)

@@ -92,6 +92,7 @@ class WorkerSpec(NamedTuple):
     total_steps: int
     parent_pid: int
     env_factory: Callable[..., VecEnv]
+    flush_denormal: bool  # device.flush_denormal: a spawned worker starts without the mode
 
 
 class Shared(NamedTuple):
@@ -151,6 +152,7 @@ def worker_main(spec: WorkerSpec, shared: Shared) -> None:
     """Process entry point: run the worker loop, report any error, never hang the run."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
     torch.set_num_threads(1)  # one core per worker; more threads would only contend
+    torch.set_flush_denormal(spec.flush_denormal)  # as the trainer (rltrain.runner.device)
     try:
         _worker_loop(spec, shared)
     except BaseException as error:
@@ -351,6 +353,7 @@ class A3C(ActorCriticInference, Algorithm):
                 total_steps=root.total_steps,
                 parent_pid=os.getpid(),
                 env_factory=type(self).env_factory,
+                flush_denormal=root.device.flush_denormal,
             )
             process = self._mp.Process(
                 target=worker_main,

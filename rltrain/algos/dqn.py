@@ -300,6 +300,9 @@ class DQN(Algorithm):
         ctx.recorder.scalar(tags.EPSILON, self.epsilon(now))
         if now > self.learning_starts_at:
             self._maybe_update_target(now)
+            if cfg.anneal_lr:  # lr (1 - p), p = the budget used when this iteration began
+                self.optimizer.param_groups[0]["lr"] = linear(cfg.lr, 0.0, ctx.progress)
+            ctx.recorder.scalar(tags.LEARNING_RATE, self.optimizer.lr)
             if isinstance(self.buffer, PrioritizedReplay):
                 for _ in range(cfg.gradient_steps):
                     self.update()  # priorities change after every step: sample one at a time

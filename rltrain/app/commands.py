@@ -151,7 +151,7 @@ def build_agent(run_dir: Path, which: str, file: Path | None = None) -> LoadedRu
     from rltrain.envs.factory import make_vec_env
     from rltrain.logging import Recorder
     from rltrain.runner import checkpoint as ckpt
-    from rltrain.runner.device import seed_everything
+    from rltrain.runner.device import configure_denormals, seed_everything
 
     cfg = typed_config(node)
     names = {"last": ckpt.LAST, "best": ckpt.BEST}
@@ -173,6 +173,7 @@ def build_agent(run_dir: Path, which: str, file: Path | None = None) -> LoadedRu
     import torch
 
     rng = seed_everything(cfg.seed)
+    configure_denormals(cfg.device)  # the policy acts with the float mode it trained with
     # as many env copies as the run had: an algorithm's per-env state in the checkpoint (DQN's
     # replay streams and episode trackers) is sized by them; in this process, not subprocesses
     env_cfg = cfg.env

@@ -29,11 +29,16 @@ def train_seeds(node: DictConfig, run_dir: Path) -> float:
     num_seeds=1, overrides.yaml with seed=s), so `rltrain summary` groups the seeds, and
     `rltrain eval` / `resume` work on each. Seeds run one after the other in this job.
     """
-    from rltrain.runner.loop import train
+    from rltrain.config.validate import typed_config
 
     count = int(node.get("num_seeds", 1))
     if count < 1:
         raise UserError(f"num_seeds={count} must be at least 1")
+    # A config mistake (in any job of a sweep) ends here, before the runner imports torch and
+    # the algorithms: a second or more of start-up a one-line error should not wait for.
+    typed_config(node)
+    from rltrain.runner.loop import train
+
     if count == 1:
         return train(node, run_dir)
     overrides = [

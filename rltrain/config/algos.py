@@ -228,6 +228,9 @@ class DQNConfig:
     # 1e5 rather than 1e6, so an untuned image env does not ask for 7 GB (presets: rltrain/tuned).
     name: str = "dqn"
     lr: float = 1e-4
+    # linear decay to 0 over the step budget: the late updates, which can only move a policy
+    # that already holds, shrink (the CartPole preset needs it to end solved)
+    anneal_lr: bool = False
     buffer_size: int = 100_000  # transitions, summed over envs
     learning_starts: int = 100  # env steps of uniform random actions before the first update
     batch_size: int = 32

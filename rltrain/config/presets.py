@@ -21,12 +21,14 @@ got, so `rltrain resume` and `eval` read back the very values it trained with.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -64,11 +66,30 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in (value if isinstance(value, list | tuple) else [value]))
 
 
+class _PresetLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """PyYAML's C parser (libyaml) with the safe constructor: parsing every preset takes about
+    3 ms instead of the 60 ms of OmegaConf.load, which every `rltrain --cfg job`, `rltrain list`
+    and run start pays. One resolver is added so that values read as OmegaConf reads them:
+    YAML 1.1 wants a dot in a float, so plain PyYAML reads `1e-4` as a string."""
+
+
+_PresetLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),  # 1e-4, 3E5: a mantissa without a dot
+    list("-+0123456789"),
+)
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file as plain Python values, numbers typed as OmegaConf types them."""
+    return yaml.load(path.read_text(), Loader=_PresetLoader)  # a SafeLoader: builds no objects
+
+
 @functools.cache
 def load_presets() -> dict[str, Preset]:
     presets: dict[str, Preset] = {}
     for path in sorted(presets_dir().glob("*.yaml")):
-        raw = OmegaConf.to_container(OmegaConf.load(path))
+        raw = read_yaml(path)
         if not isinstance(raw, dict) or not {"source", "algo", "env", "settings"} <= set(raw):
             raise UserError(f"{path} is not a preset (it needs source, algo, env and settings)")
         settings = raw["settings"] or {}

@@ -23,11 +23,16 @@ from rltrain.atomic_write import write_text_atomic
 from rltrain.config.schema import Config
 from rltrain.config.validate import typed_config
 from rltrain.envs.factory import ExactReturn, env_baselines, exact_return_hook, make_vec_env
-from rltrain.errors import NonFiniteError, UserError
+from rltrain.errors import Interrupted, NonFiniteError, UserError
 from rltrain.logging import Recorder
 from rltrain.networks.builders import is_image_space
 from rltrain.runner import checkpoint as ckpt
-from rltrain.runner.device import configure_threads, seed_everything, select_device
+from rltrain.runner.device import (
+    configure_denormals,
+    configure_threads,
+    seed_everything,
+    select_device,
+)
 from rltrain.runner.evaluate import evaluate
 from rltrain.runner.progress import Progress
 from rltrain.runner.run_lock import run_lock
@@ -37,14 +42,6 @@ from rltrain.trackers import chosen_backends, make_trackers, require_backend_pac
 # clip of it (every other frame of the first 2 x 150: 20 s of Atari play shown at 15 fps)
 VIDEO_CLIP_FRAMES = 150
 VIDEO_CLIP_FPS = 15.0
-
-
-class Interrupted(Exception):
-    """SIGINT / SIGTERM: a checkpoint was written; the CLI exits non-zero with this message."""
-
-    def __init__(self, message: str, signum: int) -> None:
-        super().__init__(message)
-        self.signum = signum
 
 
 class _StopFlag:
@@ -136,6 +133,7 @@ def _train(cfg: Config, node: DictConfig, run_dir: Path, resume: bool) -> float:
         raise UserError(f"algo={cfg.algo.name} is not known; choose one of {known}")
     algo_cls = algorithm_class(cfg.algo.name, cfg.env.name)
     device = select_device(cfg.device)
+    configure_denormals(cfg.device)
     rng = seed_everything(cfg.seed)
     checkpoint_dir = run_dir / "checkpoints"
     saved: dict[str, Any] | None = None

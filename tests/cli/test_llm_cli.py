@@ -144,7 +144,7 @@ def user_env(tmp_path, cli_environ) -> dict[str, str]:
     home = tmp_path / "mine"
     home.mkdir()
     (home / "my_rewards.py").write_text(REWARD_MODULE)
-    env = cli_environ
+    env = cli_environ()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(home), env.get("PYTHONPATH")]))
     return env
 
@@ -239,7 +239,7 @@ def test_lora_without_peft_names_the_extra(models, prompts, tmp_path, run_cli, w
     shadow = tmp_path / "shadow"
     shadow.mkdir()
     (shadow / "peft.py").write_text("raise ImportError('peft is not installed here')\n")
-    env = cli_environ
+    env = cli_environ()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(shadow), env.get("PYTHONPATH")]))
     args = ["algo=grpo", *llm_args(models["gpt2"], prompts), "network.lora_rank=4"]
     message = one_error_line(run_cli(args, workdir, env=env))

@@ -1,13 +1,14 @@
-"""DQN solves CartPole-v1 with its tuned preset (rltrain/tuned/dqn_cartpole.yaml), seeds 0-2.
+"""DQN ends solved on CartPole-v1 with its tuned preset (rltrain/tuned/dqn_cartpole.yaml), seeds
+0-4.
 
-Slow (about 5-10 minutes per seed on 2 shared cores):
+Slow (about 2 minutes per seed on a quiet core, 5-10 on 2 shared ones):
 `python -m pytest -m slow tests/learning/test_dqn_learning.py`.
 
-"Solved" is the CartPole-v1 threshold for a deterministic 10-episode evaluation (mean >= 475)
-reached within the preset's step budget: the preset evaluates every 5000 steps and keeps that
-policy in checkpoints/best.pt. The final policy is not asserted: DQN on CartPole oscillates
-(a policy at 500 can collapse and recover within thousands of steps), which is why the preset
-keeps the best one.
+"Solved" is the CartPole-v1 threshold for a deterministic 10-episode evaluation: mean >= 475.
+Asserted on the final policy, the one most people deploy, not only on the best periodic
+evaluation kept in checkpoints/best.pt: with RL Zoo's settings alone the final policies of seeds
+0-2 scored 88-109 while periodic evaluations had reached 500 (the preset says why, and what holds
+the policy now).
 """
 
 from __future__ import annotations
@@ -16,28 +17,36 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
-from omegaconf import DictConfig
 
 from rltrain.config.store import compose_run_config
+from rltrain.runner import checkpoint as ckpt
 from rltrain.runner.loop import train
 
-
-def compose_run(overrides: list[str]) -> DictConfig:
-    return compose_run_config(overrides)
+# Seeds 2 and 4 do not end solved yet: 250.2 +- 6.9 (every evaluation episode fails near step
+# 250) after evaluations of 492 and 500 at 90k and 95k steps, and 211.6 after 500 at 70k and
+# 75k. The preset's changes stop the overestimation (Q stays near its bound of 50) but not every
+# late flip of a greedy policy whose action gaps are small. Not strict: on another CPU or torch
+# build these seeds may end elsewhere; the other three must pass.
+LATE_FLIP = pytest.mark.xfail(
+    reason="seeds 2 and 4 end at 250 and 212: a late flip of the greedy policy (see above)",
+    strict=False,
+)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_dqn_solves_cartpole_with_the_tuned_preset(seed: int, tmp_path: Path) -> None:
-    cfg = compose_run(
+@pytest.mark.parametrize(
+    "seed", [0, 1, pytest.param(2, marks=LATE_FLIP), 3, pytest.param(4, marks=LATE_FLIP)]
+)
+def test_dqn_ends_solved_on_cartpole_with_the_tuned_preset(seed: int, tmp_path: Path) -> None:
+    cfg = compose_run_config(
         ["algo=dqn", "env=cartpole", f"seed={seed}", "device=cpu", "logger.progress=none"]
     )
     assert cfg.total_steps == 100_000 and cfg.eval_interval == 5000  # the preset applies
+    assert cfg.algo.double and cfg.algo.anneal_lr and cfg.algo.gamma == 0.98
     train(cfg, tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["steps"] == summary["total_steps"]
-    assert summary["best_eval_return"] >= 475.0, summary
-    # the best policy is the one kept for the user
-    best = torch.load(tmp_path / "checkpoints" / "best.pt", weights_only=True)
-    assert "q_net" in best["algo_state"]
+    # the final deterministic evaluation, of the weights the run ends with
+    assert summary["eval_return_mean"] >= 475.0, summary
+    last = ckpt.load(tmp_path / "checkpoints" / ckpt.LAST)
+    assert last["step"] == summary["steps"] and "q_net" in last["algo_state"]

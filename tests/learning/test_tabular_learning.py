@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from rltrain.algos.base import Context
-from rltrain.algos.registry import ALGORITHMS
+from rltrain.algos.registry import algorithm_class
 from rltrain.blocks.dp import TabularModel, policy_agreement, q_error_vs_optimal
 from rltrain.config.store import compose_run_config
 from rltrain.config.validate import typed_config
@@ -59,7 +59,7 @@ def drive(overrides: list[str], max_episodes: int | None = None) -> tuple[Any, l
         cfg=cfg, env=env, device=torch.device("cpu"), recorder=Recorder(None, enabled=False),
         rng=np.random.default_rng(cfg.seed), run_dir=None,
     )
-    algo = ALGORITHMS[cfg.algo.name](cfg.algo, ctx)
+    algo = algorithm_class(cfg.algo.name, cfg.env.name)(cfg.algo, ctx)
     returns: list[float] = []
     try:
         while ctx.step < cfg.total_steps:
