@@ -15,7 +15,9 @@ from rltrain.algos.grpo import GRPO
 from rltrain.algos.planning import PolicyIteration, ValueIteration
 from rltrain.algos.ppo import PPO, TokenPPO
 from rltrain.algos.reinforce import Reinforce
+from rltrain.algos.sac import SAC
 from rltrain.algos.tabular import ExpectedSarsa, QLearning, Sarsa
+from rltrain.algos.td3 import DDPG, TD3
 
 ALGORITHMS: dict[str, type[Algorithm]] = {
     "ppo": PPO,
@@ -31,6 +33,9 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
     "grpo": GRPO,
     "ucb": LinUCB,
     "thompson": LinearThompson,
+    "sac": SAC,
+    "td3": TD3,
+    "ddpg": DDPG,
 }
 
 # on env=text an algorithm learns a token policy (rltrain/algos/token_rl.py)
