@@ -155,7 +155,9 @@ class QBiasTracker:
 
 
 # --- continuous actions -------------------------------------------------------------------------
-def check_continuous_env(algo: str, obs_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:
+def check_continuous_env(
+    algo: str, obs_space: gym.Space[Any], action_space: gym.Space[Any]
+) -> None:
     """SAC / TD3 / DDPG act in a bounded box and read vector observations."""
     if isinstance(action_space, (gym.spaces.Discrete, gym.spaces.MultiDiscrete)):
         raise UserError(

@@ -3,7 +3,8 @@ arXiv:1802.09477) and DDPG (Lillicrap et al. 2016), one file for both: DDPG is T
 tricks turned off (`algo=ddpg` sets them so; rltrain/config/algos.py).
 
 - clipped double-Q (`algo.clipped_double_q`): two critics, the target takes the smaller of the
-  two target critics, y = r + gamma min(Q1', Q2')(s', a'). Off: one critic, y = r + gamma Q'(s', a').
+  two target critics, y = r + gamma min(Q1', Q2')(s', a'). Off: one critic,
+  y = r + gamma Q'(s', a').
 - target policy smoothing (`algo.target_policy_noise`, `algo.target_noise_clip`):
   a' = clip(mu'(s') + clip(eps, -c, c), -1, 1), eps ~ N(0, sigma^2). 0: a' = mu'(s').
 - delayed policy updates (`algo.policy_delay`): the actor and the targets move once every d

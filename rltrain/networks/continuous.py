@@ -11,13 +11,14 @@ single kernel call per layer for both critics (tests tie it to n separate `nn.Li
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
 from torch import nn
 
 from rltrain.config.schema import NetworkConfig
-from rltrain.networks.builders import LOG_STD_MAX, LOG_STD_MIN, _FUNCTIONS, init_layer, mlp
+from rltrain.networks.builders import _FUNCTIONS, LOG_STD_MAX, LOG_STD_MIN, init_layer, mlp
 
 
 class Critics(nn.Module):
@@ -35,7 +36,7 @@ class Critics(nn.Module):
         widths = [obs_dim + act_dim, *cfg.hidden_sizes, 1]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
-        for layer, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        for layer, (fan_in, fan_out) in enumerate(itertools.pairwise(widths)):
             weight = torch.empty(n, fan_in, fan_out)
             bias = torch.empty(n, 1, fan_out)
             last = layer == len(widths) - 2

@@ -182,7 +182,8 @@ def test_critic_ensemble_equals_separate_mlps() -> None:
 
 
 def test_action_scale_maps_the_unit_box_to_the_env_box() -> None:
-    scale = ActionScale(gym.spaces.Box(np.array([-2.0, 0.0], np.float32), np.array([2.0, 1.0], np.float32)))
+    low, high = np.array([-2.0, 0.0], np.float32), np.array([2.0, 1.0], np.float32)
+    scale = ActionScale(gym.spaces.Box(low, high))
     out = scale.to_env(np.array([[-1.0, -1.0], [0.5, 1.0], [1.0, 0.0]]))
     np.testing.assert_allclose(out, [[-2.0, 0.0], [1.0, 1.0], [2.0, 0.5]])
     assert out.dtype == np.float32
@@ -259,8 +260,8 @@ def test_td3_delays_the_actor_and_ddpg_does_not(
         algo.update(algo.experience.buffer.sample(8, algo.ctx.rng))
     assert int(algo.critic_optimizer.steps) == 6
     assert int(algo.actor_optimizer.steps) == actor_steps
-    moved = [not torch.equal(a, b) for a, b in zip(actor_before, algo.target_actor.parameters())]
-    assert all(moved)
+    after = list(algo.target_actor.parameters())
+    assert all(not torch.equal(a, b) for a, b in zip(actor_before, after, strict=True))
 
 
 @pytest.mark.parametrize(
