@@ -223,9 +223,13 @@ class Experience:
         self.scale = ActionScale(space)
         unit_box = gym.spaces.Box(-1.0, 1.0, (self.act_dim,), np.float32)
         obs_space = env.single_observation_space
-        self.obs_dim = int(np.prod(obs_space.shape or ()))
+        assert isinstance(obs_space, gym.spaces.Box)
+        self.obs_dim = int(np.prod(obs_space.shape))
+        # float64 observations (MuJoCo) are stored as float32, what the networks take: half the
+        # memory of a 1M-transition buffer, and no conversion per sampled batch
+        stored = gym.spaces.Box(-np.inf, np.inf, obs_space.shape, np.float32)
         buffer = make_replay_buffer(
-            obs_space, unit_box, cfg.buffer_size, self.num_envs, ctx.device, gamma=cfg.gamma
+            stored, unit_box, cfg.buffer_size, self.num_envs, ctx.device, gamma=cfg.gamma
         )
         assert isinstance(buffer, ReplayBuffer)
         self.buffer = buffer

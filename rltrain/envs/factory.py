@@ -32,6 +32,17 @@ def _check_gym_id(env_id: str) -> None:
     raise UserError(f"env.id={env_id} is not a registered gymnasium environment{hint}")
 
 
+def _missing_dependency(env_id: str, error: Exception) -> str:
+    """One line for an env whose simulator is not installed (MuJoCo, Box2D, ...)."""
+    if "mujoco" in str(error).lower():
+        return (
+            f"env.id={env_id} needs the MuJoCo simulator, which is not installed: "
+            "pip install 'rltrain[mujoco]' (the mujoco wheel ships its binaries)"
+        )
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"env.id={env_id} needs a package that is not installed: {first}"
+
+
 def make_single_env(cfg: Any, render_mode: str | None = None) -> gym.Env[Any, Any]:
     """One (unvectorized) env: for tabular models, rendering and the terminal view."""
     # Presets of the gym schema (cartpole, frozen_lake, cliff_walking, taxi, ...) are GymEnvConfig.
@@ -40,7 +51,10 @@ def make_single_env(cfg: Any, render_mode: str | None = None) -> gym.Env[Any, An
         kwargs: dict[str, Any] = {"render_mode": render_mode}
         if cfg.max_episode_steps is not None:
             kwargs["max_episode_steps"] = cfg.max_episode_steps
-        return gym.make(cfg.id, **kwargs)
+        try:
+            return gym.make(cfg.id, **kwargs)
+        except gym.error.DependencyNotInstalled as error:
+            raise UserError(_missing_dependency(cfg.id, error)) from None
     if cfg.name == "gridworld":
         from rltrain.envs.gridworld import make_gridworld
 

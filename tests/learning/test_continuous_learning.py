@@ -8,13 +8,17 @@ Slow (minutes per seed on 2 shared cores):
 * DDPG: >= -200 for at least 3 of the 5 seeds (it has no guard against the critic's
   overestimation, so some seeds may settle on a worse policy).
 
-Each run prints its eval return and wall time for the report (docs/benchmarks.md).
+Each run prints its eval return and wall time for the report (docs/benchmarks.md). With
+RLTRAIN_TEST_RUNS=DIR the runs are kept in DIR/<algo>_pendulum_s<seed> (DDPG:
+DIR/ddpg_pendulum/seed<seed>), where
+scripts/plot_q_bias_continuous.py reads the DDPG vs TD3 overestimation figure from them.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -46,11 +50,16 @@ def run(algo: str, seed: int, run_dir: Path) -> float:
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("algo", ["sac", "td3"])
-def test_sac_and_td3_reach_minus_200_on_pendulum(algo: str, seed: int, tmp_path: Path) -> None:
-    assert run(algo, seed, tmp_path) >= THRESHOLD
+def test_sac_and_td3_reach_minus_200_on_pendulum(
+    algo: str, seed: int, learning_run_dir: Callable[[str], Path]
+) -> None:
+    assert run(algo, seed, learning_run_dir(f"{algo}_pendulum_s{seed}")) >= THRESHOLD
 
 
-def test_ddpg_reaches_minus_200_on_pendulum_for_3_of_5_seeds(tmp_path: Path) -> None:
-    returns = [run("ddpg", seed, tmp_path / f"seed{seed}") for seed in SEEDS]
+def test_ddpg_reaches_minus_200_on_pendulum_for_3_of_5_seeds(
+    learning_run_dir: Callable[[str], Path],
+) -> None:
+    root = learning_run_dir("ddpg_pendulum")  # one directory, a run per seed inside
+    returns = [run("ddpg", seed, root / f"seed{seed}") for seed in SEEDS]
     print(f"\nddpg/pendulum evals: {[round(r, 1) for r in returns]}", flush=True)
     assert sum(r >= THRESHOLD for r in returns) >= 3, returns
