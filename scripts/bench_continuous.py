@@ -8,10 +8,10 @@ Each row runs both sides with the same hyperparameters (below: RL Zoo's MuJoCo s
 own process with one torch thread (torch.set_num_threads(1), OMP_NUM_THREADS=1), CPU, the sides
 alternating so that drifts in machine load hit both alike. What is timed: `--steps` env steps
 (acting, env, replay, one update each) after `--learning-starts` uniform random steps; start-up
-and the warm-up are not counted. rltrain trains through its own loop (`rltrain.runner.loop.train`,
-TensorBoard on, one log every 250 steps); its time comes from the charts/sps points it logs. SB3
-is timed by a callback at the step learning starts and at the end. HalfCheetah-v5 needs the
-mujoco extra (in the bench extra).
+and the warm-up are not counted. rltrain trains through its own loop
+(`rltrain.runner.loop.train`, TensorBoard on, ten logs over the timed steps); its time comes from
+the charts/sps points it logs. SB3 is timed by a callback at the step learning starts and at the
+end. HalfCheetah-v5 needs the mujoco extra (in the bench extra).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def ours(algo: str, env_id: str, learning_starts: int, steps: int) -> float:
         f"algo={algo}", *env, "preset=none", "device=cpu", "device.threads=1", "env.num_envs=1",
         f"total_steps={learning_starts + steps}", f"algo.learning_starts={learning_starts}",
         f"algo.buffer_size={BUFFER}", "algo.checkpoint_buffer=false", "checkpoint_interval=0",
-        "eval_episodes=1", "logger.progress=none", "logger.log_interval=250",
+        "eval_episodes=1", "logger.progress=none", f"logger.log_interval={max(50, steps // 10)}",
         f"network.hidden_sizes=[{','.join(map(str, hidden))}]", "network.activation=relu",
         "network.ortho_init=false", *[f"algo.{k}={v}" for k, v in settings.items()],
     ]  # fmt: skip
