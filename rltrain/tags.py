@@ -62,6 +62,9 @@ ENT_COEF_LOSS = "losses/ent_coef_loss"  # SAC with ent_coef=auto: the loss of lo
 ENTROPY = "policy/entropy"
 APPROX_KL = "policy/approx_kl"
 CLIP_FRACTION = "policy/clip_fraction"
+# TRPO: the surrogate's gain of the accepted step, and the line-search tries it took
+SURROGATE_IMPROVEMENT = "policy/surrogate_improvement"
+LINE_SEARCH_STEPS = "policy/line_search_steps"
 GRAD_VARIANCE = "policy/grad_variance"
 GRAD_VARIANCE_NO_BASELINE = "policy/grad_variance_no_baseline"
 

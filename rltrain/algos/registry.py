@@ -18,6 +18,7 @@ from rltrain.algos.reinforce import Reinforce
 from rltrain.algos.sac import SAC
 from rltrain.algos.tabular import ExpectedSarsa, QLearning, Sarsa
 from rltrain.algos.td3 import DDPG, TD3
+from rltrain.algos.trpo import TRPO
 
 ALGORITHMS: dict[str, type[Algorithm]] = {
     "ppo": PPO,
@@ -36,6 +37,7 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
     "sac": SAC,
     "td3": TD3,
     "ddpg": DDPG,
+    "trpo": TRPO,
 }
 
 # on env=text an algorithm learns a token policy (rltrain/algos/token_rl.py)

@@ -283,6 +283,46 @@ class DQNConfig:
 
 
 
+@dataclass
+class TRPOConfig:
+    # Defaults follow sb3-contrib's TRPO (Schulman et al. 2015 with GAE, Schulman et al. 2016)
+    name: str = "trpo"
+    n_steps: int = 2048  # rollout length per env; a rollout is n_steps x num_envs transitions
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    max_kl: float = 0.01  # the trust region: mean KL(pi_old || pi_new) over the rollout <= max_kl
+    cg_iters: int = 15  # conjugate-gradient iterations for F^-1 g
+    cg_damping: float = 0.1  # F + damping * I: keeps the Fisher system well conditioned
+    line_search_steps: int = 10  # backtracking tries: step * shrink^k, k < line_search_steps
+    line_search_shrink: float = 0.8
+    normalize_advantages: bool = True
+    # the critic, fitted apart from the policy: n_epochs passes of Adam(lr) over the rollout in
+    # minibatches of batch_size, on the GAE returns
+    lr: float = 1e-3
+    n_epochs: int = 10
+    batch_size: int = 128
+    optimizer_eps: float = 1e-8  # Adam's epsilon
+
+    def __post_init__(self) -> None:
+        for key in ("n_steps", "lr", "n_epochs", "batch_size", "optimizer_eps"):
+            if getattr(self, key) <= 0:
+                raise UserError(f"algo.{key}={getattr(self, key)} must be positive")
+        if not 0.0 < self.gamma <= 1.0:
+            raise UserError(f"algo.gamma={self.gamma} must be in (0, 1]")
+        if not 0.0 <= self.gae_lambda <= 1.0:
+            raise UserError(f"algo.gae_lambda={self.gae_lambda} must be in [0, 1]")
+        if not 0.0 < self.max_kl <= 1.0:
+            raise UserError(f"algo.max_kl={self.max_kl} must be in (0, 1] (nats per state)")
+        if not 1 <= self.cg_iters <= 1000:
+            raise UserError(f"algo.cg_iters={self.cg_iters} must be in [1, 1000]")
+        if self.cg_damping < 0:
+            raise UserError(f"algo.cg_damping={self.cg_damping} must be >= 0")
+        if self.line_search_steps < 1:
+            raise UserError(f"algo.line_search_steps={self.line_search_steps} must be at least 1")
+        if not 0.0 < self.line_search_shrink < 1.0:
+            raise UserError(f"algo.line_search_shrink={self.line_search_shrink} must be in (0, 1)")
+
+
 def check_replay_config(cfg: Any) -> None:
     """Range checks shared by the continuous-action replay learners (SAC, TD3, DDPG)."""
     for key in ("lr", "buffer_size", "batch_size", "train_freq", "gradient_steps"):
@@ -612,6 +652,10 @@ ALGO_SCHEMAS: dict[str, AlgoEntry] = {
     "a3c": AlgoEntry(
         A3CConfig, "asynchronous advantage actor-critic, worker processes (Mnih et al. 2016)",
         NEURAL,
+    ),
+    "trpo": AlgoEntry(
+        TRPOConfig, "trust region policy optimisation: CG natural step, line search (Schulman "
+        "et al. 2015)", NEURAL,
     ),
     "sac": AlgoEntry(
         SACConfig, "soft actor-critic, twin critics, learned entropy (Haarnoja et al. 2018)",

@@ -120,6 +120,13 @@ TRAIN_CASES: dict[str, tuple[list[str], list[str]]] = {
         ["algo=td3", "env=pendulum", "algo.target_noise_clip=-1"],
         [r"^algo\.target_noise_clip=-1\.0 must be in \[0, 10\]"],
     ),
+    "trpo_max_kl_zero": (
+        ["algo=trpo", "algo.max_kl=0"], [r"^algo\.max_kl=0\.0 must be in \(0, 1\]"]
+    ),
+    "trpo_shared_trunk": (
+        ["algo=trpo", "algo.n_steps=8", "network.shared_trunk=true"],
+        [r"algo=trpo fits the critic apart from the policy", r"network\.shared_trunk=true"],
+    ),
     "value_iteration_on_cartpole": (
         ["algo=value_iteration", "env=cartpole"],
         [r"needs an environment model", r"q_learning"],
