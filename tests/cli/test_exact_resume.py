@@ -29,6 +29,11 @@ CASES = {
         "algo=ppo", "env=cartpole", "total_steps=6144", "checkpoint_interval=512",
         "logger.log_interval=256",
     ],
+    # the natural step is deterministic given the rollout; the critic's minibatches are not
+    "trpo_cartpole": [
+        "algo=trpo", "env=cartpole", "algo.n_steps=64", "total_steps=6144",
+        "checkpoint_interval=512", "logger.log_interval=512", "algo.n_epochs=2",
+    ],
     # the token MDP: reference, policy, optimizer, KL controller and RNGs restored
     "ppo_text": [
         "algo=ppo", "env=text", "env.pretrain_steps=20", "env.num_envs=16", "total_steps=3000",
