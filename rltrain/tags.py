@@ -12,6 +12,7 @@ EPISODIC_LENGTH = "charts/episodic_length"
 SPS = "charts/sps"
 EPSILON = "charts/epsilon"
 LEARNING_RATE = "charts/learning_rate"
+ENT_COEF = "charts/ent_coef"  # SAC's entropy coefficient alpha
 
 # evaluation on separate envs, greedy / mean action
 EVAL_RETURN_MEAN = "eval/return_mean"
@@ -36,6 +37,8 @@ ADVANTAGE_STD = "values/advantage_std"
 TD_ERROR = "values/td_error"
 EXPLAINED_VARIANCE = "values/explained_variance"
 Q_BIAS = "values/q_bias"  # predicted Q(s, a) minus the discounted return that followed
+# twin critics (TD3): mean |Q1(s, a) - Q2(s, a)| on the replayed pairs
+Q_DISAGREEMENT = "values/q_disagreement"
 Q_HISTOGRAM = "values/q"
 V_HISTOGRAM = "values/v"
 ADVANTAGE_HISTOGRAM = "values/advantage"
@@ -55,9 +58,13 @@ POLICY_LOSS = "losses/policy_loss"
 VALUE_LOSS = "losses/value_loss"
 TD_LOSS = "losses/td_loss"
 GRAD_NORM = "losses/grad_norm"
+ENT_COEF_LOSS = "losses/ent_coef_loss"  # SAC with ent_coef=auto: the loss of log(alpha)
 ENTROPY = "policy/entropy"
 APPROX_KL = "policy/approx_kl"
 CLIP_FRACTION = "policy/clip_fraction"
+# TRPO: the surrogate's gain of the accepted step, and the line-search tries it took
+SURROGATE_IMPROVEMENT = "policy/surrogate_improvement"
+LINE_SEARCH_STEPS = "policy/line_search_steps"
 GRAD_VARIANCE = "policy/grad_variance"
 GRAD_VARIANCE_NO_BASELINE = "policy/grad_variance_no_baseline"
 

@@ -13,15 +13,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 BENCHES = [
-    "bench_startup", "bench_denormals", "bench_ppo", "bench_a2c", "bench_dqn", "bench_atari",
-    "bench_text", "bench_llm",
+    "bench_startup", "bench_denormals", "bench_ppo", "bench_a2c", "bench_dqn", "bench_continuous",
+    "bench_atari", "bench_text", "bench_llm",
 ]  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
-        "--only", default="", help="comma-separated: startup,denormals,ppo,a2c,dqn,atari,text,llm"
+        "--only", default="",
+        help="comma-separated: startup,denormals,ppo,a2c,dqn,continuous,atari,text,llm",
     )
     args, _ = parser.parse_known_args()
     wanted = {f"bench_{name}" for name in args.only.split(",") if name}

@@ -15,9 +15,15 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
+
+from rltrain.algos.base import Context, check_iteration_fits
+from rltrain.blocks.buffers import ReplayBuffer, make_replay_buffer
+from rltrain.envs.vec import envs_restored
+from rltrain.errors import UserError, warn_stderr
 
 
 @torch.no_grad()
@@ -146,3 +152,141 @@ class QBiasTracker:
         self.lengths[:] = state["len"].numpy()
         self.bias_sum = float(state["bias_sum"])
         self.bias_count = int(state["bias_count"])
+
+
+# --- continuous actions -------------------------------------------------------------------------
+def check_continuous_env(
+    algo: str, obs_space: gym.Space[Any], action_space: gym.Space[Any]
+) -> None:
+    """SAC / TD3 / DDPG act in a bounded box and read vector observations."""
+    if isinstance(action_space, (gym.spaces.Discrete, gym.spaces.MultiDiscrete)):
+        raise UserError(
+            f"algo={algo} needs continuous (Box) actions, but the env has {action_space}; "
+            "use algo=dqn or algo=ppo for discrete actions"
+        )
+    if not isinstance(action_space, gym.spaces.Box) or len(action_space.shape) != 1:
+        raise UserError(f"algo={algo} needs a 1-D Box action space, not {action_space}")
+    if not (np.isfinite(action_space.low).all() and np.isfinite(action_space.high).all()):
+        raise UserError(
+            f"algo={algo} needs a bounded action box (its policy is squashed into it), got "
+            f"{action_space}; wrap the env with gymnasium.wrappers.RescaleAction first"
+        )
+    if not isinstance(obs_space, gym.spaces.Box) or obs_space.dtype == np.uint8:
+        raise UserError(
+            f"algo={algo} takes vector observations (network=mlp), not {obs_space}; "
+            "use algo=ppo or algo=dqn for images"
+        )
+
+
+class ActionScale:
+    """a_env = c + s * a_unit, c and s the centre and half-width of the env's action box.
+
+    The networks, the replay buffer and every noise scale work in the unit box [-1, 1]^d (as SB3
+    does), so TD3's noise 0.1 and SAC's target entropy -|A| mean the same on every env."""
+
+    def __init__(self, space: gym.spaces.Box) -> None:
+        low = np.asarray(space.low, dtype=np.float64)
+        high = np.asarray(space.high, dtype=np.float64)
+        self.centre, self.half_width = (high + low) / 2, (high - low) / 2
+        self.dtype = space.dtype
+
+    def to_env(self, unit: np.ndarray) -> np.ndarray:
+        # clip: float32 rounding of c + s * 1 may step a hair outside the box
+        return np.clip(self.centre + self.half_width * unit, self.centre - self.half_width,
+                       self.centre + self.half_width).astype(self.dtype)  # fmt: skip
+
+
+class Experience:
+    """The envs and the replay buffer of a continuous-action learner.
+
+    `step(actions)` plays one vector step with actions in the unit box, stores (s, a, r, s',
+    terminated, truncated) with the true successor s' (`final_obs` where an episode ended, so a
+    time-limit cut bootstraps from it and a termination does not), and records Q(s, a) for
+    values/q_bias when given. Its state (buffer, current observations, episodes in flight) goes
+    into the checkpoint, so a resumed run continues exactly.
+    """
+
+    def __init__(self, algo: str, ctx: Context, cfg: Any) -> None:
+        self.ctx, self.cfg = ctx, cfg
+        env = ctx.env
+        self.num_envs = env.num_envs
+        check_iteration_fits(ctx, algo, self.num_envs, "env.num_envs")
+        if ctx.run_dir is not None and cfg.learning_starts >= ctx.cfg.total_steps:
+            raise UserError(
+                f"algo.learning_starts={cfg.learning_starts:,} is not below total_steps="
+                f"{ctx.cfg.total_steps:,}: no update would ever happen; lower algo.learning_starts "
+                "or raise total_steps"
+            )
+        space = env.single_action_space
+        assert isinstance(space, gym.spaces.Box)
+        self.act_dim = int(space.shape[0])
+        self.scale = ActionScale(space)
+        unit_box = gym.spaces.Box(-1.0, 1.0, (self.act_dim,), np.float32)
+        obs_space = env.single_observation_space
+        assert isinstance(obs_space, gym.spaces.Box)
+        self.obs_dim = int(np.prod(obs_space.shape))
+        # float64 observations (MuJoCo) are stored as float32, what the networks take: half the
+        # memory of a 1M-transition buffer, and no conversion per sampled batch
+        stored = gym.spaces.Box(-np.inf, np.inf, obs_space.shape, np.float32)
+        buffer = make_replay_buffer(
+            stored, unit_box, cfg.buffer_size, self.num_envs, ctx.device, gamma=cfg.gamma
+        )
+        assert isinstance(buffer, ReplayBuffer)
+        self.buffer = buffer
+        self.obs = env.reset(seed=ctx.cfg.seed)
+        self.q_bias = QBiasTracker(self.num_envs, cfg.gamma)
+        # updates begin once the env step passes this; a resume without a saved buffer moves it
+        self.learning_starts_at = cfg.learning_starts
+
+    def random_actions(self) -> np.ndarray:
+        """Uniform in the unit box: the warm-up policy before learning_starts (as SB3's)."""
+        return self.ctx.rng.uniform(-1.0, 1.0, (self.num_envs, self.act_dim)).astype(np.float32)
+
+    def step(
+        self,
+        actions: np.ndarray,
+        q_taken: np.ndarray | None = None,
+        final_value: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> None:
+        """One step of every env with unit-box `actions` [N, d]; q_taken: Q(s, a) per env for
+        values/q_bias, and final_value(final_obs) the bootstrap of a time-limit cut."""
+        tr = self.ctx.env.step(self.scale.to_env(actions))
+        self.buffer.add(self.obs, actions, tr.reward, tr.terminated, tr.truncated, tr.final_obs)
+        if final_value is not None:
+            value = final_value
+            q = np.full(self.num_envs, np.nan) if q_taken is None else q_taken
+            self.q_bias.step(
+                q, tr.reward, tr.terminated, tr.truncated, lambda rows: value(tr.final_obs[rows])
+            )
+        self.obs = tr.obs
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "learning_starts_at": self.learning_starts_at,
+            "obs": torch.from_numpy(np.ascontiguousarray(self.obs)),
+            "episodes": self.q_bias.state_dict(),
+        }
+        if self.cfg.checkpoint_buffer:
+            state["buffer"] = self.buffer.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.learning_starts_at = int(state["learning_starts_at"])
+        continued = envs_restored(self.ctx.env)
+        if continued:
+            self.obs = state["obs"].numpy()
+            self.q_bias.load_state_dict(state["episodes"])
+        if "buffer" not in state:
+            self.learning_starts_at = self.ctx.step + self.cfg.learning_starts
+            warn_stderr(
+                "warning: the checkpoint holds no replay buffer (algo.checkpoint_buffer=false); "
+                f"resuming with an empty replay buffer, updates resume after "
+                f"{self.cfg.learning_starts:,} more steps (algo.learning_starts)"
+            )
+            return
+        self.buffer.load_state_dict(state["buffer"])
+        if not continued and self.buffer.steps_added > 0:
+            # fresh episodes after the resume (async envs): close each stream's newest row as a
+            # time-limit cut; it bootstraps from its stored true successor
+            newest = (self.buffer.steps_added - 1) % self.buffer.capacity_per_env
+            self.buffer.truncated[newest] = True

@@ -28,6 +28,10 @@ ALGORITHMS: dict[str, str] = {
     "grpo": "rltrain.algos.grpo:GRPO",
     "ucb": "rltrain.algos.bandit:LinUCB",
     "thompson": "rltrain.algos.bandit:LinearThompson",
+    "sac": "rltrain.algos.sac:SAC",
+    "td3": "rltrain.algos.td3:TD3",
+    "ddpg": "rltrain.algos.td3:DDPG",
+    "trpo": "rltrain.algos.trpo:TRPO",
 }
 
 # on env=text and env=llm an algorithm learns a token policy (rltrain/algos/token_rl.py)

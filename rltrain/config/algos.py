@@ -297,6 +297,152 @@ class DQNConfig:
 
 
 
+@dataclass
+class TRPOConfig:
+    # Defaults follow sb3-contrib's TRPO (Schulman et al. 2015 with GAE, Schulman et al. 2016)
+    name: str = "trpo"
+    n_steps: int = 2048  # rollout length per env; a rollout is n_steps x num_envs transitions
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    max_kl: float = 0.01  # the trust region: mean KL(pi_old || pi_new) over the rollout <= max_kl
+    cg_iters: int = 15  # conjugate-gradient iterations for F^-1 g
+    cg_damping: float = 0.1  # F + damping * I: keeps the Fisher system well conditioned
+    line_search_steps: int = 10  # backtracking tries: step * shrink^k, k < line_search_steps
+    line_search_shrink: float = 0.8
+    normalize_advantages: bool = True
+    # the critic, fitted apart from the policy: n_epochs passes of Adam(lr) over the rollout in
+    # minibatches of batch_size, on the GAE returns
+    lr: float = 1e-3
+    n_epochs: int = 10
+    batch_size: int = 128
+    optimizer_eps: float = 1e-8  # Adam's epsilon
+
+    def __post_init__(self) -> None:
+        for key in ("n_steps", "lr", "n_epochs", "batch_size", "optimizer_eps"):
+            if getattr(self, key) <= 0:
+                raise UserError(f"algo.{key}={getattr(self, key)} must be positive")
+        if not 0.0 < self.gamma <= 1.0:
+            raise UserError(f"algo.gamma={self.gamma} must be in (0, 1]")
+        if not 0.0 <= self.gae_lambda <= 1.0:
+            raise UserError(f"algo.gae_lambda={self.gae_lambda} must be in [0, 1]")
+        if not 0.0 < self.max_kl <= 1.0:
+            raise UserError(f"algo.max_kl={self.max_kl} must be in (0, 1] (nats per state)")
+        if not 1 <= self.cg_iters <= 1000:
+            raise UserError(f"algo.cg_iters={self.cg_iters} must be in [1, 1000]")
+        if self.cg_damping < 0:
+            raise UserError(f"algo.cg_damping={self.cg_damping} must be >= 0")
+        if self.line_search_steps < 1:
+            raise UserError(f"algo.line_search_steps={self.line_search_steps} must be at least 1")
+        if not 0.0 < self.line_search_shrink < 1.0:
+            raise UserError(f"algo.line_search_shrink={self.line_search_shrink} must be in (0, 1)")
+
+
+def check_replay_config(cfg: Any) -> None:
+    """Range checks shared by the continuous-action replay learners (SAC, TD3, DDPG)."""
+    for key in ("lr", "buffer_size", "batch_size", "train_freq", "gradient_steps"):
+        if getattr(cfg, key) <= 0:
+            raise UserError(f"algo.{key}={getattr(cfg, key)} must be positive")
+    if cfg.learning_starts < 0:
+        raise UserError(f"algo.learning_starts={cfg.learning_starts} must be >= 0")
+    if not 0.0 < cfg.gamma <= 1.0:
+        raise UserError(f"algo.gamma={cfg.gamma} must be in (0, 1]")
+    if not 0.0 < cfg.tau <= 1.0:
+        raise UserError(f"algo.tau={cfg.tau} must be in (0, 1] (the Polyak step of the targets)")
+    if cfg.buffer_size < cfg.batch_size:
+        raise UserError(
+            f"algo.buffer_size={cfg.buffer_size} is smaller than algo.batch_size="
+            f"{cfg.batch_size}; use algo.buffer_size>={cfg.batch_size}"
+        )
+
+
+@dataclass
+class SACConfig:
+    # Defaults follow Haarnoja et al. 2018 ("SAC: algorithms and applications", table 1) and SB3's
+    # SAC, except the buffer: 1e6 transitions, the paper's, are 1e6 x (2 obs + action) floats.
+    name: str = "sac"
+    lr: float = 3e-4  # Adam, for the actor, both critics and the entropy coefficient
+    buffer_size: int = 1_000_000  # transitions, summed over envs
+    learning_starts: int = 100  # env steps of uniform random actions before the first update
+    batch_size: int = 256
+    gamma: float = 0.99
+    tau: float = 0.005  # Polyak step of the target critics after every gradient step
+    train_freq: int = 1  # env steps per vector env between update phases
+    gradient_steps: int = 1  # gradient steps per update phase (update-to-data ratio)
+    # entropy coefficient alpha: auto (learned so that the policy's entropy approaches
+    # target_entropy, starting at ent_coef_init) or a fixed number, e.g. 0.2
+    ent_coef: str = "auto"
+    ent_coef_init: float = 1.0  # alpha at the start with ent_coef=auto
+    target_entropy: float | None = None  # null: -|A|, minus the action dimension (the paper's)
+    checkpoint_buffer: bool = True  # the replay buffer is saved in checkpoints
+
+    def __post_init__(self) -> None:
+        check_replay_config(self)
+        if self.ent_coef != "auto":
+            try:
+                value = float(self.ent_coef)
+            except ValueError:
+                raise UserError(
+                    f"algo.ent_coef={self.ent_coef} is not known; use auto or a number >= 0"
+                ) from None
+            if not 0.0 <= value < float("inf"):
+                raise UserError(f"algo.ent_coef={self.ent_coef} must be auto or a number >= 0")
+        if not 0.0 < self.ent_coef_init < float("inf"):
+            raise UserError(f"algo.ent_coef_init={self.ent_coef_init} must be positive")
+        if self.target_entropy is not None and not abs(self.target_entropy) < 1e6:
+            raise UserError(
+                f"algo.target_entropy={self.target_entropy} is out of range; use a number of the "
+                "order of the action dimension (null: -|A|)"
+            )
+
+    @property
+    def fixed_ent_coef(self) -> float | None:
+        """alpha when it is fixed, None when it is learned (ent_coef=auto)."""
+        return None if self.ent_coef == "auto" else float(self.ent_coef)
+
+
+@dataclass
+class TD3Config:
+    # Defaults follow Fujimoto et al. 2018 (sec. 6.1) and SB3's TD3; noises are in units of the
+    # action box's half-width (actions are scaled to [-1, 1] inside the algorithm).
+    name: str = "td3"
+    lr: float = 1e-3  # Adam, for the actor and the critics
+    buffer_size: int = 1_000_000
+    learning_starts: int = 100
+    batch_size: int = 256
+    gamma: float = 0.99
+    tau: float = 0.005
+    train_freq: int = 1
+    gradient_steps: int = 1
+    exploration_noise: float = 0.1  # std of the Gaussian noise added to mu(s) when acting
+    # the three tricks of TD3 (DDPG has them off):
+    clipped_double_q: bool = True  # y = r + gamma * min(Q1', Q2')(s', a'), twin critics
+    policy_delay: int = 2  # gradient steps of the critics per actor (and target) update
+    target_policy_noise: float = 0.2  # std of the smoothing noise on a' = mu'(s') + noise
+    target_noise_clip: float = 0.5  # the smoothing noise is clipped to [-c, c]
+    checkpoint_buffer: bool = True
+
+    def __post_init__(self) -> None:
+        check_replay_config(self)
+        for key in ("exploration_noise", "target_policy_noise", "target_noise_clip"):
+            if not 0.0 <= getattr(self, key) <= 10.0:
+                raise UserError(
+                    f"algo.{key}={getattr(self, key)} must be in [0, 10] (a std or clip in "
+                    "units of the action box's half-width)"
+                )
+        if self.policy_delay < 1:
+            raise UserError(f"algo.policy_delay={self.policy_delay} must be at least 1")
+
+
+@dataclass
+class DDPGConfig(TD3Config):
+    # DDPG (Lillicrap et al. 2016) is TD3 without its three tricks: one critic, an actor update
+    # after every critic update, no target smoothing noise (rltrain/algos/td3.py serves both)
+    name: str = "ddpg"
+    clipped_double_q: bool = False
+    policy_delay: int = 1
+    target_policy_noise: float = 0.0
+
+
 LR_SCHEDULES = ("constant", "visits", "linear")
 EPSILON_SCHEDULES = ("linear", "exponential")
 
@@ -463,6 +609,7 @@ TEXT_NETWORKS = ("auto", "transformer", "hf")
 TEXT_ALGOS = ("ppo", "grpo")
 TABULAR = ("auto", "tabular")
 BANDIT = ("auto",)  # a ridge regression per arm, no network
+CONTINUOUS = ("auto", "mlp")  # actor and critics on vector observations
 
 
 @dataclass(frozen=True)
@@ -519,6 +666,21 @@ ALGO_SCHEMAS: dict[str, AlgoEntry] = {
     "a3c": AlgoEntry(
         A3CConfig, "asynchronous advantage actor-critic, worker processes (Mnih et al. 2016)",
         NEURAL,
+    ),
+    "trpo": AlgoEntry(
+        TRPOConfig, "trust region policy optimisation: CG natural step, line search (Schulman "
+        "et al. 2015)", NEURAL,
+    ),
+    "sac": AlgoEntry(
+        SACConfig, "soft actor-critic, twin critics, learned entropy (Haarnoja et al. 2018)",
+        CONTINUOUS,
+    ),
+    "td3": AlgoEntry(
+        TD3Config, "twin delayed DDPG: clipped double-Q, delayed, smoothed (Fujimoto et al. 2018)",
+        CONTINUOUS,
+    ),
+    "ddpg": AlgoEntry(
+        DDPGConfig, "deep deterministic policy gradient (Lillicrap et al. 2016)", CONTINUOUS
     ),
 }
 

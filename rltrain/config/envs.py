@@ -170,6 +170,7 @@ class RecommenderConfig:
 ENV_SCHEMAS: dict[str, type] = {
     "cartpole": GymEnvConfig,
     "pendulum": GymEnvConfig,
+    "mujoco": GymEnvConfig,  # any gymnasium MuJoCo id (the `mujoco` extra)
     "gym": GymEnvConfig,
     "gridworld": GridWorldConfig,
     "traffic_light": TrafficLightConfig,

@@ -54,6 +54,11 @@ def make_gym_env(cfg: Any, render_mode: str | None = None) -> gym.Env[Any, Any]:
         except gym.error.DependencyNotInstalled as error:
             # a registered id whose optional extra (Box2D, MuJoCo, ...) is missing: gymnasium's
             # own text says what to install
+            if "mujoco" in str(error).lower():
+                raise UserError(
+                    f"{named} needs the MuJoCo simulator, which is not installed: "
+                    "pip install 'rltrain[mujoco]' (the mujoco wheel ships its binaries)"
+                ) from None
             raise UserError(
                 f"{named} needs a package that is not installed: {one_line(error)}"
             ) from None

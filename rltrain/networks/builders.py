@@ -284,6 +284,25 @@ class ActorCritic(nn.Module):
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.value_head(self.critic_trunk(obs)).squeeze(-1)
 
+    def policy(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The policy's parameters alone: (logits, None) or (Gaussian mean, log-std); for a
+        squashed policy those of the Gaussian before tanh (TRPO's KL is the same either way)."""
+        features = self.actor_trunk(obs)
+        out = self.policy_head(features)
+        if self.discrete:
+            return out, None
+        if self.log_std_head is not None:
+            return out, self.log_std_head(features).clamp(LOG_STD_MIN, LOG_STD_MAX)
+        assert self.log_std is not None
+        return out, self.log_std.expand_as(out)
+
+    def policy_parameters(self) -> list[nn.Parameter]:
+        """The weights pi depends on (the actor trunk and heads, the log-std), not V's."""
+        critic = {id(p) for p in self.value_head.parameters()}
+        if self._critic_trunk is not None:
+            critic |= {id(p) for p in self._critic_trunk.parameters()}
+        return [p for p in self.parameters() if id(p) not in critic]
+
     def act(
         self, obs: torch.Tensor, deterministic: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

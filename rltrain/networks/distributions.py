@@ -55,3 +55,17 @@ def gaussian_log_prob(
 def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
     """H = sum_i [log s_i + (1 + log(2 pi)) / 2]."""
     return (log_std + 0.5 * (1.0 + _LOG_2PI)).sum(-1)
+
+
+def tanh_log_det_jacobian(u: torch.Tensor) -> torch.Tensor:
+    """sum_i log(1 - tanh(u_i)^2) = sum_i 2 (log 2 - u_i - softplus(-2 u_i)), the log |da/du| of
+    a = tanh(u), in the form that stays finite where tanh(u) rounds to +-1."""
+    return (2.0 * (math.log(2.0) - u - torch.nn.functional.softplus(-2.0 * u))).sum(-1)
+
+
+def squashed_gaussian_log_prob(
+    mean: torch.Tensor, log_std: torch.Tensor, u: torch.Tensor
+) -> torch.Tensor:
+    """log pi(a|s) of a = tanh(u), u ~ N(mean, diag(std^2)) (change of variables, Haarnoja et
+    al. 2018, appendix C, eq. 21): log N(u; mean, std) - sum_i log(1 - tanh(u_i)^2)."""
+    return gaussian_log_prob(mean, log_std, u) - tanh_log_det_jacobian(u)

@@ -105,6 +105,30 @@ TRAIN_CASES: dict[str, tuple[list[str], list[str]]] = {
         ["algo=dqn", "env=pendulum"],
         [r"algo=dqn needs a discrete action space", r"algo=ppo"],
     ),
+    "sac_on_cartpole": (
+        ["algo=sac", "env=cartpole"],
+        [r"algo=sac needs continuous \(Box\) actions", r"use algo=dqn or algo=ppo"],
+    ),
+    "td3_on_gridworld": (["algo=td3", "env=gridworld"], [r"algo=td3 needs continuous"]),
+    "sac_tau_out_of_range": (
+        ["algo=sac", "env=pendulum", "algo.tau=1.5"],
+        [r"^algo\.tau=1\.5 must be in \(0, 1\]"],
+    ),
+    "sac_ent_coef_not_a_number": (
+        ["algo=sac", "env=pendulum", "algo.ent_coef=lots"],
+        [r"^algo\.ent_coef=lots is not known; use auto or a number >= 0$"],
+    ),
+    "td3_negative_noise_clip": (
+        ["algo=td3", "env=pendulum", "algo.target_noise_clip=-1"],
+        [r"^algo\.target_noise_clip=-1\.0 must be in \[0, 10\]"],
+    ),
+    "trpo_max_kl_zero": (
+        ["algo=trpo", "algo.max_kl=0"], [r"^algo\.max_kl=0\.0 must be in \(0, 1\]"]
+    ),
+    "trpo_shared_trunk": (
+        ["algo=trpo", "algo.n_steps=8", "network.shared_trunk=true"],
+        [r"algo=trpo fits the critic apart from the policy", r"network\.shared_trunk=true"],
+    ),
     "value_iteration_on_cartpole": (
         ["algo=value_iteration", "env=cartpole"],
         [r"needs an environment model", r"q_learning"],

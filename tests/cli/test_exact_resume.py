@@ -1,6 +1,7 @@
 """A run killed with SIGKILL at a random point and resumed ends with the same weights
 and the same logged scalars as the uninterrupted run (CPU, sync envs): PPO on CartPole, DQN on
-CartPole (replay buffer in the checkpoint) and Q-learning on the gridworld."""
+CartPole (replay buffer in the checkpoint), SAC and TD3 on Pendulum (continuous replay) and
+Q-learning on the gridworld."""
 
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ CASES = {
     "ppo_cartpole_batched": [
         "algo=ppo", "env=cartpole", "total_steps=6144", "checkpoint_interval=512",
         "logger.log_interval=256",
+    ],
+    # the natural step is deterministic given the rollout; the critic's minibatches are not
+    "trpo_cartpole": [
+        "algo=trpo", "env=cartpole", "algo.n_steps=64", "total_steps=6144",
+        "checkpoint_interval=512", "logger.log_interval=512", "algo.n_epochs=2",
     ],
     # the token MDP: reference, policy, optimizer, KL controller and RNGs restored
     "ppo_text": [
@@ -142,6 +148,28 @@ KILLED_CASES: dict[str, dict[str, Any]] = {
             "algo.n_steps=3", "total_steps=2400", "algo.learning_starts=200",
             "algo.train_freq=8", "algo.gradient_steps=4", "algo.target_update_interval=100",
             "checkpoint_interval=200", "logger.log_interval=200", "eval_episodes=2",
+        ],
+        "interval": 200,
+        "total": 2400,
+    },
+    # continuous replay (float actions, buffer in the checkpoint), twin critics, learned alpha
+    "sac_pendulum": {
+        "args": [
+            "algo=sac", "env=pendulum", "env.num_envs=2", "total_steps=2400",
+            "algo.learning_starts=200", "algo.batch_size=32", "algo.train_freq=4",
+            "algo.gradient_steps=2", "network.hidden_sizes=[32,32]", "checkpoint_interval=200",
+            "logger.log_interval=200", "eval_episodes=1",
+        ],
+        "interval": 200,
+        "total": 2400,
+    },
+    # delayed actor updates across checkpoints, smoothing noise, q_bias episodes in flight
+    "td3_pendulum": {
+        "args": [
+            "algo=td3", "env=pendulum", "env.num_envs=1", "total_steps=2400",
+            "algo.learning_starts=200", "algo.batch_size=32", "algo.train_freq=3",
+            "algo.gradient_steps=3", "network.hidden_sizes=[32,32]", "checkpoint_interval=200",
+            "logger.log_interval=200", "eval_episodes=1",
         ],
         "interval": 200,
         "total": 2400,

@@ -50,6 +50,8 @@ def test_every_preset_applies_and_validates(name: str) -> None:
         if "/" in key:  # env=recommender env.view=<view>, env=text env.task=<task>
             env, choice = key.split("/")
             view = [f"env.{ {'recommender': 'view', 'text': 'task'}[env] }={choice}"]
+        if "-v" in env:  # a gymnasium id with no env option of its own (HalfCheetah-v5, ...)
+            env, view = "gym", [f"env.id={key}"]
         node = compose_run_config([f"algo={algo}", f"env={env}", *view])
         assert node.preset == name
         for dotted, value in _flat(preset.settings):
