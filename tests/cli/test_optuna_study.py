@@ -87,9 +87,10 @@ def test_a_study_with_infeasible_points_finishes_every_trial(run_cli, workdir, t
         (["+search=dqn_cartpole", "algo.batch_size=choice(64,1000000)", "algo.buffer_size=1000"],
          r"sweep algo\.batch_size: the value 1000000 fails .*"
          r"\(algo\.buffer_size=1000 is smaller .*\)"),
+        # a grid sweep: every job is composed and typed first, and the bad one is named
         (["algo.lr=1e-3,-1"],
-         r"sweep algo\.lr: the value -1 fails in every point .*"
-         r"\(algo\.lr=-1\.0 must be positive\)"),
+         r"sweep job 1 \(algo\.lr=-1\): algo\.lr=-1\.0 must be positive; no job of the 2 was "
+         r"started"),
         (["+search=ppo_cartpole", "env.num_envs=1", "algo.n_steps=16",
           "algo.batch_size=choice(32,64)"],
          r"no point of the sweep's search space is a valid config \(the first one checked: "

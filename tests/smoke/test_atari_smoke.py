@@ -118,7 +118,8 @@ def test_ppo_keeps_frames_uint8_until_the_network(tmp_path: Path) -> None:
     from rltrain.networks.builders import NatureCNN
 
     node = compose_run_config(
-        ["algo=ppo", "env=atari", "env.num_envs=2", "algo.n_steps=8", "device=cpu"]
+        ["algo=ppo", "env=atari", "env.num_envs=2", "algo.n_steps=8", "algo.batch_size=16",
+         "device=cpu"]
     )
     cfg = typed_config(node)
     env = make_vec_env(cfg.env, num_envs=2, seed=0, training=True)
