@@ -18,10 +18,9 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from rltrain.algos.base import Context
-from rltrain.algos.token_rl import SHOWN_PROMPTS, SHOWN_SEED, CompletionRecords, Completions
+from rltrain.algos.token_rl import CompletionRecords, Completions
 from rltrain.config.envs import LLMEnvConfig
 from rltrain.envs.llm import PAD, LLMTask
-from rltrain.envs.render_tokens import TokenRow
 from rltrain.logging import Recorder
 from rltrain.networks.hf import HFPolicy, build_policy
 
@@ -131,25 +130,12 @@ class LMRun(CompletionRecords):
             return logits.argmax(-1).cpu().numpy()
         return torch.multinomial(self._log_probs(logits).exp(), 1).squeeze(1).cpu().numpy()
 
-    def shown_samples(self, net: HFPolicy, per_prompt: int) -> Completions:
-        prompts = self.task.sample_prompts(np.random.default_rng(SHOWN_SEED), SHOWN_PROMPTS)
-        generator = torch.Generator(device=self.ctx.device).manual_seed(SHOWN_SEED)
-        return self.sample(net, np.repeat(prompts, per_prompt, axis=0), generator=generator)
-
-    def rows(self, batch: Completions, values: Tensor | None, advantages: Tensor) -> list[TokenRow]:
+    def describe(self, buffer: np.ndarray, length: int) -> tuple[str, list[str]]:
         p, tokenizer = self.task.prompt_len, self.task.tokenizer
-        out = []
-        for i, buffer in enumerate(batch.tokens.cpu().numpy()):
-            n = int(batch.mask[i].sum().item())
-            prompt = tokenizer.decode([int(t) for t in buffer[:p] if t >= 0],
-                                      skip_special_tokens=True)  # fmt: skip
-            tokens = [repr(tokenizer.decode([int(t)]))[1:-1] for t in buffer[p : p + n]]
-            out.append(TokenRow(
-                prompt=prompt if len(prompt) <= LABEL_CHARS else prompt[: LABEL_CHARS - 1] + "~",
-                tokens=tokens, values=None if values is None else values[i, :n].tolist(),
-                advantages=advantages[i, :n].tolist(), reward=float(batch.rewards[i]),
-            ))  # fmt: skip
-        return out
+        prompt = tokenizer.decode([int(t) for t in buffer[:p] if t >= 0], skip_special_tokens=True)
+        if len(prompt) > LABEL_CHARS:
+            prompt = prompt[: LABEL_CHARS - 1] + "~"
+        return prompt, [repr(tokenizer.decode([int(t)]))[1:-1] for t in buffer[p : p + length]]
 
     def record(self, rec: Recorder, net: Any, value_head: bool = True) -> None:
         pass  # no exact optimum to grade against on a real vocabulary

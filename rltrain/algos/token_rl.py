@@ -312,6 +312,39 @@ class CompletionRecords:
                 torch.cat([n for _, n in done]).long().numpy())  # fmt: skip
 
     exact = False  # an oracle logs the exact objective and KL; else they are estimated here
+    task: Any  # TextTask or LLMTask: sample_prompts(rng, count)
+
+    def sample(self, net: Any, prompts: np.ndarray, greedy: bool = False,
+               generator: torch.Generator | None = None) -> Completions:  # fmt: skip
+        raise NotImplementedError
+
+    def describe(self, buffer: np.ndarray, length: int) -> tuple[str, list[str]]:
+        """A token buffer's prompt and its first `length` completion tokens, as text."""
+        raise NotImplementedError
+
+    def shown_samples(self, net: Any, per_prompt: int) -> Completions:
+        """`per_prompt` sampled completions of each of SHOWN_PROMPTS fixed prompts, consecutive."""
+        prompts = self.task.sample_prompts(np.random.default_rng(SHOWN_SEED), SHOWN_PROMPTS)
+        generator = torch.Generator(device=self.ctx.device).manual_seed(SHOWN_SEED)
+        was_training = net.training
+        net.eval()
+        batch = self.sample(net, np.repeat(prompts, per_prompt, axis=0), generator=generator)
+        net.train(was_training)
+        return batch
+
+    def rows(self, batch: Completions, values: Tensor | None, advantages: Tensor) -> list[TokenRow]:
+        """Completions with per-token V ([B, L] or None) and A ([B, L]) as picture rows."""
+        lengths = batch.mask.sum(1).long().tolist()
+        out = []
+        for i, (buffer, n) in enumerate(zip(batch.tokens.cpu().numpy(), lengths, strict=True)):
+            prompt, tokens = self.describe(buffer, n)
+            out.append(TokenRow(
+                prompt=prompt, tokens=tokens, reward=float(batch.rewards[i]),
+                values=None if values is None else values[i, :n].tolist(),
+                advantages=advantages[i, :n].tolist(),
+            ))  # fmt: skip
+        return out
+
 
     def sampled_objective(self, batch: Completions, log_probs: Tensor, ref_log_probs: Tensor,
                           beta: float) -> None:  # fmt: skip
@@ -385,29 +418,10 @@ class TextRun(CompletionRecords):
             for tag, value in self.oracle.report(net, value_head).items():
                 rec.scalar(tag, value)
 
-    def shown_samples(self, net: TokenTransformer, per_prompt: int) -> Completions:
-        """`per_prompt` sampled completions of each of SHOWN_PROMPTS fixed prompts, consecutive."""
-        prompts = self.task.sample_prompts(np.random.default_rng(SHOWN_SEED), SHOWN_PROMPTS)
-        generator = torch.Generator(device=self.ctx.device).manual_seed(SHOWN_SEED)
-        was_training = net.training
-        net.eval()
-        batch = self.sample(net, np.repeat(prompts, per_prompt, axis=0), generator=generator)
-        net.train(was_training)
-        return batch
-
-    def rows(self, batch: Completions, values: Tensor | None, advantages: Tensor) -> list[TokenRow]:
-        """Completions with per-token V ([B, L] or None) and A ([B, L]) as picture rows."""
+    def describe(self, buffer: np.ndarray, length: int) -> tuple[str, list[str]]:
+        """A token buffer's prompt and its first `length` completion tokens, as text."""
         p, vocab = self.task.prompt_len, self.task.vocab
-        out = []
-        for i, buffer in enumerate(batch.tokens.cpu().numpy()):
-            n = int(batch.mask[i].sum().item())
-            tokens = [vocab.text([t]) for t in buffer[p + 1 : p + 1 + n]]
-            out.append(TokenRow(
-                prompt=vocab.text(buffer[:p]), tokens=tokens,
-                values=None if values is None else values[i, :n].tolist(),
-                advantages=advantages[i, :n].tolist(), reward=float(batch.rewards[i]),
-            ))  # fmt: skip
-        return out
+        return vocab.text(buffer[:p]), [vocab.text([t]) for t in buffer[p + 1 : p + 1 + length]]
 
     def state_dict(self) -> dict[str, Any]:
         return {"reference": self.reference.state_dict()}

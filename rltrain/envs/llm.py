@@ -23,7 +23,8 @@ import gymnasium as gym
 import numpy as np
 
 from rltrain.config.envs import LLMEnvConfig
-from rltrain.envs.vec import Episodes, Transition
+from rltrain.envs.text import CompletionVecEnv
+from rltrain.envs.vec import Transition
 from rltrain.errors import UserError
 
 PAD = -1
@@ -285,7 +286,7 @@ def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-class LLMVecEnv:
+class LLMVecEnv(CompletionVecEnv):
     """`num_envs` prompts completed token by token (the VecEnv interface), for evaluation.
 
     Observation: the buffer [P + L] (PAD = -1 where nothing is); action: a token id. Both
@@ -300,15 +301,14 @@ class LLMVecEnv:
         self.single_observation_space: gym.Space[Any] = box
         self.single_action_space: gym.Space[Any] = gym.spaces.Discrete(self.task.vocab_size)
         self.rng = np.random.default_rng(seed)
+        self.index = np.zeros(num_envs, dtype=np.int64)  # which prompt each env completes
+        self.obs = np.zeros((num_envs, width), dtype=np.int64)
+        self.length = np.zeros(num_envs, dtype=np.int64)
         self._new(np.arange(num_envs))
-        self._done: list[tuple[float, int]] = []
+        super().__init__()
 
     def _new(self, rows: np.ndarray) -> None:
-        if not hasattr(self, "obs"):
-            self.index = np.zeros(self.num_envs, dtype=np.int64)
-            self.obs = np.zeros((self.num_envs, self.task.prompt_len + self.task.max_new_tokens),
-                                dtype=np.int64)  # fmt: skip
-            self.length = np.zeros(self.num_envs, dtype=np.int64)
+        """Fresh prompts in `rows`."""
         self.index[rows] = self.task.sample_prompts(self.rng, len(rows))
         self.obs[rows] = self.task.encode(self.index[rows])
         self.length[rows] = 0
@@ -339,18 +339,3 @@ class LLMVecEnv:
         if len(ended):
             self._new(ended)
         return Transition(self.obs.copy(), reward, done, np.zeros_like(done), final)
-
-    def pop_episodes(self) -> Episodes:
-        done, self._done = self._done, []
-        return (np.array([r for r, _ in done], dtype=np.float64),
-                np.array([n for _, n in done], dtype=np.int64))  # fmt: skip
-
-    def state_dict(self) -> dict[str, Any] | None:
-        return None  # the algorithms generate their own completions; eval starts afresh
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-

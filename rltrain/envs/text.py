@@ -160,7 +160,30 @@ class TextTask:
         return tuple(out)
 
 
-class TextVecEnv:
+class CompletionVecEnv:
+    """What both text envs' VecEnv forms share: the finished completions kept as episodes, and
+    no state of their own in a checkpoint (the algorithms generate their own completions; an
+    evaluation starts afresh)."""
+
+    def __init__(self) -> None:
+        self._done: list[tuple[float, int]] = []
+
+    def pop_episodes(self) -> Episodes:
+        done, self._done = self._done, []
+        return (np.array([r for r, _ in done], dtype=np.float64),
+                np.array([n for _, n in done], dtype=np.int64))  # fmt: skip
+
+    def state_dict(self) -> dict[str, Any] | None:
+        return None  # the text algorithms generate their own completions; eval starts afresh
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class TextVecEnv(CompletionVecEnv):
     """`num_envs` prompts completed token by token (the VecEnv interface, numpy throughout).
 
     Observation: the token buffer [P + 1 + max_new_tokens] (PAD after the current position);
@@ -178,7 +201,7 @@ class TextVecEnv:
         self.rng = np.random.default_rng(seed)
         self.obs = self.task.encode(self.task.sample_prompts(self.rng, num_envs))
         self.length = np.zeros(num_envs, dtype=np.int64)
-        self._done: list[tuple[float, int]] = []
+        super().__init__()
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         if seed is not None:
@@ -202,17 +225,3 @@ class TextVecEnv:
             self.obs[i] = self.task.encode(self.task.sample_prompts(self.rng, 1))[0]
             self.length[i] = 0
         return Transition(self.obs.copy(), reward, done, np.zeros_like(done), final)
-
-    def pop_episodes(self) -> Episodes:
-        done, self._done = self._done, []
-        return (np.array([r for r, _ in done], dtype=np.float64),
-                np.array([n for _, n in done], dtype=np.int64))  # fmt: skip
-
-    def state_dict(self) -> dict[str, Any] | None:
-        return None  # the text algorithms generate their own completions; eval starts afresh
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
