@@ -20,6 +20,7 @@ import torch
 from rltrain.errors import write_failure
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
+HParam = bool | int | float | str  # a value in the HParams tab
 
 
 def _event_io(method: _Method) -> _Method:
@@ -222,9 +223,31 @@ class Recorder:
             self.writer.flush()
 
     @_event_io
-    def hparams(self, params: dict[str, Any], metrics: dict[str, float]) -> None:
-        if self.writer is not None:
-            self.writer.add_hparams(params, metrics, run_name=".")
+    def hparams(self, params: dict[str, HParam], metrics: Sequence[str]) -> None:
+        """The run as one row of the HParams tab: `params` with their own types (a bool stays a
+        bool; torch's add_hparams makes it 1.0), and as metrics the last value of the scalar
+        tags `metrics`, which the run logs anyway (add_hparams writes a copy at step 0)."""
+        if self.writer is None or self.writer.file_writer is None:
+            return
+        file_writer = self.writer.file_writer
+        from tensorboard.compat.proto.summary_pb2 import Summary
+        from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+        from tensorboard.plugins.hparams import summary_v2 as hp
+
+        config = hp.hparams_config_pb([hp.HParam(name) for name in params], map(hp.Metric, metrics))
+        end = plugin_data_pb2.HParamsPluginData(
+            session_end_info=plugin_data_pb2.SessionEndInfo(status=api_pb2.STATUS_SUCCESS)
+        )
+        end_summary = Summary(
+            value=[
+                Summary.Value(
+                    tag=metadata.SESSION_END_INFO_TAG,
+                    metadata=metadata.create_summary_metadata(end),
+                )
+            ]
+        )
+        for summary in (config, hp.hparams_pb(params), end_summary):
+            file_writer.add_summary(summary)
 
     def finish(self, metrics: dict[str, float], step: int, run_dir: Path) -> None:
         """The run's final metrics to the trackers, which then mark their runs finished."""

@@ -17,6 +17,8 @@ ENT_COEF = "charts/ent_coef"  # SAC's entropy coefficient alpha
 # evaluation on separate envs, greedy / mean action
 EVAL_RETURN_MEAN = "eval/return_mean"
 EVAL_RETURN_STD = "eval/return_std"
+# the best evaluation so far (eval/return_exact where the env has it): what best.pt holds
+EVAL_BEST_RETURN = "eval/best_return"
 EVAL_VIDEO = "eval/video"
 # the exact expected return of the deterministic policy, where the env can compute it (the
 # recommender, by policy evaluation on its model): eval/return_mean without the sampling noise
@@ -68,8 +70,8 @@ LINE_SEARCH_STEPS = "policy/line_search_steps"
 GRAD_VARIANCE = "policy/grad_variance"
 GRAD_VARIANCE_NO_BASELINE = "policy/grad_variance_no_baseline"
 
-# HParams: the flattened config with the final evaluation
-HPARAM_EVAL_RETURN_MEAN = "hparams/eval_return_mean"
+# HParams: the keys the run set, with the last values of these (final eval, best so far)
+HPARAM_METRICS = (EVAL_RETURN_MEAN, EVAL_BEST_RETURN)
 
 # Language models (env=text), against the exact KL-regularized optimum (rltrain/algos/token_rl.py)
 REWARD_MEAN = "charts/reward_mean"  # sampled completions of the iteration

@@ -70,6 +70,13 @@ def _read_overrides(run_dir: Path) -> list[str]:
     return [str(item) for item in loaded] if isinstance(loaded, ListConfig) else []
 
 
+def _overrides(config: DictConfig, which: str) -> list[str]:
+    """`hydra.overrides.task` or `.hydra` as typed: an override such as
+    `hydra.sweep.subdir=${hydra.job.num}` is text here, not an interpolation to resolve."""
+    items = OmegaConf.to_container(config.hydra.overrides[which], resolve=False)
+    return [str(item) for item in items]  # type: ignore[union-attr]
+
+
 def _is_sweep(override: str) -> bool:
     """Whether a command-line override is a sweep (a,b / range() / interval() / choice())."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -79,6 +86,53 @@ def _is_sweep(override: str) -> bool:
     except Exception:  # Hydra reports unparsable overrides itself, with a better message
         return False
     return bool(parsed.is_sweep_override())
+
+
+def _name_runs_by_their_swept_keys(
+    config: DictConfig, task: list[str], params: list[str], grid: bool
+) -> None:
+    """The default `hydra.sweep.subdir` is `${hydra.job.override_dirname}`, which names a job
+    after every override it got: the keys the command line fixes for all jobs are left out of
+    it (`multirun/<time>/algo.lr=0.001,seed=1`), and a multirun that sweeps nothing numbers its
+    one job. Where two jobs could get the same name (a sampler that may draw a point twice, a
+    grid that lists a value twice) the job's number leads it, so no run overwrites another.
+    Each job's config is composed again from `hydra.overrides.hydra`, so an override appended
+    there reaches every launcher. A subdir or exclusion the user set is kept."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    sweep = OmegaConf.to_container(config.hydra.sweep, resolve=False)
+    hydra_overrides = [item.lstrip("+~") for item in _overrides(config, "hydra")]
+    if sweep.get("subdir") != "${hydra.job.override_dirname}" or any(  # type: ignore[union-attr]
+        item.startswith(("hydra.sweep.subdir=", "hydra.job.config.override_dirname."))
+        for item in hydra_overrides
+    ):
+        return
+    try:
+        parsed = OverridesParser.create().parse_overrides(task)
+    except Exception:  # Hydra reports unparsable overrides itself, with a better message
+        return
+    sweeps = [o for o in parsed if o.is_sweep_override()]
+    swept = {o.key_or_group for o in sweeps} | set(params)
+    fixed = sorted({o.key_or_group for o in parsed} - swept)
+    naming = []
+    if not swept:
+        naming.append("hydra.sweep.subdir=${hydra.job.num}")
+    else:
+        if fixed:
+            naming.append(f"hydra.job.config.override_dirname.exclude_keys=[{','.join(fixed)}]")
+        if not grid or params or _lists_a_value_twice(sweeps):
+            naming.append("hydra.sweep.subdir=${hydra.job.num}_${hydra.job.override_dirname}")
+    with read_write(config.hydra.overrides), open_dict(config.hydra.overrides):
+        config.hydra.overrides.hydra.extend(naming)
+
+
+def _lists_a_value_twice(sweeps: list[Any]) -> bool:
+    """Whether a grid's sweep overrides (choices, ranges) hold a value twice (`seed=0,0`)."""
+    try:
+        listed = [list(override.sweep_string_iterator()) for override in sweeps]
+    except Exception:  # not a grid sweep (interval): the basic sweeper refuses it itself
+        return False
+    return any(len(set(values)) < len(values) for values in listed)
 
 
 def _fail(message: str) -> None:
@@ -101,7 +155,7 @@ def _job_overrides(config: DictConfig) -> list[list[str]] | None:
 
     params = config.hydra.sweeper.get("params") or {}
     arguments = [f"{key}={value}" for key, value in params.items()]
-    arguments += [str(item) for item in config.hydra.overrides.task]
+    arguments += _overrides(config, "task")
     try:
         parsed = OverridesParser.create().parse_overrides(arguments)
         (jobs,) = BasicSweeper.split_arguments(parsed, None)
@@ -151,7 +205,7 @@ def check_every_job(config: DictConfig) -> None:
 
 def _fixed(config: DictConfig) -> set[str]:
     """The command line's overrides that are not sweeps (the same in every job)."""
-    return {str(item) for item in config.hydra.overrides.task if not _is_sweep(str(item))}
+    return {item for item in _overrides(config, "task") if not _is_sweep(item)}
 
 
 class SweepChecks(Callback):
@@ -162,10 +216,12 @@ class SweepChecks(Callback):
         sweeper = config.hydra.sweeper
         if "basic" in str(sweeper.get("_target_", "")).lower():
             check_every_job(config)  # every grid job composed and typed, before the first runs
-        task = [str(item) for item in config.hydra.overrides.task]
+        task = _overrides(config, "task")
         optuna = "optuna" in str(sweeper.get("_target_", "")).lower()
         params = (sweeper.get("params") or {}) if optuna else {}
         self._check_ranges(config, task, [f"{key}={value}" for key, value in params.items()])
+        grid = "basic" in str(sweeper.get("_target_", "")).lower()
+        _name_runs_by_their_swept_keys(config, task, [str(key) for key in params], grid)
         if not optuna:
             return
         if not params and not any(_is_sweep(item) for item in task):
@@ -177,8 +233,8 @@ class SweepChecks(Callback):
             )
         direction = sweeper.get("direction")
         if getattr(direction, "name", direction) == "minimize" and not any(
-            str(item).lstrip("+~").startswith("hydra.sweeper.direction=")
-            for item in config.hydra.overrides.hydra
+            item.lstrip("+~").startswith("hydra.sweeper.direction=")
+            for item in _overrides(config, "hydra")
         ):
             # The plugin's default is to minimise; the objective here is a return. An explicit
             # hydra.sweeper.direction=... on the command line is kept as given.

@@ -9,6 +9,7 @@ import json
 import signal
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -24,7 +25,7 @@ from rltrain.config.schema import Config
 from rltrain.config.validate import typed_config
 from rltrain.envs.factory import ExactReturn, env_baselines, exact_return_hook, make_vec_env
 from rltrain.errors import Interrupted, NonFiniteError, UserError
-from rltrain.logging import Recorder
+from rltrain.logging import HParam, Recorder
 from rltrain.networks.builders import is_image_space
 from rltrain.runner import checkpoint as ckpt
 from rltrain.runner.device import (
@@ -84,6 +85,29 @@ def config_params(node: DictConfig) -> dict[str, Any]:
     """The config as flat `key: value` pairs of plain values (HParams, trackers' params)."""
     flat = flatten(OmegaConf.to_container(node, resolve=True))  # type: ignore[arg-type]
     return {k: v for k, v in flat.items() if isinstance(v, (int, float, str, bool))}
+
+
+def hparam_values(node: DictConfig, overrides: Sequence[str]) -> dict[str, HParam]:
+    """What HParams shows of a run: the keys its command line set or its sweep chose (a group
+    choice such as `algo=dqn` by its option's name), each with its composed value and type
+    (lists as text), and the tuned preset it ran with; not the ~40 keys of the whole config,
+    among which the swept one hides."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    values: dict[str, HParam] = {}
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        key = override.key_or_group
+        if override.is_delete() or key.startswith(("hydra.", "logger.")):
+            continue  # where the run writes and what it shows do not change what it learns
+        value = OmegaConf.select(node, key, default=None)
+        if isinstance(value, DictConfig) or value is None:  # a group: the option chosen
+            values[key] = str(override.get_value_element_as_str())
+        elif isinstance(value, (bool, int, float, str)):
+            values[key] = value
+        else:  # a list
+            values[key] = str(OmegaConf.to_container(value))
+    values["preset"] = str(node.get("preset", "none"))
+    return values
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -293,6 +317,7 @@ def _run(
                     if score > best:
                         best = score
                         save(ckpt.BEST)
+                    rec.write(tags.EVAL_BEST_RETURN, best, ctx.step)
                     progress.evaluated(float(last_eval[1].mean()), best)
                 if next_ckpt is not None and ctx.step >= next_ckpt:
                     next_ckpt = _next(ctx.step, cfg.checkpoint_interval)
@@ -316,10 +341,11 @@ def _run(
             _, eval_returns, eval_exact = last_eval  # a periodic evaluation just ran at this step
         else:
             eval_returns, eval_exact = run_eval()
+            if _score(eval_returns, eval_exact) > best:
+                best = _score(eval_returns, eval_exact)
+                save(ckpt.BEST)
+            rec.write(tags.EVAL_BEST_RETURN, best, ctx.step)
         eval_mean = float(eval_returns.mean())
-        if _score(eval_returns, eval_exact) > best:
-            best = _score(eval_returns, eval_exact)
-            save(ckpt.BEST)
         save()
 
     summary = {
@@ -341,7 +367,7 @@ def _run(
     # allow_nan=False: a NaN or inf that got this far is a bug to see, not a file to write
     text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
     write_text_atomic(run_dir / "summary.json", text)
-    rec.hparams(config_params(node), {"hparams/eval_return_mean": eval_mean})
+    rec.hparams(hparam_values(node, summary["overrides"]), tags.HPARAM_METRICS)
     final = {key: float(value) for key, value in summary.items()
              if isinstance(value, (int, float)) and key not in ("seed", "total_steps")}  # fmt: skip
     rec.finish(final, ctx.step, run_dir)

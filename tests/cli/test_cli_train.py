@@ -66,7 +66,7 @@ def test_train_writes_a_complete_run_directory(trained_run, summary_of, trained_
     assert re.search(r"done: 512 steps in .* eval return [\d.]+ ± [\d.]+ over 2 episodes", out), out
 
 
-def test_event_files_hold_every_contract_tag(trained_run, tb_events):
+def test_event_files_hold_every_contract_tag(trained_run, tb_events, trained_run_args):
     events = tb_events(trained_run)
     tags = events.Tags()
     missing = [tag for tag in SCALAR_TAGS if tag not in tags["scalars"]]
@@ -96,14 +96,21 @@ def test_event_files_hold_every_contract_tag(trained_run, tb_events):
     start = plugin_data_pb2.HParamsPluginData.FromString(
         content["_hparams_/session_start_info"]
     ).session_start_info
-    assert start.hparams["algo.name"].string_value == "ppo"
+    # the keys the command line set, with their types (logger.* left out), and the preset
+    assert sorted(start.hparams) == sorted(
+        [a.split("=")[0] for a in trained_run_args if not a.startswith("logger.")] + ["preset"]
+    )
     assert start.hparams["total_steps"].number_value == 500
-    assert math.isclose(start.hparams["algo.lr"].number_value, 1e-3)
+    assert start.hparams["device"].string_value == "cpu"
+    assert start.hparams["preset"].string_value == "ppo_cartpole"
     experiment = plugin_data_pb2.HParamsPluginData.FromString(
         content["_hparams_/experiment"]
     ).experiment
+    # the metrics are the run's own eval curves (no copy of them at step 0)
     metric_tags = [info.name.tag for info in experiment.metric_infos]
-    assert metric_tags == ["hparams/eval_return_mean"]
+    assert metric_tags == ["eval/return_mean", "eval/best_return"]
+    assert not [tag for tag in tags["scalars"] if tag.startswith("hparams/")]
+    assert [e.step for e in events.Scalars("eval/best_return")] == [512]
 
 
 def test_train_subcommand_equals_bare_overrides_and_is_reproducible(

@@ -38,6 +38,7 @@ SMALL = [
     "logger.log_interval=128",
     "device=cpu",
 ]
+SMALL_KEYS = {arg.split("=")[0] for arg in SMALL if not arg.startswith("logger.")}
 
 
 def has_module(name: str) -> bool:
@@ -99,7 +100,11 @@ def test_joblib_2x2_sweep_runs_four_jobs_two_at_a_time(joblib_sweep, find_run_di
     sweep, stdout = joblib_sweep
     assert "Joblib.Parallel(n_jobs=2" in stdout and "launching 4 jobs" in stdout
     runs = find_run_dirs(sweep)
-    assert [run.name for run in runs] == ["0", "1", "2", "3"]
+    # each run is named after the keys swept, not the ones every job shares
+    assert [run.name for run in runs] == [
+        "algo.lr=0.0003,seed=0", "algo.lr=0.0003,seed=1", "algo.lr=0.001,seed=0",
+        "algo.lr=0.001,seed=1",
+    ]  # fmt: skip
     configs = {(s["overrides"][0], s["seed"]) for s in map(summary_of, runs)}
     assert configs == {("algo.lr=0.001", 0), ("algo.lr=0.001", 1),
                        ("algo.lr=0.0003", 0), ("algo.lr=0.0003", 1)}
@@ -135,9 +140,19 @@ def test_each_job_appears_in_the_hparams_tab_with_its_swept_keys_and_eval_return
         experiment = plugin_data_pb2.HParamsPluginData.FromString(
             content["_hparams_/experiment"]
         ).experiment
-        assert [info.name.tag for info in experiment.metric_infos] == ["hparams/eval_return_mean"]
-        ((_, value),) = tb_scalars(run)["hparams/eval_return_mean"]
-        assert value == pytest.approx(summary["eval_return_mean"])
+        assert [info.name.tag for info in experiment.metric_infos] == [
+            "eval/return_mean", "eval/best_return"
+        ]  # fmt: skip
+        # only what the sweep and the command line set, with their types
+        assert set(start.hparams) == {"algo.lr", "seed", *SMALL_KEYS, "preset"}
+        assert start.hparams["device"].string_value == "cpu"
+        # HParams shows each metric's last point: the final evaluation and the best one
+        assert tb_scalars(run)["eval/return_mean"][-1][1] == pytest.approx(
+            summary["eval_return_mean"]
+        )
+        assert tb_scalars(run)["eval/best_return"][-1][1] == pytest.approx(
+            summary["best_eval_return"]
+        )
 
 
 def test_summary_groups_the_seeds_of_each_configuration(
@@ -154,8 +169,8 @@ def test_summary_groups_the_seeds_of_each_configuration(
     rows = read_csv(table)
     assert sorted(row["algo.lr"] for row in rows) == ["0.0003", "0.001"]
     by_lr = {row["algo.lr"]: row for row in rows}
-    for lr, jobs in (("0.001", ("0", "1")), ("0.0003", ("2", "3"))):
-        row = by_lr[lr]
+    for lr in ("0.001", "0.0003"):
+        row, jobs = by_lr[lr], (f"algo.lr={lr},seed=0", f"algo.lr={lr},seed=1")
         returns = np.array([summary_of(sweep / job)["eval_return_mean"] for job in jobs])
         assert row["runs"] == " ".join(jobs) and row["seeds"] == "0,1" and row["n_runs"] == "2"
         assert float(row["eval_return_mean"]) == pytest.approx(returns.mean())
@@ -176,13 +191,13 @@ def test_summary_without_grouping_has_one_row_per_run(joblib_sweep, run_cli, sum
     result = run_cli(["summary", str(sweep), "--no-group", "--csv", str(table)], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     rows = read_csv(table)
-    assert [row["run"] for row in rows] == ["0", "1", "2", "3"]
+    # in the order the jobs ran
     assert [row["algo.lr"] for row in rows] == ["0.001", "0.001", "0.0003", "0.0003"]
     assert [row["seed"] for row in rows] == ["0", "1", "0", "1"]
     for row in rows:
+        assert row["run"] == f"algo.lr={row['algo.lr']},seed={row['seed']}"
         assert float(row["eval_return"]) == summary_of(sweep / row["run"])["eval_return_mean"]
-    for run in ("0", "1", "2", "3"):
-        assert f"│ {run} " in result.stdout
+        assert f"│ {row['run']} " in result.stdout
 
 
 def test_summary_plot_draws_one_curve_per_configuration(joblib_sweep, run_cli, tmp_path):
@@ -488,7 +503,7 @@ def test_ray_sweep_on_a_head_joined_by_address(
     assert f"Connecting to existing Ray cluster at address: {ray_head}" in output
     assert "'object_store_memory': None" in output  # the preset's fix for joining a cluster
     runs = find_run_dirs(sweep_dir)
-    assert [run.name for run in runs] == ["0", "1"]
+    assert [run.name for run in runs] == ["seed=0", "seed=1"]
     assert [summary_of(run)["seed"] for run in runs] == [0, 1]
     # the jobs ran in Ray worker processes, not in the launcher
     assert output.count("(_run_job pid=") >= 2, output
@@ -542,9 +557,21 @@ def test_slurm_sweep_through_submitit(slurm_cluster, run_cli, workdir, find_run_
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Submitit 'slurm' sweep output dir" in result.stdout
     runs = find_run_dirs(sweep_dir)
-    assert [run.name for run in runs] == ["0", "1"]
+    assert [run.name for run in runs] == ["seed=0", "seed=1"]
     assert [summary_of(run)["seed"] for run in runs] == [0, 1]
     # the jobs ran under SLURM: submitit keeps each array task's log under .submitit/<job id>
     logs = sorted((sweep_dir / ".submitit").glob("*/*_log.out"))
     assert len(logs) == 2, logs
     assert all("done: 512 steps" in log.read_text() for log in logs)
+
+
+def test_runs_that_would_share_a_name_are_numbered(run_cli, workdir, find_run_dirs):
+    """A grid that lists a seed twice gets two runs, not one overwritten; a multirun that sweeps
+    nothing names its one job by its number (an empty name would be the sweep dir itself)."""
+    args = ["total_steps=128", "env.num_envs=2", "algo.n_steps=32", "algo.batch_size=64",
+            "eval_episodes=1", "logger=none", "device=cpu"]  # fmt: skip
+    for sweep, names in ((["seed=0,0"], ["0_seed=0", "1_seed=0"]), ([], ["0"])):
+        root = workdir / ("twice" if sweep else "none")
+        result = run_cli(["-m", f"hydra.sweep.dir={root}", *sweep, *args], workdir)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert [run.name for run in find_run_dirs(root)] == names

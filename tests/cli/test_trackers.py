@@ -41,8 +41,7 @@ def test_mlflow_beside_tensorboard_gets_the_same_scalars_params_and_final_metric
     assert run.data.tags["rltrain.run_dir"] == str(run_dir)
 
     # the same scalars: every TensorBoard tag with the same steps and values
-    scalars = {tag: points for tag, points in tb_scalars(run_dir).items()
-               if not tag.startswith("hparams/")}  # fmt: skip
+    scalars = tb_scalars(run_dir)
     assert {"charts/episodic_return", "losses/policy_loss", "eval/return_mean"} <= set(scalars)
     for tag, points in scalars.items():
         history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, tag))
@@ -149,8 +148,7 @@ def test_wandb_offline_gets_the_same_scalars_config_and_final_metrics(
             for tag, value in row.items():
                 if not tag.startswith("_") and tag != "global_step":
                     history.setdefault(tag, []).append((int(row["global_step"]), float(value)))
-    scalars = {tag: points for tag, points in tb_scalars(run_dir).items()
-               if not tag.startswith("hparams/")}  # fmt: skip
+    scalars = tb_scalars(run_dir)
     assert set(history) == set(scalars)
     for tag, points in scalars.items():
         assert [step for step, _ in sorted(history[tag])] == sorted(s for s, _ in points), tag

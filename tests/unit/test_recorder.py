@@ -105,13 +105,27 @@ def test_flush_can_leave_out_histograms_and_images(tmp_path):
     assert [e.step for e in acc.Scalars("a")] == [7, 8]
 
 
-def test_hparams_are_written_with_the_metric(tmp_path):
+def test_hparams_keep_their_types_and_name_the_metrics_without_copying_them(tmp_path):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
     rec = Recorder(tmp_path, enabled=True)
-    rec.hparams({"algo.lr": 0.001, "algo.name": "ppo"}, {"hparams/eval_return_mean": 42.0})
+    rec.write("eval/return_mean", 42.0, 100)
+    rec.hparams({"algo.lr": 0.001, "algo=": "ppo", "flag": True, "n": 3}, ["eval/return_mean"])
     rec.close()
     acc = events(tmp_path)
-    assert "_hparams_/session_start_info" in acc.PluginTagToContent("hparams")
-    assert [(e.step, e.value) for e in acc.Scalars("hparams/eval_return_mean")] == [(0, 42.0)]
+    content = acc.PluginTagToContent("hparams")
+    data = plugin_data_pb2.HParamsPluginData
+    start = data.FromString(content["_hparams_/session_start_info"]).session_start_info
+    flag = start.hparams["flag"]
+    assert flag.WhichOneof("kind") == "bool_value" and flag.bool_value  # not 1.0
+    assert start.hparams["n"].number_value == 3 and start.hparams["algo="].string_value == "ppo"
+    assert start.hparams["algo.lr"].number_value == 0.001
+    experiment = data.FromString(content["_hparams_/experiment"]).experiment
+    assert [m.name.tag for m in experiment.metric_infos] == ["eval/return_mean"]
+    assert sorted(h.name for h in experiment.hparam_infos) == ["algo.lr", "algo=", "flag", "n"]
+    end = data.FromString(content["_hparams_/session_end_info"]).session_end_info
+    assert end.status == 1  # STATUS_SUCCESS
+    assert acc.Tags()["scalars"] == ["eval/return_mean"]  # nothing written at step 0
 
 
 def test_a_resumed_writer_purges_the_stale_points_of_a_killed_run(tmp_path):
@@ -143,3 +157,22 @@ def test_purge_step_drops_exactly_the_steps_from_it_on(tmp_path):
     resumed = Recorder(tmp_path, enabled=True, purge_step=256)
     resumed.close()
     assert scalars(tmp_path, "x") == [(128, 128.0)]
+
+
+def test_hparam_values_are_the_keys_the_command_line_set_with_their_composed_types():
+    from omegaconf import OmegaConf
+
+    from rltrain.runner.loop import hparam_values
+
+    node = OmegaConf.create({
+        "algo": {"name": "dqn", "lr": 0.5, "double": True}, "seed": 3, "preset": "dqn_cartpole",
+        "network": {"hidden_sizes": [3, 4]}, "logger": {"progress": "none"}, "extra": "x",
+    })  # fmt: skip
+    overrides = [
+        "algo=dqn", "algo.lr=0.5", "algo.double=true", "seed=3", "+extra=x", "~gone",
+        "network.hidden_sizes=[3,4]", "logger.progress=none", "hydra.run.dir=r",
+    ]  # fmt: skip
+    assert hparam_values(node, overrides) == {
+        "algo": "dqn", "algo.lr": 0.5, "algo.double": True, "seed": 3, "extra": "x",
+        "network.hidden_sizes": "[3, 4]", "preset": "dqn_cartpole",
+    }  # fmt: skip
