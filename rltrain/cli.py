@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from rltrain.errors import OUTPUT_DIR_HINT, UserError, os_error_advice
+from rltrain.errors import OUTPUT_DIR_HINT, SUBCOMMANDS, UserError, os_error_advice
 
-SUBCOMMANDS = ("train", "eval", "resume", "export", "list", "summary", "board", "reward-model")
 # Hydra flags that take a value, and flags whose value is optional (--info [what]).
 _VALUE_FLAGS = {
     "--cfg",
@@ -354,6 +353,20 @@ def exit_without_teardown(code: int = 0) -> None:
     os._exit(code)
 
 
+def complete(args: list[str]) -> None:
+    """`-sc query=SHELL`, what the installed completion calls on each Tab: rltrain's
+    subcommands (and `list`'s groups) first, then Hydra's overrides where they apply."""
+    from rltrain.app.completion import complete_line
+
+    words, hydra_line = complete_line(os.environ.get("COMP_LINE", ""))
+    separator = "\n" if args[1] == "query=fish" else " "
+    if words:
+        print(separator.join(words), end=separator, flush=True)
+    if hydra_line is not None:
+        os.environ["COMP_LINE"] = hydra_line
+        run_hydra(args)
+
+
 def main() -> None:
     _guard_stdout()
     args = sys.argv[1:]
@@ -362,6 +375,18 @@ def main() -> None:
         print(f"rltrain {version()}")
         return
     try:
+        if first in ("-sc", "--shell-completion") and len(args) == 2:
+            if args[1].startswith("query="):
+                return complete(args)
+        elif first in ("--install-completion", "--show-completion") and len(args) <= 2:
+            from rltrain.app import completion
+
+            shell = args[1] if len(args) == 2 else completion.detect_shell()
+            if first == "--show-completion":
+                print(completion.startup_line(shell)[1])
+            else:
+                print(completion.install(shell))
+            return
         if first == "list" and len(args) <= 2 and not any(a.startswith("-") for a in args):
             # `rltrain list [GROUP]` without Typer: importing Typer (which imports pydantic)
             # costs three times what listing does; `rltrain list --help` still goes to Typer

@@ -3,6 +3,10 @@ from __future__ import annotations
 import errno
 import sys
 
+# the CLI's subcommands (rltrain/cli.py dispatches on them); here so messages below the CLI can
+# name them without importing it
+SUBCOMMANDS = ("train", "eval", "resume", "export", "list", "summary", "board", "reward-model")
+
 
 class UserError(Exception):
     """A mistake the user can fix; the CLI prints str(self) on one line and exits non-zero."""

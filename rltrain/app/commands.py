@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
-import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
@@ -269,13 +269,31 @@ def _option_description(path: Path) -> str:
     return ""
 
 
+# Hydra's own options of its groups (its core and its plugins): what each does, and the extra
+# that installs the plugin when it is missing
+HYDRA_OPTIONS: dict[str, dict[str, tuple[str, str | None]]] = {
+    "hydra/launcher": {
+        "basic": ("Hydra's default: the jobs one after another, in this process", None),
+        "joblib": ("the jobs in parallel processes here (hydra.launcher.n_jobs)", "sweep"),
+        "submitit_local": ("the jobs as local submitit processes, each with its own log", "sweep"),
+        "submitit_slurm": ("the jobs as a SLURM array through submitit", "sweep"),
+        "ray": ("the jobs on Ray: a local one, or a cluster (see ray_cluster)", "ray"),
+    },
+    "hydra/sweeper": {
+        "basic": ("Hydra's default: every combination of the comma lists and ranges", None),
+        "optuna": ("an Optuna search over interval() and choice() (`rltrain list search`)",
+                   "sweep"),
+    },
+}
+
+
 def list_groups(group: str | None) -> None:
     root = Path(str(resources.files("rltrain.conf")))
     # nested groups too (hydra/launcher): every directory that holds options
     groups = sorted(
         {str(p.parent.relative_to(root)) for p in root.glob("*/**/*.yaml")
-         if not p.parent.name.startswith("_")}
-    )
+         if not p.parent.name.startswith("_")} | set(HYDRA_OPTIONS)
+    )  # fmt: skip
     if group is not None and group not in (*groups, "tuned"):
         raise UserError(f"no config group '{group}'; groups are: {', '.join(groups)}, tuned")
     for name in [group] if group else groups:
@@ -284,6 +302,11 @@ def list_groups(group: str | None) -> None:
         print(f"{name}:")
         for option in sorted((root / name).glob("*.yaml")):
             print(f"  {option.stem:<22} {_option_description(option)}")
+        if name in HYDRA_OPTIONS:
+            if group is None:  # finding the plugins imports Hydra: only when asked for
+                print(f"  (Hydra's own options too: `rltrain list {name}`)")
+            else:
+                _list_hydra_options(name)
     if group in (None, "tuned"):
         list_presets()
     if group is None:
@@ -291,6 +314,29 @@ def list_groups(group: str | None) -> None:
             "choose with group=option, e.g. `rltrain algo=dqn env=cartpole`;"
             " see every key with `rltrain --cfg job`"
         )
+
+
+def _list_hydra_options(group: str) -> None:
+    """The options Hydra's core and its installed plugins register in `group`, then the known
+    plugins that are not installed, with the extra that brings them."""
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()  # importing the plugins is what registers their options
+    try:
+        installed = sorted(
+            name.removesuffix(".yaml") for name in ConfigStore.instance().list(group)
+            if name.endswith(".yaml")
+        )  # fmt: skip
+    except OSError:  # ConfigStore's "no such group": nothing of Hydra's here
+        installed = []
+    known = HYDRA_OPTIONS[group]
+    for name in installed:
+        what = known.get(name, ("a Hydra plugin's option", None))[0]
+        print(f"  {name:<22} {what} (Hydra)")
+    for name, (what, extra) in known.items():
+        if name not in installed and extra is not None:
+            print(f"  {name:<22} {what} (not installed: pip install 'rltrain[{extra}]')")
 
 
 def list_presets() -> None:
@@ -312,22 +358,16 @@ def summarize(
     summarize_runs(directory, csv_path, plot_path, group)
 
 
-def start_board(directory: Path, port: int) -> None:
+def start_board(directory: Path, port: int, host: str) -> None:
+    """TensorBoard in place of this process (exec, not a child): a signal to this PID stops
+    TensorBoard itself, and nothing is left serving after `kill` or Ctrl-C."""
     if not directory.is_dir():
         raise UserError(
             f"{directory} does not exist; train something first (rltrain) or give a directory"
         )
-    command = [
-        sys.executable,
-        "-m",
-        "tensorboard.main",
-        "--logdir",
-        str(directory),
-        "--port",
-        str(port),
-    ]
-    print(f"TensorBoard on http://localhost:{port} (Ctrl-C stops it)", flush=True)
-    try:
-        subprocess.run(command, check=False)
-    except KeyboardInterrupt:
-        pass
+    command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(directory),
+               "--port", str(port), "--host", host]  # fmt: skip
+    shown = "localhost" if host in ("localhost", "127.0.0.1") else host
+    print(f"TensorBoard on http://{shown}:{port} (Ctrl-C stops it)", flush=True)
+    sys.stderr.flush()
+    os.execv(sys.executable, command)

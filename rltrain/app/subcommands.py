@@ -17,7 +17,8 @@ app = typer.Typer(
     help=(
         "Config-driven reinforcement learning. `rltrain [train] key=value ...` trains "
         "(default: algo=ppo env=cartpole); `rltrain list` shows config groups and options; "
-        "`rltrain train --help` shows Hydra's help with the composed config."
+        "`rltrain train --help` shows Hydra's help with the composed config; "
+        "`rltrain --install-completion [bash|zsh|fish]` sets up Tab completion."
     ),
 )
 
@@ -106,11 +107,12 @@ def summary(
 def board(
     directory: Path = typer.Argument(Path("runs"), help="directory with event files"),
     port: int = typer.Option(6006, help="TensorBoard port"),
+    host: str = typer.Option("localhost", help="address to serve on (0.0.0.0: every interface)"),
 ) -> None:
     """Start TensorBoard on the runs."""
     from rltrain.app.commands import start_board
 
-    start_board(directory, port)
+    start_board(directory, port, host)
 
 
 @app.command(name="reward-model")

@@ -242,6 +242,12 @@ def _print_table(
     Console(width=200).print(table)
 
 
+def _tidy(value: float | None) -> float | None:
+    """A mean or a std to 10 significant digits: the mean of 3.117 and 3.121 is written as 3.119,
+    not 3.1189999999999998 (the sum's rounding error, far below what a return can resolve)."""
+    return None if value is None else float(f"{value:.10g}")
+
+
 def _write_csv(
     path: Path, groups: Sequence[Group], runs: Sequence[Run], keys: Sequence[str], group: bool
 ) -> None:
@@ -258,12 +264,12 @@ def _write_csv(
                 "overrides": " ".join(item.config),
                 "seeds": _seeds(item.runs),
                 "n_runs": len(item.runs),
-                "eval_return_mean": item.mean,
-                "eval_return_std": item.std,
+                "eval_return_mean": _tidy(item.mean),
+                "eval_return_std": _tidy(item.std),
                 "eval_return_min": float(returns.min()),
                 "eval_return_max": float(returns.max()),
-                "steps": item.mean_of("steps"),
-                "wall_time_s": item.mean_of("wall_time"),
+                "steps": _tidy(item.mean_of("steps")),
+                "wall_time_s": _tidy(item.mean_of("wall_time")),
             })
     else:
         for run in runs:

@@ -8,9 +8,7 @@ import re
 from hydra.errors import MissingConfigException, OverrideParseException
 
 from rltrain.config.validate import unknown_key_message
-
-# the subcommands of rltrain/cli.py other than train (named here for messages only)
-COMMANDS = ("eval", "resume", "list", "summary", "board")
+from rltrain.errors import SUBCOMMANDS
 
 
 def _chain(error: BaseException) -> list[BaseException]:
@@ -35,7 +33,7 @@ def explain(error: BaseException) -> str:
             if re.fullmatch(r"[A-Za-z_][\w-]*", override):
                 # a lone word: most likely a mistyped subcommand
                 return (
-                    f"'{override}' is neither a command ({', '.join(COMMANDS)}) nor a "
+                    f"'{override}' is neither a command ({', '.join(SUBCOMMANDS)}) nor a "
                     "key=value override; see `rltrain --help`"
                 )
             return f"cannot parse override '{override}': {_first_line(item)}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 import shutil
 
@@ -27,8 +28,8 @@ def test_eval_prints_each_episode_and_the_mean(trained_run, run_cli, workdir):
 def test_multirun_joblib_with_flags_after_overrides_then_summary(
     run_cli, workdir, tiny, find_run_dirs, summary_of, tb_scalars
 ):
-    """`-m` after the overrides and a launcher override: two jobs under multirun/<time>/0 and /1,
-    then `rltrain summary --csv` over the sweep gives one row per job."""
+    """`-m` after the overrides and a launcher override: two jobs under multirun/<time>/seed=0
+    and /seed=1, then `rltrain summary --csv` over the sweep gives one row per job."""
     result = run_cli(["seed=0,1", "hydra/launcher=joblib", *tiny, "-m"], workdir, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Joblib" in result.stdout  # the joblib launcher ran the jobs, not the basic one
@@ -38,7 +39,7 @@ def test_multirun_joblib_with_flags_after_overrides_then_summary(
     (sweep,) = (workdir / "multirun").iterdir()
     assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d-\d{6}", sweep.name)
     runs = find_run_dirs(sweep)
-    assert [run.name for run in runs] == ["0", "1"]
+    assert [run.name for run in runs] == ["seed=0", "seed=1"]  # named by what the sweep varies
     assert [summary_of(run)["seed"] for run in runs] == [0, 1]
     assert all(summary_of(run)["steps"] == 512 for run in runs)
     assert not (workdir / "runs").exists()
@@ -50,13 +51,13 @@ def test_multirun_joblib_with_flags_after_overrides_then_summary(
     result = run_cli(["summary", str(sweep), "--no-group", "--csv", str(per_run_csv)], workdir)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 runs in" in result.stdout
-    for run in ("0", "1"):
+    for seed in ("0", "1"):
         assert re.search(
-            rf"^│ {run}\s+│ ppo\s+│ cartpole\s+│ seed={run} ", result.stdout, flags=re.M
+            rf"^│ seed={seed}\s+│ ppo\s+│ cartpole\s+│ seed={seed} ", result.stdout, flags=re.M
         ), result.stdout
     with open(per_run_csv) as handle:
         rows = list(csv.DictReader(handle))
-    assert [row["run"] for row in rows] == ["0", "1"]
+    assert [row["run"] for row in rows] == ["seed=0", "seed=1"]
     for row, run in zip(rows, runs, strict=True):
         summary = summary_of(run)
         assert row["algo"] == "ppo" and row["env"] == "cartpole" and row["steps"] == "512"
@@ -162,3 +163,24 @@ def test_hydra_mode_override_still_sweeps(run_cli, workdir, tiny, find_run_dirs,
     runs = find_run_dirs(sweep)
     assert [summary_of(run)["seed"] for run in runs] == [0, 1]
     assert not (workdir / "runs").exists()
+
+
+def test_summary_csv_writes_means_without_float_noise(trained_run, run_cli, workdir):
+    """Two seeds returning 3.117 and 3.121: the grouped CSV says 3.119, as a person would, not
+    the 3.1189999999999998 that summing them in binary gives."""
+    root = workdir / "runs"
+    for seed, value in ((0, 3.117), (1, 3.121)):
+        run = root / f"seed={seed}"
+        shutil.copytree(trained_run, run)
+        summary = json.loads((run / "summary.json").read_text())
+        overrides = [f"seed={seed}", *summary["overrides"][1:]]
+        summary.update(seed=seed, eval_return_mean=value, overrides=overrides)
+        (run / "summary.json").write_text(json.dumps(summary))
+        (run / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    assert (3.117 + 3.121) / 2 == 3.1189999999999998  # the noise this is about
+    table = workdir / "groups.csv"
+    result = run_cli(["summary", str(root), "--csv", str(table)], workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (row,) = csv.DictReader(table.read_text().splitlines())
+    assert row["n_runs"] == "2" and row["eval_return_mean"] == "3.119", row
+    assert row["eval_return_std"] == "0.002"

@@ -60,6 +60,7 @@ def test_train_writes_a_complete_run_directory(trained_run, summary_of, trained_
     state = torch.load(last, map_location="cpu", weights_only=True)
     assert state["step"] == 512 and state["algo"] == "ppo" and state["env"] == "cartpole"
     assert not list((trained_run / "checkpoints").glob("*.tmp"))
+    assert not list(trained_run.glob("*.log"))  # no empty hydra_app.log: warnings go to stderr
 
     out = (trained_run.parents[3] / "train.out").read_text()
     assert "Traceback" not in out
@@ -167,6 +168,22 @@ def test_list_shows_groups_and_options_with_descriptions(run_cli, workdir):
         assert option in lines, option
         assert len(lines[option].split()) > 2, f"no description: {lines[option]!r}"
     assert "Proximal Policy Optimisation" in lines["ppo"]
+
+
+def test_list_of_a_hydra_group_shows_hydras_own_options_too(run_cli, workdir):
+    """rltrain's presets of hydra/launcher, then what Hydra and its plugins offer: the ones
+    installed (the sweep extra: joblib, submitit) and the known ones that are not, with the
+    extra that brings them (ray, not in `make install`)."""
+    result = run_cli(["list", "hydra/launcher"], workdir)
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("  ")}
+    assert {"ray_cluster", "slurm_gpu", "basic", "joblib", "submitit_local", "submitit_slurm",
+            "ray"} <= set(lines)  # fmt: skip
+    for name in ("basic", "joblib", "submitit_local", "submitit_slurm"):
+        assert lines[name].endswith("(Hydra)"), lines[name]
+    assert lines["ray"].endswith("(Hydra)") or "pip install 'rltrain[ray]'" in lines["ray"]
+    sweepers = run_cli(["list", "hydra/sweeper"], workdir).stdout
+    assert re.search(r"^  optuna .*\(Hydra\)$", sweepers, flags=re.M), sweepers
 
 
 def test_list_one_group(run_cli, workdir):
