@@ -136,7 +136,8 @@ def record_table(
         shown_v = np.where(view.terminal_mask, 0.0, v)  # V of a terminal state is 0
         walls = view.wall_mask
         rec.image(
-            tags.V_HEATMAP, render_grid.value_heatmap(shown_v, view.rows, view.cols, walls)
+            tags.V_HEATMAP,
+            render_grid.value_heatmap(shown_v, view.rows, view.cols, walls, grid=view.grid),
         )
         arrows = view.arrow_of_action[greedy(q)]
         rec.image(
@@ -149,7 +150,7 @@ def record_table(
             error = np.where(mask, np.abs(shown_v - oracle.v_star), 0.0)
             rec.image(
                 tags.V_ERROR_VS_OPTIMAL,
-                render_grid.error_heatmap(error, view.rows, view.cols, walls),
+                render_grid.error_heatmap(error, view.rows, view.cols, walls, grid=view.grid),
             )
 
 
