@@ -135,6 +135,14 @@ class Recorder:
         )
 
     @_event_io
+    def custom_scalars(self, layout: dict[str, Any]) -> None:
+        """Write a Custom Scalars layout ({category: {title: ["Multiline", [tags]]}}) now.
+
+        TensorBoard reads each run's first layout; a resumed run writes the same one again."""
+        if self.writer is not None and layout:
+            self.writer.add_custom_scalars(layout)
+
+    @_event_io
     def write(self, tag: str, value: float, step: int) -> None:
         """Write one host-side number now (episode returns, eval results)."""
         self.latest[tag] = float(value)

@@ -44,6 +44,8 @@ Q_DISAGREEMENT = "values/q_disagreement"
 Q_HISTOGRAM = "values/q"
 V_HISTOGRAM = "values/v"
 ADVANTAGE_HISTOGRAM = "values/advantage"
+# the means of Q, V and A, drawn on one Custom Scalars chart (rltrain/algos/value_estimates.py)
+VALUE_MEAN_TAGS = (Q_MEAN, V_MEAN, ADVANTAGE_MEAN)
 # tabular, against the exact optimum of the env's model
 Q_ERROR_VS_OPTIMAL = "values/q_error_vs_optimal"
 POLICY_AGREEMENT = "values/policy_agreement"
@@ -59,7 +61,9 @@ BANDIT_REGRET = "bandit/regret"
 POLICY_LOSS = "losses/policy_loss"
 VALUE_LOSS = "losses/value_loss"
 TD_LOSS = "losses/td_loss"
-GRAD_NORM = "losses/grad_norm"
+GRAD_NORM = "losses/grad_norm"  # global L2 norm of the gradient before clipping
+# the actor's, where it has an update of its own (SAC, TD3/DDPG; TRPO: the surrogate's gradient)
+ACTOR_GRAD_NORM = "losses/actor_grad_norm"
 ENT_COEF_LOSS = "losses/ent_coef_loss"  # SAC with ent_coef=auto: the loss of log(alpha)
 ENTROPY = "policy/entropy"
 APPROX_KL = "policy/approx_kl"

@@ -79,10 +79,11 @@ class A2C(ActorCriticInference, Algorithm):
             out, advantages, returns, cfg.vf_coef, cfg.ent_coef, closed_form=self.gradients.hand
         )
         self.gradients.backward(out, loss)
-        self.optimizer.clip_grad_norm(cfg.max_grad_norm)
+        grad_norm = self.optimizer.clip_grad_norm(cfg.max_grad_norm)
         self.optimizer.step()
 
         rec.scalar(tags.LEARNING_RATE, lr)
+        rec.scalar(tags.GRAD_NORM, grad_norm)
         record_losses(rec, *stats)
         record_values(rec, rollout.values, rollout.advantages, rollout.returns)
         self._last = rollout
@@ -90,9 +91,8 @@ class A2C(ActorCriticInference, Algorithm):
 
     def diagnostics(self) -> None:
         if self._last is not None:
-            record_histograms(
-                self.ctx.recorder, self._last.values.flatten(), self._last.advantages.flatten()
-            )
+            last = self._last
+            record_histograms(self.ctx.recorder, last.values, last.advantages, last.returns)
 
     def state_dict(self) -> dict[str, Any]:
         state = {

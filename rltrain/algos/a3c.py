@@ -143,6 +143,7 @@ class _Window:
             advantage_std=float(advantages.std()) if advantages.numel() > 1 else 0.0,
             explained_variance=float(explained_variance(values, returns)),
             v_samples=values[-HISTOGRAM_SAMPLES:].numpy(),
+            q_samples=returns[-HISTOGRAM_SAMPLES:].numpy(),
             advantage_samples=advantages[-HISTOGRAM_SAMPLES:].numpy(),
         )
         return out
@@ -201,7 +202,7 @@ def _worker_loop(spec: WorkerSpec, shared: Shared) -> None:
             assert loss.value is not None  # the autograd form: workers use autograd
             local_buffers.zero_grad()
             loss.value.backward()
-            local_buffers.clip_grad_norm(cfg.max_grad_norm)
+            grad_norm = local_buffers.clip_grad_norm(cfg.max_grad_norm)
             # theta <- theta - lr * update(d theta'), on the shared weights and statistics, no lock
             lr = anneal_lr(
                 shared_optimizer, cfg.lr, cfg.anneal_lr, budget_used(taken, spec.total_steps)
@@ -217,6 +218,7 @@ def _worker_loop(spec: WorkerSpec, shared: Shared) -> None:
                     "value_loss": float(stats.value_loss),
                     "entropy": float(stats.entropy),
                     "learning_rate": lr,
+                    "grad_norm": float(grad_norm),
                 },
                 rollout.values,
                 rollout.returns,
@@ -412,6 +414,7 @@ class A3C(ActorCriticInference, Algorithm):
         rec = self.ctx.recorder
         record_losses(rec, payload["policy_loss"], payload["value_loss"], payload["entropy"])
         rec.scalar(tags.LEARNING_RATE, payload["learning_rate"])
+        rec.scalar(tags.GRAD_NORM, payload["grad_norm"])
         for tag, key in (
             (tags.V_MEAN, "v_mean"), (tags.Q_MEAN, "q_mean"),
             (tags.ADVANTAGE_MEAN, "advantage_mean"), (tags.ADVANTAGE_STD, "advantage_std"),
@@ -419,6 +422,7 @@ class A3C(ActorCriticInference, Algorithm):
         ):  # fmt: skip
             rec.scalar(tag, payload[key])
         self._histograms = {
+            tags.Q_HISTOGRAM: payload["q_samples"],
             tags.V_HISTOGRAM: payload["v_samples"],
             tags.ADVANTAGE_HISTOGRAM: payload["advantage_samples"],
         }

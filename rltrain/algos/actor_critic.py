@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from rltrain import tags
+from rltrain.algos import value_estimates
 from rltrain.algos.base import obs_to_tensor
 from rltrain.blocks.optim import Adam, FlatOptimizer, RMSprop
 from rltrain.blocks.returns import gae
@@ -261,10 +262,11 @@ def record_losses(
 
 
 def record_histograms(
-    rec: Recorder, values: torch.Tensor | np.ndarray, advantages: torch.Tensor | np.ndarray
-) -> None:
-    rec.histogram(tags.V_HISTOGRAM, values)
-    rec.histogram(tags.ADVANTAGE_HISTOGRAM, advantages)
+    rec: Recorder, values: torch.Tensor | np.ndarray, advantages: torch.Tensor | np.ndarray,
+    returns: torch.Tensor | np.ndarray,
+) -> None:  # fmt: skip
+    """Histograms of the same V, A and Q = A + V (the return target) as `record_values`."""
+    value_estimates.record_histograms(rec, q=returns, v=values, advantage=advantages)
 
 
 # --- the advantage actor-critic loss (A2C, and each A3C worker) ---------------------------------

@@ -90,6 +90,7 @@ class LinearBandit(Algorithm):
     """One iterate() = one decision in each env (a context each) and the arms' ridge updates."""
 
     algo_name = "linear_bandit"
+    value_tags = (tags.Q_MEAN,)  # the predicted reward of the chosen arm; no V or A
 
     @classmethod
     def check_env(cls, obs_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:

@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from rltrain import tags
 from rltrain.blocks.schedules import budget_used
 from rltrain.config.schema import Config
 from rltrain.envs.vec import Episodes, VecEnv
@@ -65,6 +66,8 @@ class Algorithm(Protocol):
 
     # Planners (value / policy iteration) end by convergence: the loop stops once this is true.
     finished: bool = False
+    # the mean Q, V and A scalars it logs, drawn together on the Custom Scalars chart
+    value_tags: tuple[str, ...] = tags.VALUE_MEAN_TAGS
 
     def __init__(self, cfg: Any, ctx: Context) -> None: ...
 

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from rltrain import tags
 from rltrain.algos.base import Algorithm, Context, check_iteration_fits, obs_to_tensor
 from rltrain.algos.off_policy import QBiasTracker, update_target
+from rltrain.algos.value_estimates import greedy_values, record_histograms
 from rltrain.blocks.buffers import PrioritizedReplay, ReplaySample, make_replay_buffer
 from rltrain.blocks.optim import Adam
 from rltrain.blocks.schedules import budget_used, epsilon_at, linear
@@ -140,8 +141,8 @@ class DQN(Algorithm):
         # values/q_bias: Q(s_t, a_t) predicted when acting (NaN during the random warm-up) against
         # the discounted return that followed
         self.q_bias = QBiasTracker(self.num_envs, cfg.gamma)
-        self._last_q: torch.Tensor | None = None
-        self._last_adv: torch.Tensor | None = None
+        # Q, V and A of the latest minibatch, for the histograms
+        self._last: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     # --- acting ---------------------------------------------------------------------------------
     def epsilon(self, step: int) -> float:
@@ -252,7 +253,9 @@ class DQN(Algorithm):
         self.optimizer.zero_grad()
         loss.backward()
         if cfg.max_grad_norm is not None:
-            self.optimizer.clip_grad_norm(cfg.max_grad_norm)
+            grad_norm = self.optimizer.clip_grad_norm(cfg.max_grad_norm)
+        else:
+            grad_norm = self.optimizer.grad_norm()
         self.optimizer.step()
         self.updates += 1
 
@@ -263,16 +266,16 @@ class DQN(Algorithm):
 
         # Q, V = max_a Q and A = Q - V on the replayed states; tensors, averaged at log time
         q_all = q_all.detach()
-        v = q_all.max(dim=-1, keepdim=True).values
-        adv = q_all - v
+        v, adv = greedy_values(q_all)
         rec.scalar(tags.TD_LOSS, loss.detach())
+        rec.scalar(tags.GRAD_NORM, grad_norm)
         rec.scalar(tags.TD_ERROR, td_abs.mean())
         rec.scalar(tags.Q_MEAN, q_pred.detach().mean())
         rec.scalar(tags.Q_MAX, v.max())
         rec.scalar(tags.V_MEAN, v.mean())
         rec.scalar(tags.ADVANTAGE_MEAN, adv.mean())
         rec.scalar(tags.ADVANTAGE_STD, adv.std())
-        self._last_q, self._last_adv = q_all, adv
+        self._last = q_all, v, adv
         return loss.detach()
 
     def _maybe_update_target(self, step: int) -> None:
@@ -338,9 +341,9 @@ class DQN(Algorithm):
         q_bias = self.q_bias.pop()
         if q_bias is not None:
             self.ctx.recorder.scalar(tags.Q_BIAS, q_bias)
-        if self._last_q is not None and self._last_adv is not None:
-            self.ctx.recorder.histogram(tags.Q_HISTOGRAM, self._last_q)
-            self.ctx.recorder.histogram(tags.ADVANTAGE_HISTOGRAM, self._last_adv)
+        if self._last is not None:
+            q, v, adv = self._last
+            record_histograms(self.ctx.recorder, q=q, v=v, advantage=adv)
 
     # --- checkpoint -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from rltrain import tags
 from rltrain.algos.actor_critic import anneal_lr, record_losses
 from rltrain.algos.base import Algorithm, Context, check_iteration_fits
 from rltrain.algos.token_rl import completion_run
+from rltrain.algos.value_estimates import record_histograms
 from rltrain.blocks.optim import Adam
 from rltrain.blocks.token_rewards import group_advantages, k3_kl
 from rltrain.config.algos import GRPOConfig
@@ -67,6 +68,8 @@ class GRPO(Algorithm):
         check_iteration_fits(
             ctx, "grpo", tokens, "env.num_envs x algo.group_size x env.max_new_tokens"
         )
+        # Q = R, V = the group mean and A of the latest iteration's completions (histograms)
+        self._last: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         return self.text.act(self.net, obs, deterministic)
@@ -119,6 +122,7 @@ class GRPO(Algorithm):
         rec.scalar(tags.ADVANTAGE_MEAN, advantages.mean())
         rec.scalar(tags.ADVANTAGE_STD, advantages.std())
         rec.scalar(tags.LEARNING_RATE, lr)
+        self._last = batch.rewards, baseline, advantages
         return int(batch.mask.sum().item())
 
     def pop_episodes(self) -> Episodes | None:
@@ -134,6 +138,9 @@ class GRPO(Algorithm):
         return [row for i, row in enumerate(rows) if i % cfg.group_size < SHOWN_PER_GROUP]
 
     def diagnostics(self) -> None:
+        if self._last is not None:
+            q, v, advantage = self._last
+            record_histograms(self.ctx.recorder, q=q, v=v, advantage=advantage)
         self.text.record(self.ctx.recorder, self.net, value_head=False)
         if self.ctx.cfg.logger.images:  # the picture costs a sampling pass; skip it if unseen
             self.text.show(self.ctx.recorder, self._shown_rows())

@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 from rltrain import tags
+from rltrain.algos.value_estimates import record_histograms
 from rltrain.blocks.dp import (
     TabularModel,
     decision_states,
@@ -126,9 +127,7 @@ def record_table(
     rec.scalar(tags.V_MEAN, float(v_in.mean()))
     rec.scalar(tags.ADVANTAGE_MEAN, float(advantage.mean()))
     rec.scalar(tags.ADVANTAGE_STD, float(advantage.std()))
-    rec.histogram(tags.Q_HISTOGRAM, q_in.reshape(-1))
-    rec.histogram(tags.V_HISTOGRAM, v_in)
-    rec.histogram(tags.ADVANTAGE_HISTOGRAM, advantage.reshape(-1))
+    record_histograms(rec, q=q_in, v=v_in, advantage=advantage)
     if oracle is not None:
         rec.scalar(tags.Q_ERROR_VS_OPTIMAL, q_error_vs_optimal(q, oracle.q_star, mask))
         rec.scalar(tags.POLICY_AGREEMENT, policy_agreement(q, oracle.q_star, mask))
@@ -137,7 +136,8 @@ def record_table(
         shown_v = np.where(view.terminal_mask, 0.0, v)  # V of a terminal state is 0
         walls = view.wall_mask
         rec.image(
-            tags.V_HEATMAP, render_grid.value_heatmap(shown_v, view.rows, view.cols, walls)
+            tags.V_HEATMAP,
+            render_grid.value_heatmap(shown_v, view.rows, view.cols, walls, grid=view.grid),
         )
         arrows = view.arrow_of_action[greedy(q)]
         rec.image(
@@ -150,7 +150,7 @@ def record_table(
             error = np.where(mask, np.abs(shown_v - oracle.v_star), 0.0)
             rec.image(
                 tags.V_ERROR_VS_OPTIMAL,
-                render_grid.error_heatmap(error, view.rows, view.cols, walls),
+                render_grid.error_heatmap(error, view.rows, view.cols, walls, grid=view.grid),
             )
 
 

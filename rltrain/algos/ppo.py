@@ -250,9 +250,8 @@ class PPO(ActorCriticInference, Algorithm):
 
     def diagnostics(self) -> None:
         if self._last is not None:
-            record_histograms(
-                self.ctx.recorder, self._last.values.flatten(), self._last.advantages.flatten()
-            )
+            last = self._last
+            record_histograms(self.ctx.recorder, last.values, last.advantages, last.returns)
 
     # --- checkpoint -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -291,6 +290,8 @@ class TokenPPO(Algorithm):
         self.num_envs = ctx.env.num_envs
         tokens = self.num_envs * self.text.task.max_new_tokens
         check_iteration_fits(ctx, "ppo", tokens, "env.num_envs x env.max_new_tokens")
+        # V, A and Q = A + V of the latest iteration's tokens, for the histograms
+        self._last: tuple[Tensor, Tensor, Tensor] | None = None
 
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         return self.text.act(self.net, obs, deterministic)
@@ -346,7 +347,8 @@ class TokenPPO(Algorithm):
         rec.scalar(tags.KL_COEF, self.kl.beta)
         rec.scalar(tags.LEARNING_RATE, lr)
         keep_all = mask > 0
-        record_values(rec, old_values[keep_all], advantages[keep_all], returns[keep_all])
+        self._last = old_values[keep_all], advantages[keep_all], returns[keep_all]
+        record_values(rec, *self._last)
         return int(mask.sum().item())
 
     @torch.no_grad()
@@ -377,6 +379,8 @@ class TokenPPO(Algorithm):
         return self.text.pop_episodes()
 
     def diagnostics(self) -> None:
+        if self._last is not None:
+            record_histograms(self.ctx.recorder, *self._last)
         self.text.record(self.ctx.recorder, self.net)
         if self.ctx.cfg.logger.images:  # the picture costs a sampling pass; skip it if unseen
             self.text.show(self.ctx.recorder, self._shown_rows())

@@ -28,12 +28,12 @@ import torch
 from torch import nn
 
 from rltrain import tags
+from rltrain.algos import value_estimates
 from rltrain.algos.actor_critic import (
     ActorCriticInference,
     TruncationBootstrap,
     anneal_lr,
     check_actor_critic_env,
-    record_histograms,
     record_losses,
     record_values,
     to_env_actions,
@@ -110,7 +110,10 @@ class Reinforce(ActorCriticInference, Algorithm):
         self.action_space = env.single_action_space
         self.has_value = cfg.baseline
         self._seed: int | None = ctx.cfg.seed  # the first reset is seeded, later ones continue
-        self._last: tuple[torch.Tensor, torch.Tensor] | None = None
+        # V, A (None without a baseline) and Q = G of the latest update, for the histograms
+        self._last: tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor] | None = None
+        # without a baseline there is no V, so no A either: Q (the return) is all it estimates
+        self.value_tags = tags.VALUE_MEAN_TAGS if cfg.baseline else (tags.Q_MEAN,)
         self._episodes: list[tuple[np.ndarray, np.ndarray]] = []
 
     @torch.no_grad()
@@ -221,7 +224,8 @@ class Reinforce(ActorCriticInference, Algorithm):
             loss = loss + cfg.vf_coef * value_loss
         self.optimizer.zero_grad()
         loss.backward()
-        self.optimizer.clip_grad_norm(cfg.max_grad_norm)
+        # the norm of the policy-gradient step; the extra value fits below are not counted
+        rec.scalar(tags.GRAD_NORM, self.optimizer.clip_grad_norm(cfg.max_grad_norm))
         self.optimizer.step()
         if cfg.baseline:
             for _ in range(cfg.value_steps - 1):
@@ -239,9 +243,10 @@ class Reinforce(ActorCriticInference, Algorithm):
         if cfg.baseline:
             v = values.detach()
             record_values(rec, v, advantages, returns)
-            self._last = (v, advantages.detach())
+            self._last = (v, advantages.detach(), returns)
         else:
             rec.scalar(tags.Q_MEAN, returns.mean())
+            self._last = (None, None, returns)
 
     def _policy_params(self) -> list[nn.Parameter]:
         """Parameters log pi depends on (the critic-only ones get no gradient)."""
@@ -267,7 +272,10 @@ class Reinforce(ActorCriticInference, Algorithm):
 
     def diagnostics(self) -> None:
         if self._last is not None:
-            record_histograms(self.ctx.recorder, *self._last)
+            v, advantages, returns = self._last
+            value_estimates.record_histograms(
+                self.ctx.recorder, q=returns, v=v, advantage=advantages
+            )
 
     def state_dict(self) -> dict[str, Any]:
         return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}

@@ -28,6 +28,7 @@ import torch
 from rltrain import tags
 from rltrain.algos.base import Algorithm, Context, obs_to_tensor
 from rltrain.algos.off_policy import Experience, check_continuous_env, update_target
+from rltrain.algos.value_estimates import record_histograms
 from rltrain.blocks.buffers import ReplaySample
 from rltrain.blocks.optim import Adam
 from rltrain.config.algos import SACConfig
@@ -152,6 +153,7 @@ class SAC(Algorithm):
         loss_q = critic_loss(q, target)
         self.critic_optimizer.zero_grad()
         loss_q.backward()
+        self.ctx.recorder.scalar(tags.GRAD_NORM, self.critic_optimizer.grad_norm())
         self.critic_optimizer.step()
 
         # actor: maximise E[min Q - alpha log pi] through the reparameterised sample; the critics
@@ -164,6 +166,7 @@ class SAC(Algorithm):
         loss_pi = actor_loss(q_new, log_prob, alpha)
         self.actor_optimizer.zero_grad()
         loss_pi.backward()
+        self.ctx.recorder.scalar(tags.ACTOR_GRAD_NORM, self.actor_optimizer.grad_norm())
         self.actor_optimizer.step()
 
         # alpha: toward the target entropy (ent_coef=auto)
@@ -215,9 +218,8 @@ class SAC(Algorithm):
 
     def diagnostics(self) -> None:
         if self._last is not None:
-            self.ctx.recorder.histogram(tags.Q_HISTOGRAM, self._last.q)
-            self.ctx.recorder.histogram(tags.V_HISTOGRAM, self._last.v)
-            self.ctx.recorder.histogram(tags.ADVANTAGE_HISTOGRAM, self._last.q - self._last.v)
+            q, v = self._last.q, self._last.v
+            record_histograms(self.ctx.recorder, q=q, v=v, advantage=q - v)
 
     # --- checkpoint -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

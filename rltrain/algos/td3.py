@@ -34,6 +34,7 @@ import torch
 from rltrain import tags
 from rltrain.algos.base import Algorithm, Context, obs_to_tensor
 from rltrain.algos.off_policy import Experience, check_continuous_env, update_target
+from rltrain.algos.value_estimates import record_histograms
 from rltrain.blocks.buffers import ReplaySample
 from rltrain.blocks.optim import Adam
 from rltrain.config.algos import TD3Config
@@ -79,8 +80,8 @@ class TD3(Algorithm):
         self.actor_optimizer = Adam(self.actor.parameters(), lr=cfg.lr)
         self.critic_optimizer = Adam(self.critics.parameters(), lr=cfg.lr)
         self.updates = 0
-        self._last_q: torch.Tensor | None = None
-        self._last_adv: torch.Tensor | None = None
+        # Q, V and A of the latest actor step, for the histograms
+        self._last: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     # --- acting ---------------------------------------------------------------------------------
     @torch.no_grad()
@@ -129,6 +130,7 @@ class TD3(Algorithm):
         loss_q = (q - target).pow(2).mean(dim=1).sum()
         self.critic_optimizer.zero_grad()
         loss_q.backward()
+        rec.scalar(tags.GRAD_NORM, self.critic_optimizer.grad_norm())
         self.critic_optimizer.step()
         self.updates += 1
 
@@ -148,6 +150,7 @@ class TD3(Algorithm):
             loss_pi = -v.mean()
             self.actor_optimizer.zero_grad()
             loss_pi.backward()
+            rec.scalar(tags.ACTOR_GRAD_NORM, self.actor_optimizer.grad_norm())
             self.actor_optimizer.step()
             update_target(self.target_critics, self.critics, cfg.tau)
             update_target(self.target_actor, self.actor, cfg.tau)
@@ -156,7 +159,7 @@ class TD3(Algorithm):
             rec.scalar(tags.V_MEAN, v.detach().mean())
             rec.scalar(tags.ADVANTAGE_MEAN, advantage.mean())
             rec.scalar(tags.ADVANTAGE_STD, advantage.std())
-            self._last_q, self._last_adv = q[0], advantage
+            self._last = q[0], v.detach(), advantage
 
     def iterate(self) -> int:
         cfg, ctx, exp = self.cfg, self.ctx, self.experience
@@ -179,9 +182,9 @@ class TD3(Algorithm):
         q_bias = self.experience.q_bias.pop()
         if q_bias is not None:
             self.ctx.recorder.scalar(tags.Q_BIAS, q_bias)
-        if self._last_q is not None and self._last_adv is not None:
-            self.ctx.recorder.histogram(tags.Q_HISTOGRAM, self._last_q)
-            self.ctx.recorder.histogram(tags.ADVANTAGE_HISTOGRAM, self._last_adv)
+        if self._last is not None:
+            q, v, advantage = self._last
+            record_histograms(self.ctx.recorder, q=q, v=v, advantage=advantage)
 
     # --- checkpoint -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

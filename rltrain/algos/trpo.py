@@ -167,6 +167,7 @@ class TRPO(Algorithm):
         log_prob, entropy, _ = self.net.evaluate(obs, actions)
         loss = surrogate(log_prob, old_log_prob, adv)
         g = _flat(torch.autograd.grad(loss, self.policy_params))
+        rec.scalar(tags.ACTOR_GRAD_NORM, torch.linalg.vector_norm(g))
 
         # F v = d/dtheta (grad KL . v), + damping v; grad KL is built once with its graph
         kl = self.mean_kl(obs, old)
@@ -207,6 +208,7 @@ class TRPO(Algorithm):
                 loss = (self.net.value(obs[rows]) - returns[rows]).pow(2).mean()
                 self.critic_optimizer.zero_grad()
                 loss.backward()
+                self.ctx.recorder.scalar(tags.GRAD_NORM, self.critic_optimizer.grad_norm())
                 self.critic_optimizer.step()
                 self.ctx.recorder.scalar(tags.VALUE_LOSS, loss.detach())
 
@@ -222,9 +224,8 @@ class TRPO(Algorithm):
 
     def diagnostics(self) -> None:
         if self._last is not None:
-            record_histograms(
-                self.ctx.recorder, self._last.values.flatten(), self._last.advantages.flatten()
-            )
+            last = self._last
+            record_histograms(self.ctx.recorder, last.values, last.advantages, last.returns)
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -85,12 +85,16 @@ class FlatOptimizer:
         """Zero the flat gradient (never None: the parameters' .grad are views into it)."""
         self.flat_grad.zero_()
 
+    def grad_norm(self) -> torch.Tensor:
+        """||g||_2, the global L2 norm of the gradient of every parameter (one flat tensor)."""
+        return torch.linalg.vector_norm(self.flat_grad)
+
     def clip_grad_norm(self, max_norm: float) -> torch.Tensor:
         """Scale the gradient to global L2 norm <= max_norm; returns the norm before clipping.
 
         g <- g * min(1, max_norm / (||g|| + 1e-6)), as torch.nn.utils.clip_grad_norm_.
         """
-        norm = torch.linalg.vector_norm(self.flat_grad)
+        norm = self.grad_norm()
         self.flat_grad.mul_((max_norm / (norm + 1e-6)).clamp(max=1.0))
         return norm
 

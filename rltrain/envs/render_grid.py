@@ -1,18 +1,26 @@
-"""Images and text of tabular values and policies on a grid (pure numpy, no matplotlib).
+"""Images and text of tabular values and policies on a grid (numpy, and Pillow's default font for
+the numbers: Pillow comes with tensorboard; no matplotlib).
 
-States are indexed like rltrain's gridworld: ``s = row * cols + col``. Images are uint8
-``[rows * cell, cols * cell, 3]`` arrays, ready for TensorBoard's ``add_image(...,
-dataformats="HWC")``.
+States are indexed like rltrain's gridworld: ``s = row * cols + col``. Images are uint8 HxWx3
+arrays, ready for TensorBoard's ``add_image(..., dataformats="HWC")``: the grid is
+``[rows * cell, cols * cell]``; the heat maps add a colour bar on the right (``BAR_WIDTH`` more
+columns) and print each cell's value, and every picture marks the map's special cells (S start,
+G goal, H trap) with their letter in the cell's corner and a coloured frame.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
+CELL = 64  # pixels per cell: room for a value such as -13.00 in a readable font
+BAR_WIDTH = 80  # the colour bar beside a heat map: gap, strip and its tick labels
 WALL_RGB = np.array([64, 64, 64], dtype=np.uint8)
 GRID_LINE_RGB = np.array([255, 255, 255], dtype=np.uint8)
+# frames of the marked cells: start blue, goal green, trap red
+MARK_RGB = {"S": (30, 100, 230), "G": (40, 170, 60), "H": (215, 40, 40)}
 # Five anchor colours of matplotlib's viridis (#440154 #3b528b #21918c #5ec962 #fde725),
 # interpolated linearly: close enough to viridis for a heat map, perceptually ordered.
 VIRIDIS = np.array(
@@ -52,12 +60,91 @@ def _upscale(colors: np.ndarray, rows: int, cols: int, cell: int) -> np.ndarray:
     return img
 
 
-def _scalar_image(
-    t: np.ndarray, anchors: np.ndarray, rows: int, cols: int, wall_mask: np.ndarray, cell: int
-) -> np.ndarray:
-    colors = colormap(t, anchors)
-    colors[np.asarray(wall_mask, dtype=bool)] = WALL_RGB
-    return _upscale(np.round(colors), rows, cols, cell)
+def format_value(value: float) -> str:
+    """How a cell's value is printed, in the pictures and the text grid: 2 decimals (a value
+    that rounds to zero prints as 0.00, not -0.00)."""
+    text = f"{value:.2f}"
+    return "0.00" if text == "-0.00" else text
+
+
+def _font(size: int) -> Any:
+    """Pillow's default font at `size` pixels (a bitmap font of fixed size on Pillow < 10.1)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:
+        return ImageFont.load_default()
+
+
+def _ink(rgb: Sequence[float]) -> str:
+    """Black on light backgrounds, white on dark ones (by luma), so every number stays legible."""
+    return "white" if 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2] < 128 else "black"
+
+
+def mark_cells(image: np.ndarray, grid: Sequence[str] | None, cell: int) -> np.ndarray:
+    """The map's S, G and H cells of a grid picture: the letter in the top-left corner of the
+    cell and a frame in its colour (MARK_RGB). Returns a new array; no-op without `grid`."""
+    if grid is None:
+        return image
+    from PIL import Image, ImageDraw
+
+    picture = Image.fromarray(np.ascontiguousarray(image))
+    draw = ImageDraw.Draw(picture)
+    font = _font(max(10, cell // 4))
+    width = max(2, cell // 20)
+    for r, row in enumerate(grid):
+        for c, char in enumerate(row):
+            if char not in MARK_RGB:
+                continue
+            x, y = c * cell, r * cell
+            draw.rectangle((x + 1, y + 1, x + cell - 1, y + cell - 1), outline=MARK_RGB[char],
+                           width=width)  # fmt: skip
+            x0, y0, size = x + width + 1, y + width + 1, cell // 4
+            box = (x0, y0, x0 + size + 1, y0 + size + 2)
+            draw.rectangle(box, fill=MARK_RGB[char])
+            draw.text((box[0] + 2, box[1] + 1), char, fill="white", font=font)
+    return np.asarray(picture, dtype=np.uint8)
+
+
+def _annotated_heatmap(
+    values: np.ndarray, t: np.ndarray, anchors: np.ndarray, rows: int, cols: int,
+    wall_mask: np.ndarray, cell: int, grid: Sequence[str] | None,
+    value_at: Callable[[float], float],
+) -> np.ndarray:  # fmt: skip
+    """The coloured grid (colour position `t` in [0, 1] per cell) with each open cell's value
+    printed in it, the marks of `grid`, and a colour bar on the right whose ticks are labelled
+    with value_at(t), the value that colour position stands for."""
+    from PIL import Image, ImageDraw
+
+    walls = np.asarray(wall_mask, dtype=bool)
+    colors = np.round(colormap(t, anchors))
+    colors[walls] = WALL_RGB
+    grid_img = mark_cells(_upscale(colors, rows, cols, cell), grid, cell)
+    height = rows * cell
+    picture = Image.new("RGB", (cols * cell + BAR_WIDTH, height), "white")
+    picture.paste(Image.fromarray(grid_img), (0, 0))
+    draw = ImageDraw.Draw(picture)
+    font = _font(max(10, cell // 4))
+    for s in np.flatnonzero(~walls):
+        r, c = divmod(int(s), cols)
+        centre = (c * cell + cell // 2, r * cell + cell // 2 + cell // 10)
+        draw.text(centre, format_value(values[s]), fill=_ink(colors[s]), font=font, anchor="mm")
+    # the bar: a vertical strip of the colour map, top = high, with the bounds and the middle
+    left, strip = cols * cell + 8, 14
+    ramp = colormap(np.linspace(1.0, 0.0, height), anchors)
+    bar = np.repeat(np.round(ramp)[:, None, :], strip, axis=1).astype(np.uint8)
+    picture.paste(Image.fromarray(bar), (left, 0))
+    tick_font = _font(12)
+    ticks = [(0, "lt", value_at(1.0)), (height, "lb", value_at(0.0))]
+    if height >= 96:
+        ticks.append((height // 2, "lm", value_at(0.5)))
+    for y, anchor, value in ticks:
+        draw.line((left + strip, min(y, height - 1), left + strip + 3, min(y, height - 1)),
+                  fill="black")  # fmt: skip
+        draw.text((left + strip + 5, y), format_value(value), fill="black", font=tick_font,
+                  anchor=anchor)  # fmt: skip
+    return np.asarray(picture, dtype=np.uint8)
 
 
 def value_heatmap(
@@ -65,12 +152,14 @@ def value_heatmap(
     rows: int,
     cols: int,
     wall_mask: np.ndarray,
-    cell: int = 24,
+    cell: int = CELL,
     *,
     vmin: float | None = None,
     vmax: float | None = None,
+    grid: Sequence[str] | None = None,
 ) -> np.ndarray:
-    """Viridis-like heat map of V (low = dark purple, high = yellow), walls dark grey.
+    """Viridis-like heat map of V (low = dark purple, high = yellow), walls dark grey, the value
+    printed in every open cell, S/G/H marked when `grid` (the map) is given, and a colour bar.
 
     The colour scale spans [vmin, vmax], by default the range of the non-wall values; pass
     fixed bounds (e.g. those of V*) to keep colours comparable across training steps.
@@ -81,7 +170,10 @@ def value_heatmap(
     lo = float(open_values.min(initial=0.0)) if vmin is None else vmin
     hi = float(open_values.max(initial=0.0)) if vmax is None else vmax
     t = (values - lo) / (hi - lo) if hi > lo else np.full_like(values, 0.5)
-    return _scalar_image(t, VIRIDIS, rows, cols, wall_mask, cell)
+    return _annotated_heatmap(
+        values, t, VIRIDIS, rows, cols, wall_mask, cell, grid,
+        lambda x: lo + x * (hi - lo) if hi > lo else lo,
+    )  # fmt: skip
 
 
 def error_heatmap(
@@ -89,16 +181,24 @@ def error_heatmap(
     rows: int,
     cols: int,
     wall_mask: np.ndarray,
-    cell: int = 24,
+    cell: int = CELL,
     *,
     vmax: float | None = None,
+    grid: Sequence[str] | None = None,
 ) -> np.ndarray:
-    """Sequential map of |V - V*|: 0 is white, `vmax` (default: the largest error) dark red."""
+    """Sequential map of |V - V*|: 0 is white, `vmax` (default: the largest error) dark red,
+    each error printed in its cell, S/G/H marked when `grid` is given, and a colour bar.
+
+    The colour position is t = sqrt(|V - V*| / vmax): a linear scale left every error much
+    below the largest one white, while t = sqrt(0.1) = 0.32 shows a tenth of it in orange.
+    """
     err = np.abs(np.asarray(abs_error, dtype=np.float64).reshape(-1))
     _check_shapes(err, rows, cols, wall_mask)
     hi = float(err[~np.asarray(wall_mask, dtype=bool)].max(initial=0.0)) if vmax is None else vmax
-    t = err / hi if hi > 0 else np.zeros_like(err)
-    return _scalar_image(t, _WHITE_REDS, rows, cols, wall_mask, cell)
+    t = np.sqrt(err / hi) if hi > 0 else np.zeros_like(err)
+    return _annotated_heatmap(
+        err, t, _WHITE_REDS, rows, cols, wall_mask, cell, grid, lambda x: hi * x * x
+    )
 
 
 def _arrow_masks(cell: int) -> np.ndarray:
@@ -121,14 +221,15 @@ def policy_arrows(
     cols: int,
     wall_mask: np.ndarray,
     terminal_mask: np.ndarray,
-    cell: int = 24,
+    cell: int = CELL,
     *,
     grid: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Arrows of a deterministic policy (0=up, 1=right, 2=down, 3=left) on a light background.
 
     Walls are dark grey; terminal cells carry no arrow and are filled: green for a goal 'G'
-    and red for a trap 'H' when `grid` (the gridworld map) is given, amber otherwise.
+    and red for a trap 'H' when `grid` (the gridworld map) is given, amber otherwise; with
+    `grid` the S, G and H cells are also marked as in the heat maps.
     """
     policy = np.asarray(policy).reshape(-1).astype(np.int64)
     _check_shapes(policy, rows, cols, wall_mask)
@@ -157,7 +258,7 @@ def policy_arrows(
     img = img.reshape(rows * cell, cols * cell, 3)
     img[::cell, :] = (200, 200, 200)
     img[:, ::cell] = (200, 200, 200)
-    return np.ascontiguousarray(img)
+    return mark_cells(np.ascontiguousarray(img), grid, cell)
 
 
 def text_values(values: np.ndarray, rows: int, cols: int, wall_mask: np.ndarray) -> str:
@@ -165,7 +266,7 @@ def text_values(values: np.ndarray, rows: int, cols: int, wall_mask: np.ndarray)
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     _check_shapes(values, rows, cols, wall_mask)
     walls = np.asarray(wall_mask, dtype=bool)
-    cells = ["#" if walls[s] else f"{values[s]:.2f}" for s in range(rows * cols)]
+    cells = ["#" if walls[s] else format_value(values[s]) for s in range(rows * cols)]
     width = max(len(x) for x in cells)
     return "\n".join(
         " ".join(x.rjust(width) for x in cells[r * cols : (r + 1) * cols]) for r in range(rows)

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from rltrain import tags
 from rltrain.algos.base import Algorithm, Context
 from rltrain.algos.registry import ALGORITHMS, algorithm_class
+from rltrain.algos.value_estimates import value_chart_layout
 from rltrain.atomic_write import write_text_atomic
 from rltrain.config.schema import Config
 from rltrain.config.validate import typed_config
@@ -225,6 +226,7 @@ def _run(
                 f"logger state cannot be restored ({type(error).__name__}: {str(error)[:120]})"
             ) from error
         elapsed_before, best = float(saved["elapsed"]), float(saved["best_eval"])
+    rec.custom_scalars(value_chart_layout(algo.value_tags))
     checkpoint_dir = run_dir / "checkpoints"
     log_every = max(1, cfg.logger.log_interval)
     next_log = (ctx.step // log_every + 1) * log_every

@@ -29,7 +29,7 @@ SCALAR_TAGS = [
     "policy/approx_kl",
     "policy/clip_fraction",
 ]
-HISTOGRAM_TAGS = ["values/v", "values/advantage"]
+HISTOGRAM_TAGS = ["values/q", "values/v", "values/advantage"]
 # Differ between identical runs by design: throughput and wall-clock.
 NONDETERMINISTIC_TAGS = {"charts/sps"}
 

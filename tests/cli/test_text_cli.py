@@ -59,6 +59,9 @@ def test_tiny_text_run_logs_values_against_the_optimum(algo, run_cli, workdir, t
 
     events = EventAccumulator(str(run), size_guidance={"images": 0, "tensors": 0})
     events.Reload()
+    # Q, V and A per token (PPO: A + V, V, GAE) or per completion (GRPO: R, group mean, A)
+    for tag in ("values/q", "values/v", "values/advantage"):
+        assert tag in events.Tags()["histograms"], (tag, events.Tags()["histograms"])
     (picture, *_) = events.Images("values/token_heatmap")
     assert picture.height > 0 and picture.width > 0
     (text, *_) = events.Tensors("text/sample_completions/text_summary")

@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from rltrain.envs.render_grid import BAR_WIDTH, CELL, MARK_RGB
+
 ALGOS = ("q_learning", "sarsa", "expected_sarsa", "value_iteration", "policy_iteration")
 ENVS = ("gridworld", "traffic_light", "frozen_lake", "cliff_walking", "taxi")
 GRID_IMAGES = ("values/v_heatmap", "policy/greedy_arrows", "values/v_error_vs_optimal")
-CELL = 24  # render_grid's default cell size in pixels
+HEAT_MAPS = ("values/v_heatmap", "values/v_error_vs_optimal")  # these two have a colour bar
 BUDGET = 2000  # steps for the learners, the sweep cap for the planners
 
 CliRunner = Callable[..., "subprocess.CompletedProcess[str]"]
@@ -109,14 +111,48 @@ def test_value_iteration_logs_residuals_and_grid_images(
     assert [e.step for e in residuals] == list(range(1, sweeps + 1))
     assert residuals[-1].value < 1e-8 < residuals[0].value
     assert events.Scalars("values/q_error_vs_optimal")[-1].value < 1e-6
+    pictures = {}
     for tag in GRID_IMAGES:
         (image,) = events.Images(tag)
-        decoded = np.asarray(Image.open(io.BytesIO(image.encoded_image_string)))
-        assert decoded.shape == (4 * CELL, 4 * CELL, 3), (tag, decoded.shape)
-        if tag == "values/v_error_vs_optimal":
-            assert (decoded == 255).all(), "converged: |V - V*| = 0 is white everywhere"
-        else:
-            assert decoded.std() > 0, f"{tag} is a blank image"
+        pictures[tag] = np.asarray(Image.open(io.BytesIO(image.encoded_image_string)))
+        # readable: 64 px a cell, and the heat maps' colour bar beside the 4x4 grid
+        width = 4 * CELL + (BAR_WIDTH if tag in HEAT_MAPS else 0)
+        assert pictures[tag].shape == (4 * CELL, width, 3), (tag, pictures[tag].shape)
+        # S (top left), H and G (the bottom row's last two cells) are framed in their colours
+        for (r, c), char in (((0, 0), "S"), ((3, 2), "H"), ((3, 3), "G")):
+            edge = pictures[tag][(r + 1) * CELL - 2, c * CELL + CELL // 2]
+            assert edge.tolist() == list(MARK_RGB[char]), (tag, char, edge)
+        # the colour bar: a strip of the colour map, not blank
+        if tag in HEAT_MAPS:
+            assert np.unique(pictures[tag][:, 4 * CELL + 15].reshape(-1, 3), axis=0).shape[0] > 8
+    # converged: |V - V*| = 0 in every cell, whose fill is white (the number 0.00 is printed)
+    error = pictures["values/v_error_vs_optimal"]
+    assert (error[CELL - CELL // 8 :: CELL, CELL // 2 : 4 * CELL : CELL] == 255).all()
+
+    # the numbers in the cells are V as `rltrain eval` prints it: cells printed alike carry the
+    # same ink, cells printed differently not
+    printed = run_cli(["eval", str(run_dir), "--episodes", "1"], workdir)
+    assert printed.returncode == 0, printed.stdout + printed.stderr
+    grid_text = printed.stdout.split("V = max_a Q(s, a):\n")[1].split("\n\n")[0]
+    texts = [cell for row in grid_text.splitlines() for cell in row.split()]
+    assert len(texts) == 16 and len(set(texts)) > 3, texts
+    heat = pictures["values/v_heatmap"].astype(int)
+
+    def ink(s: int) -> np.ndarray:
+        """The cell's number: pixels far from its fill, in the band where the number is."""
+        r, c = divmod(s, 4)
+        tile = heat[r * CELL : (r + 1) * CELL, c * CELL : (c + 1) * CELL]
+        band = tile[CELL // 2 - 6 : CELL // 2 + 20, 8 : CELL - 8]
+        return np.abs(band - tile[CELL - CELL // 8, CELL // 2]).sum(axis=2) > 150
+
+    inks = [ink(s) for s in range(16)]
+    for a in range(16):
+        for b in range(a + 1, 16):
+            differing = (inks[a] ^ inks[b]).sum()
+            if texts[a] == texts[b]:
+                assert differing <= 4, (texts[a], a, b, differing)
+            else:
+                assert differing >= 10, (texts[a], texts[b], a, b, differing)
 
 
 BAD_INPUT = {

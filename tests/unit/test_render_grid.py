@@ -6,14 +6,17 @@ import numpy as np
 import pytest
 
 from rltrain.envs.render_grid import (
+    BAR_WIDTH,
+    MARK_RGB,
     error_heatmap,
+    format_value,
     policy_arrows,
     text_policy,
     text_values,
     value_heatmap,
 )
 
-ROWS, COLS, CELL = 3, 5, 24
+ROWS, COLS, CELL = 3, 5, 64
 S = ROWS * COLS
 WALLS = np.zeros(S, dtype=bool)
 WALLS[[2, 7]] = True
@@ -27,45 +30,83 @@ def centre(img: np.ndarray, s: int, cell: int = CELL) -> np.ndarray:
     return img[r * cell + cell // 2, c * cell + cell // 2].astype(int)
 
 
-@pytest.mark.parametrize("cell", [16, 24])
+def fill(img: np.ndarray, s: int, cell: int = CELL) -> np.ndarray:
+    """A heat-map cell's colour: below its centre, clear of the printed number and the marks."""
+    r, c = divmod(s, COLS)
+    return img[r * cell + cell - cell // 8, c * cell + cell // 2].astype(int)
+
+
+@pytest.mark.parametrize("cell", [32, 64])
 def test_image_shapes_and_dtypes(cell: int) -> None:
     values = np.linspace(-1.0, 1.0, S)
-    for img in (
-        value_heatmap(values, ROWS, COLS, WALLS, cell=cell),
-        error_heatmap(np.abs(values), ROWS, COLS, WALLS, cell=cell),
-        policy_arrows(np.arange(S) % 4, ROWS, COLS, WALLS, TERMINAL, cell=cell),
+    for img, extra in (
+        (value_heatmap(values, ROWS, COLS, WALLS, cell=cell), BAR_WIDTH),
+        (error_heatmap(np.abs(values), ROWS, COLS, WALLS, cell=cell), BAR_WIDTH),
+        (policy_arrows(np.arange(S) % 4, ROWS, COLS, WALLS, TERMINAL, cell=cell), 0),
     ):
         assert img.dtype == np.uint8
-        assert img.shape == (ROWS * cell, COLS * cell, 3)
+        assert img.shape == (ROWS * cell, COLS * cell + extra, 3)
+
+
+def test_heatmap_prints_values_marks_cells_and_has_a_colour_bar() -> None:
+    values = np.arange(S, dtype=float) / 7.0
+    plain = value_heatmap(values, ROWS, COLS, WALLS)
+    marked = value_heatmap(values, ROWS, COLS, WALLS, grid=GRID)
+    # every open cell carries ink (its number) of the other luminance than its fill
+    for s in np.flatnonzero(~WALLS):
+        r, c = divmod(int(s), COLS)
+        tile = plain[r * CELL + 1 : (r + 1) * CELL, c * CELL + 1 : (c + 1) * CELL].astype(int)
+        assert (np.abs(tile - fill(plain, s)).sum(axis=2) > 200).sum() > 20, s
+    # walls have no number: one flat grey
+    r, c = divmod(2, COLS)
+    wall = plain[r * CELL + 1 : (r + 1) * CELL, c * CELL + 1 : (c + 1) * CELL]
+    assert (wall == 64).all()
+    # S, G and H: a frame of their colour along the cell's bottom edge, none without the map
+    for s, char in ((0, "S"), (14, "G"), (13, "H")):
+        r, c = divmod(s, COLS)
+        edge = marked[(r + 1) * CELL - 2, c * CELL + CELL // 2]
+        assert edge.tolist() == list(MARK_RGB[char]), (char, edge)
+        assert plain[(r + 1) * CELL - 2, c * CELL + CELL // 2].tolist() != list(MARK_RGB[char])
+    # the colour bar runs from the highest value's colour (top) to the lowest's (bottom)
+    strip = plain[:, COLS * CELL + 8 + 7].astype(int)
+    assert strip[0].tolist() == fill(plain, S - 1).tolist()  # the largest value, yellow
+    assert strip[-1].tolist() == fill(plain, 0).tolist()  # the smallest, dark purple
+
+
+def test_cell_numbers_are_the_text_grid_values() -> None:
+    assert format_value(0.8145) == "0.81" and format_value(-0.001) == "0.00"
+    assert format_value(-13.0) == "-13.00"
 
 
 def test_value_heatmap_colours() -> None:
     values = np.arange(S, dtype=float)
     img = value_heatmap(values, ROWS, COLS, WALLS)
     # Walls are dark grey, whatever their value.
-    assert centre(img, 2).tolist() == [64, 64, 64]
+    assert fill(img, 2).tolist() == [64, 64, 64]
     # Viridis-like: brightness grows with the value (dark purple -> yellow).
     open_states = [s for s in range(S) if not WALLS[s]]
-    brightness = [centre(img, s).sum() for s in open_states]
+    brightness = [fill(img, s).sum() for s in open_states]
     assert all(b2 > b1 for b1, b2 in itertools.pairwise(brightness))
-    assert centre(img, 0).tolist() == [68, 1, 84]
-    assert centre(img, S - 1).tolist() == [253, 231, 37]
+    assert fill(img, 0).tolist() == [68, 1, 84]
+    assert fill(img, S - 1).tolist() == [253, 231, 37]
     # Fixed bounds: the same value gets the same colour whatever the others are.
     a = value_heatmap(values, ROWS, COLS, WALLS, vmin=0.0, vmax=20.0)
     b = value_heatmap(values * 0 + 5.0, ROWS, COLS, WALLS, vmin=0.0, vmax=20.0)
-    assert centre(a, 5).tolist() == centre(b, 5).tolist()
+    assert fill(a, 5).tolist() == fill(b, 5).tolist()
 
 
 def test_error_heatmap_zero_is_white() -> None:
     err = np.zeros(S)
     err[4] = 2.0
     err[9] = 1.0
+    err[10] = 0.02  # a hundredth of the largest: sqrt scale, t = 0.1, still off-white
     img = error_heatmap(err, ROWS, COLS, WALLS)
-    assert centre(img, 0).tolist() == [255, 255, 255]
-    assert centre(img, 4).tolist() == [103, 0, 13]
-    mid = centre(img, 9)
+    assert fill(img, 0).tolist() == [255, 255, 255]
+    assert fill(img, 4).tolist() == [103, 0, 13]
+    mid = fill(img, 9)
     assert mid.sum() < 3 * 255 and mid.sum() > 103
-    assert centre(img, 7).tolist() == [64, 64, 64]
+    assert fill(img, 10).sum() < 3 * 255 - 60
+    assert fill(img, 7).tolist() == [64, 64, 64]
 
 
 def test_arrows_differ_by_action_and_point_the_right_way() -> None:

@@ -43,6 +43,7 @@ from rltrain.config.algos import (
 from rltrain.config.envs import GridWorldConfig, GymEnvConfig, TrafficLightConfig
 from rltrain.config.schema import Config
 from rltrain.envs.factory import make_single_env, make_vec_env
+from rltrain.envs.render_grid import BAR_WIDTH, CELL
 from rltrain.envs.vec import Transition
 from rltrain.errors import UserError
 from rltrain.logging import Recorder
@@ -401,8 +402,10 @@ def test_diagnostics_from_the_table_and_the_oracle() -> None:
     advantage = oracle.q_star[mask] - oracle.v_star[mask, None]
     assert rec.scalars["values/advantage_mean"] == pytest.approx(advantage.mean())
     assert rec.histograms["values/q"].size == mask.sum() * 4
-    for tag in ("values/v_heatmap", "policy/greedy_arrows", "values/v_error_vs_optimal"):
-        assert rec.images[tag].shape == (4 * 24, 4 * 24, 3) and rec.images[tag].dtype == np.uint8
+    for tag, bar in (("values/v_heatmap", BAR_WIDTH), ("policy/greedy_arrows", 0),
+                     ("values/v_error_vs_optimal", BAR_WIDTH)):  # fmt: skip
+        assert rec.images[tag].shape == (4 * CELL, 4 * CELL + bar, 3)
+        assert rec.images[tag].dtype == np.uint8
     algo.q[0, 1] += 0.25
     record_table(cast(Recorder, rec), algo.q, algo.info, images=False)
     assert rec.scalars["values/q_error_vs_optimal"] == pytest.approx(0.25)
@@ -412,7 +415,7 @@ def test_cliff_walking_images_cover_its_4x12_grid() -> None:
     algo = _learner(GymEnvConfig(name="cliff_walking", id="CliffWalking-v1"))
     rec = CaptureRecorder()
     record_table(cast(Recorder, rec), algo.q, algo.info, images=True)
-    assert rec.images["policy/greedy_arrows"].shape == (4 * 24, 12 * 24, 3)
+    assert rec.images["policy/greedy_arrows"].shape == (4 * CELL, 12 * CELL, 3)
 
 
 # --- terminal view ----------------------------------------------------------------------------
