@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import socket
 import struct
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -75,6 +80,55 @@ def test_logger_mlflow_alone_writes_no_event_files(run_cli, workdir, tiny, find_
     client, run = mlflow_run(uri)
     assert run.info.status == "FINISHED"
     assert client.get_metric_history(run.info.run_id, "charts/episodic_return")
+
+
+def test_mlflow_ui_serves_the_run_it_was_told_about(run_cli, workdir, tiny, find_run_dirs):
+    """What the README says to do after a run, done: `mlflow ui --backend-store-uri` on the
+    store starts (MLflow 3.17's server needs SQLAlchemy 2, which the Optuna sweeper excludes)
+    and its REST API lists the run with its final eval return."""
+    pytest.importorskip("mlflow")
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    result = run_cli([*tiny, "logger=mlflow", f"logger.mlflow_uri={uri}"], workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mlflow = Path(sys.executable).parent / "mlflow"
+    log = workdir / "ui.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen(
+            [str(mlflow), "ui", "--backend-store-uri", uri, "--port", str(port), "--host",
+             "127.0.0.1"], cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    api = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None, log.read_text()[-3000:]
+            try:
+                request = urllib.request.Request(
+                    f"{api}/experiments/get-by-name?experiment_name=rltrain"
+                )
+                with urllib.request.urlopen(request, timeout=5) as reply:
+                    experiment = json.load(reply)["experiment"]
+                break
+            except OSError:
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(1)
+        search = urllib.request.Request(
+            f"{api}/runs/search", method="POST", headers={"Content-Type": "application/json"},
+            data=json.dumps({"experiment_ids": [experiment["experiment_id"]]}).encode(),
+        )  # fmt: skip
+        with urllib.request.urlopen(search, timeout=30) as reply:
+            (run,) = json.load(reply)["runs"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    (run_dir,) = find_run_dirs(workdir / "runs")
+    metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert run["info"]["status"] == "FINISHED"
+    assert metrics["final/eval_return_mean"] == pytest.approx(summary["eval_return_mean"])
 
 
 def test_an_unknown_backend_is_one_line(run_cli, workdir, tiny, one_error_line):
