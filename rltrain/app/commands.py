@@ -132,7 +132,7 @@ class LoadedRun(NamedTuple):
 
     algo: Any  # an rltrain.algos.base.Algorithm
     cfg: Any  # the typed rltrain.config.schema.Config of the run
-    state: dict[str, Any]  # the checkpoint as loaded (step, algo, env, algo_state, ...)
+    state: dict[str, Any]  # the checkpoint as loaded (step, algo, env, algo_state less its buffer)
     observation_space: Any  # gymnasium spaces of one env
     action_space: Any
     checkpoint: Path
