@@ -22,6 +22,10 @@ from rltrain.envs.vec import Episodes, VecEnv
 from rltrain.errors import UserError
 from rltrain.logging import Recorder
 
+# The key of an algorithm's state that holds its replay buffer (DQN, SAC, TD3, DDPG). Only a
+# training resume needs it: the loop leaves it out of best.pt and evaluation does not load it.
+REPLAY_STATE = "buffer"
+
 
 @dataclass
 class Context:

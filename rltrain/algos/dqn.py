@@ -34,15 +34,21 @@ import torch
 import torch.nn.functional as F
 
 from rltrain import tags
-from rltrain.algos.base import Algorithm, Context, check_iteration_fits, obs_to_tensor
-from rltrain.algos.off_policy import QBiasTracker, update_target
+from rltrain.algos.base import (
+    REPLAY_STATE,
+    Algorithm,
+    Context,
+    check_iteration_fits,
+    obs_to_tensor,
+)
+from rltrain.algos.off_policy import QBiasTracker, resume_without_replay, update_target
 from rltrain.algos.value_estimates import greedy_values, record_histograms
 from rltrain.blocks.buffers import PrioritizedReplay, ReplaySample, make_replay_buffer
 from rltrain.blocks.optim import Adam
 from rltrain.blocks.schedules import budget_used, epsilon_at, linear
 from rltrain.config.algos import DQNConfig
 from rltrain.envs.vec import envs_restored
-from rltrain.errors import UserError, warn_stderr
+from rltrain.errors import UserError
 from rltrain.networks.builders import build_q_network, is_image_space
 from rltrain.networks.policy import GreedyQ
 
@@ -360,7 +366,7 @@ class DQN(Algorithm):
             "episodes": self.q_bias.state_dict(),
         }
         if self.cfg.checkpoint_buffer:
-            state["buffer"] = self.buffer.state_dict()
+            state[REPLAY_STATE] = self.buffer.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -374,17 +380,12 @@ class DQN(Algorithm):
         if continued:
             self.obs = state["obs"].numpy()
             self.q_bias.load_state_dict(state["episodes"])
-        if "buffer" not in state:
-            # algo.checkpoint_buffer=false: the policy acts on from where it was, and the updates
-            # wait until the new buffer holds learning_starts transitions again
-            self.learning_starts_at = self.ctx.step + self.cfg.learning_starts  # the resume step
-            warn_stderr(
-                "warning: the checkpoint holds no replay buffer (algo.checkpoint_buffer=false); "
-                f"resuming with an empty replay buffer, updates resume after "
-                f"{self.cfg.learning_starts:,} more steps (algo.learning_starts)"
+        if REPLAY_STATE not in state:
+            self.learning_starts_at = resume_without_replay(
+                self.ctx, self.cfg.learning_starts, self.learning_starts_at
             )
         else:
-            self.buffer.load_state_dict(state["buffer"])
+            self.buffer.load_state_dict(state[REPLAY_STATE])
             if not continued:
                 # The envs restart with fresh episodes (async sub-envs live in other processes):
                 # close each env stream's newest transition as a time-limit cut, so no n-step

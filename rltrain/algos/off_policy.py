@@ -20,10 +20,27 @@ import numpy as np
 import torch
 from torch import nn
 
-from rltrain.algos.base import Context, check_iteration_fits
+from rltrain.algos.base import REPLAY_STATE, Context, check_iteration_fits
 from rltrain.blocks.buffers import ReplayBuffer, make_replay_buffer
 from rltrain.envs.vec import envs_restored
 from rltrain.errors import UserError, warn_stderr
+
+
+def resume_without_replay(ctx: Context, learning_starts: int, learning_starts_at: int) -> int:
+    """The env step updates start at after loading a state without a replay buffer.
+
+    Resuming training (algo.checkpoint_buffer=false): the policy acts on from where it was and
+    the updates wait until the new, empty buffer holds learning_starts transitions again, with a
+    warning. Built for evaluation (best.pt, or weights only): nothing to say, nothing changes.
+    """
+    if ctx.run_dir is None:
+        return learning_starts_at
+    warn_stderr(
+        "warning: the checkpoint holds no replay buffer (algo.checkpoint_buffer=false); "
+        f"resuming with an empty replay buffer, updates resume after "
+        f"{learning_starts:,} more steps (algo.learning_starts)"
+    )
+    return ctx.step + learning_starts  # ctx.step is the resume step
 
 
 @torch.no_grad()
@@ -267,7 +284,7 @@ class Experience:
             "episodes": self.q_bias.state_dict(),
         }
         if self.cfg.checkpoint_buffer:
-            state["buffer"] = self.buffer.state_dict()
+            state[REPLAY_STATE] = self.buffer.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -276,15 +293,12 @@ class Experience:
         if continued:
             self.obs = state["obs"].numpy()
             self.q_bias.load_state_dict(state["episodes"])
-        if "buffer" not in state:
-            self.learning_starts_at = self.ctx.step + self.cfg.learning_starts
-            warn_stderr(
-                "warning: the checkpoint holds no replay buffer (algo.checkpoint_buffer=false); "
-                f"resuming with an empty replay buffer, updates resume after "
-                f"{self.cfg.learning_starts:,} more steps (algo.learning_starts)"
+        if REPLAY_STATE not in state:
+            self.learning_starts_at = resume_without_replay(
+                self.ctx, self.cfg.learning_starts, self.learning_starts_at
             )
             return
-        self.buffer.load_state_dict(state["buffer"])
+        self.buffer.load_state_dict(state[REPLAY_STATE])
         if not continued and self.buffer.steps_added > 0:
             # fresh episodes after the resume (async envs): close each stream's newest row as a
             # time-limit cut; it bootstraps from its stored true successor

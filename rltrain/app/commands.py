@@ -132,7 +132,7 @@ class LoadedRun(NamedTuple):
 
     algo: Any  # an rltrain.algos.base.Algorithm
     cfg: Any  # the typed rltrain.config.schema.Config of the run
-    state: dict[str, Any]  # the checkpoint as loaded (step, algo, env, algo_state, ...)
+    state: dict[str, Any]  # the checkpoint as loaded (step, algo, env, algo_state less its buffer)
     observation_space: Any  # gymnasium spaces of one env
     action_space: Any
     checkpoint: Path
@@ -145,7 +145,7 @@ def build_agent(run_dir: Path, which: str, file: Path | None = None) -> LoadedRu
     """The algorithm of `run_dir` with the weights of its `which` (last | best) checkpoint, or of
     the checkpoint `file` when given (a file of that run's checkpoints/)."""
     node = load_run_config(run_dir)  # first: a wrong path fails before torch is imported
-    from rltrain.algos.base import Context
+    from rltrain.algos.base import REPLAY_STATE, Context
     from rltrain.algos.registry import algorithm_class
     from rltrain.config.validate import typed_config
     from rltrain.envs.factory import make_vec_env
@@ -198,6 +198,9 @@ def build_agent(run_dir: Path, which: str, file: Path | None = None) -> LoadedRu
         algo = algorithm_class(cfg.algo.name, cfg.env.name)(cfg.algo, ctx)
         # the counters first, as a resume sets them: schedules (epsilon) read the step
         ctx.step = int(state["step"])
+        # acting needs the weights, not the replay buffer of last.pt: not loading it saves the
+        # time and the memory of copying a (gigabyte) buffer that evaluation never samples
+        state["algo_state"].pop(REPLAY_STATE, None)
         try:
             algo.load_state_dict(state["algo_state"])
         except ckpt.STATE_LOAD_ERRORS as error:

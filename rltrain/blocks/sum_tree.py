@@ -87,14 +87,36 @@ class SumTree:
             node = np.where(go_right, left + 1, left)
         return node - self.capacity_pow2
 
-    def state_dict(self) -> dict[str, object]:
-        """Tensors and floats only, so ``torch.load(weights_only=True)`` can read it back."""
-        return {"tree": torch.from_numpy(self.tree.copy()), "max_priority": self.max_priority}
+    def state_dict(self, leaves: int | None = None) -> dict[str, object]:
+        """Tensors and floats only, so ``torch.load(weights_only=True)`` can read it back.
 
-    def load_state_dict(self, state: dict[str, object]) -> None:
-        raw = state["tree"]
-        tree = raw.numpy() if isinstance(raw, torch.Tensor) else np.asarray(raw, dtype=np.float64)
-        if tree.shape != self.tree.shape:
-            raise ValueError(f"SumTree state has shape {tree.shape}, expected {self.tree.shape}")
-        self.tree[:] = tree
+        The first ``leaves`` priorities (all by default): the caller knows that the others are
+        still 0. The inner nodes are not saved; loading rebuilds them bit for bit, since every
+        parent is always its children's sum.
+        """
+        count = self.capacity if leaves is None else leaves
+        first = self.tree[self.capacity_pow2 : self.capacity_pow2 + count]
+        return {"leaves": torch.from_numpy(first.copy()), "max_priority": self.max_priority}
+
+    def load_state_dict(self, state: dict[str, object], leaves: int | None = None) -> None:
+        """Load the priorities of :meth:`state_dict` (``leaves`` of them, when given) or, from
+        checkpoints before that, the whole ``tree``; ValueError when they do not fit."""
+        key = "tree" if "tree" in state else "leaves"
+        raw = state[key]
+        values = raw.numpy() if isinstance(raw, torch.Tensor) else np.asarray(raw, np.float64)
+        if key == "tree":
+            expected: tuple[int, ...] = self.tree.shape
+        else:
+            expected = (self.capacity if leaves is None else leaves,)
+        if values.shape != expected:
+            raise ValueError(f"SumTree state '{key}' has shape {values.shape}, expected {expected}")
+        if key == "tree":
+            values = values[self.capacity_pow2 : self.capacity_pow2 + self.capacity]
+        if values.size and not (np.all(np.isfinite(values)) and values.min() >= 0):
+            raise ValueError("SumTree state holds priorities that are not finite and >= 0")
+        self.tree[:] = 0.0
+        self.tree[self.capacity_pow2 : self.capacity_pow2 + values.size] = values
+        for level in reversed(range(self.depth)):  # parents from their children, bottom up
+            lo, hi = 1 << level, 2 << level
+            self.tree[lo:hi] = self.tree[2 * lo : 2 * hi : 2] + self.tree[2 * lo + 1 : 2 * hi : 2]
         self.max_priority = float(state["max_priority"])  # type: ignore[arg-type]

@@ -255,8 +255,9 @@ class DQNConfig:
     # importance-weight exponent beta, annealed linearly from this to 1 over training
     priority_beta_start: float = 0.4
     priority_eps: float = 1e-6
-    # the replay buffer is saved in checkpoints (resume continues with the same data); turn it
-    # off for huge buffers (a 1M-frame Atari buffer is about 7 GB)
+    # the written part of the replay buffer is saved in last.pt (resume continues with the same
+    # data; best.pt never holds it); turn it off for huge buffers (a full 1M-frame Atari buffer
+    # is about 7 GB)
     checkpoint_buffer: bool = True
 
     def __post_init__(self) -> None:
@@ -373,7 +374,7 @@ class SACConfig:
     ent_coef: str = "auto"
     ent_coef_init: float = 1.0  # alpha at the start with ent_coef=auto
     target_entropy: float | None = None  # null: -|A|, minus the action dimension (the paper's)
-    checkpoint_buffer: bool = True  # the replay buffer is saved in checkpoints
+    checkpoint_buffer: bool = True  # the written part of the replay buffer is saved in last.pt
 
     def __post_init__(self) -> None:
         check_replay_config(self)

@@ -18,7 +18,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from rltrain import tags
-from rltrain.algos.base import Algorithm, Context
+from rltrain.algos.base import REPLAY_STATE, Algorithm, Context
 from rltrain.algos.registry import ALGORITHMS, algorithm_class
 from rltrain.algos.value_estimates import value_chart_layout
 from rltrain.atomic_write import write_text_atomic
@@ -255,6 +255,10 @@ def _run(
         # otherwise lose the writer's queue, up to flush_secs of points).
         rec.flush_events()
         state = checkpoint_state(algo, cfg, ctx, elapsed(), best, iterations)
+        if path_name == ckpt.BEST:
+            # best.pt is for evaluation and export, which need the weights, not the replay
+            # buffer (a resume reads last.pt): it stays megabytes beside a large buffer
+            state["algo_state"].pop(REPLAY_STATE, None)
         ckpt.save_atomic(state, checkpoint_dir / path_name, keep_previous=path_name == ckpt.LAST)
 
     baselines: dict[str, float] | None = None  # the env's reference scores, computed once

@@ -540,6 +540,22 @@ def _set(key: str, value: object) -> Callable[[dict], None]:
     return lambda state: state.__setitem__(key, value)
 
 
+def _with_edited_replay(edit: Callable[[dict], None]) -> Setup:
+    """The DQN run, resumable again, its checkpoints' replay buffer state `edit`ed (a damaged or
+    hostile file whose checksum was written to match)."""
+
+    def edit_buffer(state: dict) -> None:
+        if "buffer" in state["algo_state"]:  # best.pt holds none
+            edit(state["algo_state"]["buffer"])
+
+    def setup(w: Path, ppo: Path, dqn: Path) -> list[str]:
+        run = _unfinished(_copy(dqn, w))
+        _rewrite_checkpoints(run, edit_buffer)
+        return ["resume", str(run)]
+
+    return setup
+
+
 class _System:
     """Pickles as a call of os.system: what a malicious checkpoint would carry."""
 
@@ -658,6 +674,15 @@ RUN_DIR_CASES: dict[str, tuple[Setup, list[str]]] = {
     "resume_another_algos_state_under_this_algos_label": (
         _with_dqn_checkpoint("resume", _relabelled_dqn_checkpoint),
         [r"does not fit the ppo model", r"KeyError"],
+    ),
+    "resume_a_replay_buffer_with_a_row_cut_off": (
+        _with_edited_replay(lambda buffer: buffer.__setitem__("obs", buffer["obs"][:-1])),
+        [r"does not fit the dqn model", r"replay state 'obs' has shape \(255, 1, 4\), expected "
+         r"\(256, 1, 4\) \(the entries its counters imply\)"],
+    ),
+    "resume_a_replay_buffer_with_a_negative_row_count": (
+        _with_edited_replay(lambda buffer: buffer.__setitem__("steps_added", -7)),
+        [r"does not fit the dqn model", r"'steps_added' is -7, not a count >= 0"],
     ),
     "resume_after_the_network_was_edited": (
         _case_resume_edited_network,

@@ -322,3 +322,36 @@ def test_resume_without_a_saved_replay_buffer_says_it_starts_empty(tmp_path: Pat
     assert final["step"] == 4000
     # the updates waited for learning_starts new transitions after the resume point
     assert final["algo_state"]["learning_starts_at"] == cut + 100
+
+
+def test_best_holds_no_replay_buffer_and_both_checkpoints_evaluate_without_a_warning(
+    tmp_path: Path,
+) -> None:
+    run = tmp_path / "run"
+    subprocess.run(
+        [RLTRAIN, "algo=dqn", "env=cartpole", "total_steps=512", "algo.learning_starts=64",
+         "eval_interval=256", "eval_episodes=1", "logger.progress=none", f"hydra.run.dir={run}"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    from rltrain.algos.base import REPLAY_STATE
+
+    best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
+    assert REPLAY_STATE not in best["algo_state"]
+    assert "q_net" in best["algo_state"]
+    # last.pt: the 512 rows written of the 100,000 (4.6 MB) the buffer holds; the rest of
+    # both files is the same weights and optimizer state (1 MB)
+    replay = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["algo_state"][
+        REPLAY_STATE
+    ]
+    assert replay["steps_added"] == 512
+    assert replay["obs"].shape == replay["next_obs"].shape == (512, 1, 4)
+    sizes = {name: (run / "checkpoints" / name).stat().st_size for name in ("last.pt", "best.pt")}
+    assert sizes["last.pt"] - sizes["best.pt"] < 100_000  # the buffer's part: 24 KB of rows
+    for which in ("best", "last"):
+        result = subprocess.run(
+            [RLTRAIN, "eval", str(run), "--checkpoint", which, "--episodes", "1"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == "", result.stderr  # no "resuming with an empty replay buffer"
+        assert "mean" in result.stdout

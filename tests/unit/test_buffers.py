@@ -387,3 +387,148 @@ def test_make_replay_buffer_picks_the_right_buffer() -> None:
     assert per.buffer.actions.shape == (25, 4, 2) and per.buffer.actions.dtype == np.float32
     with pytest.raises(ValueError):
         make_replay_buffer(vec, gym.spaces.Text(5), 100, 4, "cpu")
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoints: only the written part of the ring is saved, and it resumes exactly
+
+
+def _saved(buf: Any) -> tuple[dict[str, Any], int]:
+    """The buffer's state through torch.save / torch.load(weights_only) and the bytes written."""
+    blob = io.BytesIO()
+    torch.save(buf.state_dict(), blob)
+    size = blob.tell()
+    blob.seek(0)
+    return torch.load(blob, weights_only=True), size
+
+
+def _sample(buf: Any, seed: int) -> ReplaySample:
+    rng = np.random.default_rng(seed)
+    if isinstance(buf, PrioritizedReplay):
+        return buf.sample(64, rng, beta=0.5)
+    return buf.sample(64, rng)
+
+
+def _ring_buffer(kind: str) -> Any:
+    """3 envs x 200 rows of frame stacks: plain, frame-deduplicated or prioritized (frames)."""
+    frame, naive = frame_and_naive(600, 3, 3, overhead=0.05)
+    return {"plain": naive, "frames": frame, "prioritized": PrioritizedReplay(frame)}[kind]
+
+
+@pytest.mark.filterwarnings("ignore:FrameReplayBuffer ran out")
+@pytest.mark.parametrize("steps", [30, 700], ids=["partly_filled", "wrapped"])
+@pytest.mark.parametrize("kind", ["plain", "frames", "prioritized"])
+def test_state_holds_the_written_prefix_and_resumes_exactly(kind: str, steps: int) -> None:
+    buf, other = _ring_buffer(kind), _ring_buffer(kind)
+    stream = list(frame_stream(3, steps + 40, seed=steps))
+    for step in stream[:steps]:
+        buf.add(*step)
+    if isinstance(buf, PrioritizedReplay):
+        batch = buf.sample(32, np.random.default_rng(0), beta=0.5)
+        buf.update_priorities(batch.indices, np.linspace(0.1, 5.0, 32))
+    state, _ = _saved(buf)
+
+    inner = buf.buffer if isinstance(buf, PrioritizedReplay) else buf
+    rows = min(steps, inner.capacity_per_env)
+    ring = state["buffer"] if isinstance(buf, PrioritizedReplay) else state
+    for key in ("actions", "rewards", "terminated", "truncated"):
+        assert ring[key].shape[0] == rows, key
+    if isinstance(inner, FrameReplayBuffer):
+        frames = min(int(inner.frames_written.max()), inner.frame_capacity)
+        assert ring["frames"].shape[0] == frames
+        assert frames < inner.frame_capacity or steps == 700  # the frame ring is cut too
+        assert ring["obs_frame"].shape[0] == ring["next_frame"].shape[0] == rows
+        assert ring["frames_written"].shape == (3,)  # per-env arrays whole
+    else:
+        assert ring["obs"].shape[0] == ring["next_obs"].shape[0] == rows
+    if isinstance(buf, PrioritizedReplay):
+        assert state["tree"]["leaves"].shape == (rows * 3,)
+
+    other.load_state_dict(state)
+    assert len(other) == len(buf)
+    assert_same(_sample(other, 1), _sample(buf, 1))
+    for step in stream[steps:]:  # and both go on identically
+        buf.add(*step)
+        other.add(*step)
+    assert_same(_sample(other, 2), _sample(buf, 2))
+    if isinstance(buf, PrioritizedReplay):
+        assert np.array_equal(other.tree.tree, buf.tree.tree)  # inner nodes rebuilt bit for bit
+
+
+def test_a_big_barely_filled_buffer_writes_a_small_file() -> None:
+    # np.zeros commits no memory: these are 46 MB, 741 MB and 46 MB + 16 MB of tree on paper
+    plain = ReplayBuffer(1_000_000, 1, (4,), np.float32, (), np.int64, "cpu")
+    frames = FrameReplayBuffer(100_000, 1, (4, 84, 84), np.uint8, (), np.int64, "cpu")
+    per = PrioritizedReplay(ReplayBuffer(1_000_000, 1, (4,), np.float32, (), np.int64, "cpu"))
+    rng = np.random.default_rng(0)
+    for buf, shape in ((plain, (1, 4)), (frames, (1, 4, 84, 84)), (per, (1, 4))):
+        obs = rng.integers(0, 255, size=shape).astype(np.float32 if len(shape) == 2 else np.uint8)
+        for _ in range(10):
+            buf.add(obs, [1], [1.0], [False], [False], obs)
+        _, size = _saved(buf)
+        # 10 rows plus the zip's per-tensor overhead; frames: obs == next_obs does not slide,
+        # so every step writes its 4 frames (44 x 7 KB), plus the 28 KB of the newest stack
+        assert size < (400_000 if buf is frames else 30_000), (type(buf).__name__, size)
+        assert size < buf.nbytes / 100
+
+
+@pytest.mark.filterwarnings("ignore:FrameReplayBuffer ran out")
+@pytest.mark.parametrize("kind", ["plain", "frames", "prioritized"])
+def test_a_full_size_state_of_older_checkpoints_still_loads(kind: str) -> None:
+    buf, other = _ring_buffer(kind), _ring_buffer(kind)
+    drive([buf], 3, 30, seed=3)
+    inner = buf.buffer if isinstance(buf, PrioritizedReplay) else buf
+    # what state_dict wrote before prefixes: every array whole (and the whole sum tree)
+    old: dict[str, Any] = {k: torch.from_numpy(v.copy()) for k, v in inner._arrays().items()}
+    old["steps_added"] = inner.steps_added
+    if isinstance(buf, PrioritizedReplay):
+        tree = {"tree": torch.from_numpy(buf.tree.tree.copy()), "max_priority": 1.0}
+        old = {"buffer": old, "tree": tree}
+    other.load_state_dict(old)
+    assert_same(_sample(other, 4), _sample(buf, 4))
+
+
+def test_loading_writes_only_the_saved_prefix() -> None:
+    # the rows past the prefix are not written over (zeros over a 7 GB buffer commit memory)
+    buf = ReplayBuffer(1000, 1, (2,), np.float32, (), np.int64, "cpu")
+    for t in range(5):
+        o = np.full((1, 2), t, np.float32)
+        buf.add(o, [0], [1.0], [False], [False], o + 1)
+    other = ReplayBuffer(1000, 1, (2,), np.float32, (), np.int64, "cpu")
+    other.obs[:] = 7.0  # a marker, not what a fresh buffer holds
+    other.load_state_dict(_saved(buf)[0])
+    assert np.array_equal(other.obs[:5], buf.obs[:5])
+    assert np.all(other.obs[5:] == 7.0)
+
+
+def _cut(key: str) -> Any:
+    return lambda state: state.__setitem__(key, state[key][:-1])
+
+
+@pytest.mark.filterwarnings("ignore:FrameReplayBuffer ran out")
+@pytest.mark.parametrize(
+    ("kind", "edit", "message"),
+    [
+        ("plain", _cut("obs"), r"replay state 'obs' has shape \(29, 3, 4, 3, 3\), expected "
+         r"\(30, 3, 4, 3, 3\) \(the entries its counters imply\)"),
+        ("plain", lambda s: s.__setitem__("steps_added", 31), r"'actions' has shape \(30, 3\)"),
+        ("plain", lambda s: s.__setitem__("steps_added", -1), r"'steps_added' is -1, not a count"),
+        ("plain", lambda s: s.__setitem__("steps_added", "30"), r"'steps_added' is '30'"),
+        ("frames", _cut("frames"), r"replay state 'frames' has shape"),
+        ("frames", lambda s: s["frames_written"].__setitem__(0, -4),
+         r"'frames_written' must be 3 counts >= 0, got -4$"),
+        ("frames", lambda s: s.__setitem__("frames_written", torch.zeros(2, dtype=torch.int64)),
+         r"'frames_written' must be 3 counts >= 0, got shape \(2,\)"),
+        ("prioritized", lambda s: s["tree"].__setitem__("leaves", s["tree"]["leaves"][:-1]),
+         r"SumTree state 'leaves' has shape \(89,\), expected \(90,\)"),
+        ("prioritized", lambda s: s["tree"]["leaves"].__setitem__(0, float("nan")),
+         r"not finite and >= 0"),
+    ],
+)  # fmt: skip
+def test_a_hostile_state_is_one_clear_value_error(kind: str, edit: Any, message: str) -> None:
+    buf, other = _ring_buffer(kind), _ring_buffer(kind)
+    drive([buf], 3, 30, seed=3)
+    state, _ = _saved(buf)
+    edit(state)
+    with pytest.raises(ValueError, match=message):
+        other.load_state_dict(state)
