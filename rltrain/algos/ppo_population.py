@@ -182,7 +182,7 @@ class PPOPopulation:
             for start in range(0, size - batch + 1, batch):
                 if order is None:
                     mb_obs, mb_actions = obs, actions
-                    mb = (old_log_probs, old_values, returns)
+                    mb: tuple[torch.Tensor, ...] = (old_log_probs, old_values, returns)
                     adv = whole_advantages
                 else:
                     idx = order[:, start : start + batch]

@@ -3,10 +3,12 @@ ordinary run directory (curves, checkpoints, summary.json) that learns as the sa
 
 from __future__ import annotations
 
+import csv
 import signal
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -45,6 +47,18 @@ def test_population_gives_each_seed_an_ordinary_run(run_cli, workdir, summary_of
         assert evaluated.returncode == 0, evaluated.stderr
     curves = [tb_scalars(job / f"seed_{s}")["losses/value_loss"] for s in (5, 6, 7)]
     assert curves[0] != curves[1] != curves[2]
+    # rltrain summary: one configuration of 3 seeds, its IQM and bootstrap interval beside mean
+    table = run_cli(["summary", str(job), "--csv", str(workdir / "s.csv")], workdir)
+    assert table.returncode == 0, table.stderr
+    assert "IQM [95% CI]" in table.stdout and "1 configurations" in table.stdout
+    with open(workdir / "s.csv") as handle:
+        (row,) = list(csv.DictReader(handle))
+    returns = np.array([summary_of(job / f"seed_{s}")["eval_return_mean"] for s in (5, 6, 7)])
+    assert row["seeds"] == "5,6,7"
+    # floor(3 / 4) = 0 trimmed at each end: with three seeds the IQM is their mean
+    assert float(row["eval_return_iqm"]) == pytest.approx(returns.mean())
+    low, high = float(row["eval_return_iqm_ci_low"]), float(row["eval_return_iqm_ci_high"])
+    assert returns.min() <= low <= float(row["eval_return_iqm"]) <= high <= returns.max()
 
 
 def test_a_seed_in_the_population_learns_as_the_seed_alone(run_cli, workdir):
