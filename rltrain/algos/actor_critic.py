@@ -14,7 +14,7 @@ Each algorithm file keeps what makes it that algorithm: its loss, its update and
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -131,9 +131,15 @@ class RewardScaler:
 class TruncationBootstrap:
     """The final observations of episodes a time limit cut (truncated, not terminated), by step,
     so that one batched forward pass values them all: V(final_obs) goes into next_values[t, env]
-    (Pardo et al. 2018). A terminated episode keeps next value 0 from the caller's mask."""
+    (Pardo et al. 2018). A terminated episode keeps next value 0 from the caller's mask.
 
-    def __init__(self) -> None:
+    `whole_steps`: keep the final observations of every env of a step with a cut, and value
+    whole steps: a population's policy (rltrain/algos/ppo_population.py) values each seed's
+    envs with that seed's weights, so it takes observations of all envs at once.
+    """
+
+    def __init__(self, whole_steps: bool = False) -> None:
+        self.whole_steps = whole_steps
         self._cuts: list[tuple[int, np.ndarray, np.ndarray]] = []
 
     def add(self, t: int, step: Transition, mask: np.ndarray | None = None) -> None:
@@ -142,17 +148,22 @@ class TruncationBootstrap:
             cut &= mask
         if cut.any():
             rows = np.flatnonzero(cut)
-            self._cuts.append((t, rows, step.final_obs[rows]))
+            finals = step.final_obs.copy() if self.whole_steps else step.final_obs[rows]
+            self._cuts.append((t, rows, finals))
 
     @torch.no_grad()
-    def fill(self, next_values: torch.Tensor, net: ActorCritic, device: torch.device) -> None:
+    def fill(self, next_values: torch.Tensor, net: RolloutPolicy, device: torch.device) -> None:
         """next_values[t, rows] <- V(final_obs) for every cut recorded, in place."""
         if not self._cuts:
             return
         finals = obs_to_tensor(np.concatenate([f for _, _, f in self._cuts]), device)
         times = np.concatenate([np.full(len(r), t) for t, r, _ in self._cuts])
         rows = np.concatenate([r for _, r, _ in self._cuts])
-        next_values[times, rows] = net.value(finals)
+        values = net.value(finals)
+        if self.whole_steps:  # [cuts x envs] values: each cut's own rows
+            which = np.concatenate([np.full(len(r), i) for i, (_, r, _) in enumerate(self._cuts)])
+            values = values.view(len(self._cuts), -1)[which, rows]
+        next_values[times, rows] = values
 
 
 # --- the n-step rollout -------------------------------------------------------------------------
@@ -165,6 +176,16 @@ class Rollout(NamedTuple):
     values: torch.Tensor  # V(s_t) when acting
     advantages: torch.Tensor  # GAE(lambda); lambda = 1: n-step return - V
     returns: torch.Tensor  # advantages + values: the value target and the Q estimate
+
+
+class RolloutPolicy(Protocol):
+    """What a rollout asks of its policy (an `ActorCritic`, or a population of them)."""
+
+    def act(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sampled actions, log pi(a|s) and V(s) for one row of observations per env."""
+        ...
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor: ...
 
 
 class RolloutCollector:
@@ -183,9 +204,11 @@ class RolloutCollector:
         device: torch.device,
         obs: np.ndarray,
         reward_scaler: RewardScaler | None = None,
+        whole_steps: bool = False,
     ) -> None:
         self.env, self.n_steps, self.device = env, n_steps, device
         self.reward_scaler = reward_scaler
+        self.whole_steps = whole_steps  # see TruncationBootstrap
         self.action_space = env.single_action_space
         self.obs = obs  # what the envs show now: the next rollout acts on it
         T, N = n_steps, env.num_envs
@@ -200,10 +223,10 @@ class RolloutCollector:
         self.trunc_buf = np.zeros((T, N), dtype=np.float32)
 
     @torch.no_grad()
-    def collect(self, net: ActorCritic, gamma: float, gae_lambda: float) -> Rollout:
+    def collect(self, net: RolloutPolicy, gamma: float, gae_lambda: float) -> Rollout:
         values: list[torch.Tensor] = []
         log_probs: list[torch.Tensor] = []
-        cuts = TruncationBootstrap()
+        cuts = TruncationBootstrap(self.whole_steps)
         for t in range(self.n_steps):
             self.obs_buf[t] = self.obs
             actions, log_prob, value = net.act(obs_to_tensor(self.obs_buf[t], self.device))

@@ -49,9 +49,10 @@ def clipped_surrogate_loss(
 ) -> torch.Tensor:
     """L = -mean_i min(r_i A_i, clip(r_i, 1 - eps, 1 + eps) A_i)  (Schulman et al. 2017, eq. 7),
 
-    r_i = pi(a_i|s_i) / pi_old(a_i|s_i).
+    r_i = pi(a_i|s_i) / pi_old(a_i|s_i). The mean is over the last axis: a population's [K, B]
+    gives each seed's loss (here and in the other terms).
     """
-    return -torch.min(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages).mean()
+    return -torch.min(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages).mean(-1)
 
 
 def clipped_surrogate_grad(
@@ -64,7 +65,7 @@ def clipped_surrogate_grad(
     """
     unclipped = ratio * advantages
     chosen = unclipped <= ratio.clamp(1 - clip, 1 + clip) * advantages
-    return torch.where(chosen, unclipped, 0.0).mul_(-1.0 / ratio.numel())
+    return torch.where(chosen, unclipped, 0.0).mul_(-1.0 / ratio.shape[-1])
 
 
 def value_loss(
@@ -74,9 +75,9 @@ def value_loss(
     (Vc_i - R_i)^2) where Vc_i = V_old_i + clip(V_i - V_old_i, -eps, eps)."""
     error = (values - returns).pow(2)
     if clip is None:
-        return error.mean()
+        return error.mean(-1)
     clipped = old_values + (values - old_values).clamp(-clip, clip)
-    return torch.max(error, (clipped - returns).pow(2)).mean()
+    return torch.max(error, (clipped - returns).pow(2)).mean(-1)
 
 
 def value_loss_grad(
@@ -84,7 +85,7 @@ def value_loss_grad(
 ) -> torch.Tensor:
     """dL/dV_i of `value_loss`: 2 (V_i - R_i) / B, and 0 where the clipped error is strictly
     larger (Vc is then clipped, constant in V)."""
-    grad = (values - returns).mul_(2.0 / values.numel())
+    grad = (values - returns).mul_(2.0 / values.shape[-1])
     if clip is None:
         return grad
     clipped = old_values + (values - old_values).clamp(-clip, clip)
@@ -121,11 +122,11 @@ def ppo_loss(
     ratio = log_ratio.exp()
     policy_loss = clipped_surrogate_loss(ratio, advantages, clip)
     critic_loss = value_loss(out.values, returns, old_values, value_clip)
-    entropy = out.entropy.mean()
+    entropy = out.entropy.mean(-1)
     if closed_form:
         loss = HeadLoss(None, HeadGrad(
             clipped_surrogate_grad(ratio, advantages, clip),
-            -ent_coef / ratio.numel(),
+            -ent_coef / ratio.shape[-1],
             value_loss_grad(out.values, returns, old_values, value_clip).mul_(vf_coef),
         ))  # fmt: skip
     else:
@@ -135,13 +136,13 @@ def ppo_loss(
         entropy = entropy.detach()
     return PPOLoss(
         loss, policy_loss, critic_loss, entropy, approx_kl(log_ratio, ratio),
-        ((ratio - 1).abs() > clip).float().mean(),
+        ((ratio - 1).abs() > clip).float().mean(-1),
     )  # fmt: skip
 
 
 def approx_kl(log_ratio: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
     """k3 estimator of KL(old || new) (Schulman 2020): mean_i [(r_i - 1) - log r_i]."""
-    return ((ratio - 1) - log_ratio).mean()
+    return ((ratio - 1) - log_ratio).mean(-1)
 
 
 class PPO(ActorCriticInference, Algorithm):

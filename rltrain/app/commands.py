@@ -118,6 +118,10 @@ def resume_run(run_dir: Path) -> None:
     node = load_run_config(run_dir)
     from rltrain.runner.loop import train
 
+    if node.get("parallel_seeds", False) and int(node.get("num_seeds", 1)) > 1:
+        resume_population(node, run_dir)
+        return
+
     if not (run_dir / "checkpoints").is_dir():
         raise UserError(f"{run_dir} has no checkpoints/ to resume from")
     steps = finished_steps(run_dir / "summary.json")
@@ -125,6 +129,21 @@ def resume_run(run_dir: Path) -> None:
         raise UserError(f"{run_dir} already finished ({steps:,} steps); nothing to resume")
     print(f"resuming {run_dir}", flush=True)
     train(node, run_dir, resume=True)
+
+
+def resume_population(node: Any, job_dir: Path) -> None:
+    """A `parallel_seeds` job resumes all its seeds together, from their own checkpoints."""
+    from rltrain.runner.population import train_population
+
+    seed_dirs = [job_dir / f"seed_{int(node.seed) + k}" for k in range(int(node.num_seeds))]
+    missing = [d.name for d in seed_dirs if not (d / "checkpoints").is_dir()]
+    if missing:
+        raise UserError(f"{job_dir} has no checkpoints/ in {', '.join(missing)} to resume from")
+    if all(finished_steps(d / "summary.json") is not None for d in seed_dirs):
+        raise UserError(f"{job_dir} already finished (every seed has its summary.json)")
+    print(f"resuming {job_dir} ({len(seed_dirs)} seeds at once)", flush=True)
+    nodes = [load_run_config(d) for d in seed_dirs]
+    train_population(nodes, seed_dirs, job_dir, resume=True)
 
 
 class LoadedRun(NamedTuple):

@@ -3,6 +3,8 @@
 A run is a directory with `summary.json` (written when training finishes) and, from Hydra,
 `.hydra/overrides.yaml`. Runs whose overrides are equal except for `seed=` are one configuration:
 its row shows the mean ± std over seeds of the final eval return (`eval_return_mean` of each run),
+beside their interquartile mean with a bootstrap 95% confidence interval (Agarwal et al. 2021:
+the IQM is robust to a seed or two that fail, and the interval says how far K seeds pin it down),
 the mean steps and wall time, and its runs; rows are sorted by that mean, best first. Override keys
 whose values differ between runs (the swept keys) get a column each.
 
@@ -64,9 +66,45 @@ class Group:
         """Standard deviation over seeds, sqrt(mean((R_k - mean R)^2)) (ddof = 0)."""
         return float(self.returns.std())
 
+    @property
+    def iqm(self) -> float:
+        return interquartile_mean(self.returns)
+
+    @property
+    def iqm_interval(self) -> tuple[float, float]:
+        return bootstrap_interval(self.returns, interquartile_mean)
+
     def mean_of(self, field: str) -> float:
         values = [float(run.summary.get(field) or 0.0) for run in self.runs]
         return sum(values) / len(values)
+
+
+def interquartile_mean(values: np.ndarray) -> float:
+    """IQM = mean of x_(i) for floor(n/4) <= i < n - floor(n/4), x_(i) the values sorted: the mean
+    of the middle half, 25% trimmed at each end (Agarwal et al. 2021; scipy.stats.trim_mean(x,
+    0.25), what rliable's `aggregate_iqm` computes). Over the last axis, so a [reps, n] array of
+    bootstrap samples gives one IQM each."""
+    x = np.sort(np.asarray(values, dtype=np.float64), axis=-1)
+    cut = x.shape[-1] // 4
+    return x[..., cut : x.shape[-1] - cut].mean(axis=-1)  # type: ignore[no-any-return]
+
+
+BOOTSTRAP_SAMPLES = 2000
+
+
+def bootstrap_interval(
+    values: np.ndarray, statistic: Any, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of `statistic` (a function over the last axis):
+    draw B = BOOTSTRAP_SAMPLES resamples of the n values with replacement, compute the statistic
+    of each, and return its (1 - c)/2 and (1 + c)/2 quantiles (Efron & Tibshirani 1993; with one
+    score per run of one task, rliable's stratified bootstrap is this one). Seeded: the same runs
+    print the same interval."""
+    x = np.asarray(values, dtype=np.float64)
+    draws = np.random.default_rng(seed).integers(0, len(x), size=(BOOTSTRAP_SAMPLES, len(x)))
+    stats = statistic(x[draws])
+    low, high = np.quantile(stats, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(low), float(high)
 
 
 def override_key(override: str) -> str:
@@ -169,7 +207,10 @@ def summarize(
     if group:
         header, rows = _group_rows(groups, keys)
         title = f"{len(runs)} runs in {directory}, {len(groups)} configurations"
-        caption = "eval return: final eval return, mean ± std over seeds; best first"
+        caption = (
+            "eval return: final eval return, mean ± std over seeds; IQM: its interquartile mean "
+            "[bootstrap 95% CI]; best first"
+        )
     else:
         header, rows = _run_rows(runs, keys)
         title, caption = f"{len(runs)} runs in {directory}", None
@@ -190,7 +231,7 @@ def summarize(
 
 def _group_rows(groups: Sequence[Group], keys: Sequence[str]) -> tuple[list[str], list[list[str]]]:
     header = ["runs", "algo", "env", *keys] + ([] if keys else ["overrides"])
-    header += ["seeds", "eval return", "min..max", "steps", "wall time"]
+    header += ["seeds", "eval return", "IQM [95% CI]", "min..max", "steps", "wall time"]
     rows = []
     for item in groups:
         first = item.runs[0]
@@ -204,6 +245,7 @@ def _group_rows(groups: Sequence[Group], keys: Sequence[str]) -> tuple[list[str]
             *swept,
             _seeds(item.runs),
             f"{item.mean:.2f} ± {item.std:.2f}",
+            "{:.2f} [{:.2f}, {:.2f}]".format(item.iqm, *item.iqm_interval),
             f"{returns.min():.1f}..{returns.max():.1f}",
             f"{item.mean_of('steps'):,.0f}",
             f"{item.mean_of('wall_time'):.1f}s",
@@ -266,6 +308,9 @@ def _write_csv(
                 "n_runs": len(item.runs),
                 "eval_return_mean": _tidy(item.mean),
                 "eval_return_std": _tidy(item.std),
+                "eval_return_iqm": _tidy(item.iqm),
+                "eval_return_iqm_ci_low": _tidy(item.iqm_interval[0]),
+                "eval_return_iqm_ci_high": _tidy(item.iqm_interval[1]),
                 "eval_return_min": float(returns.min()),
                 "eval_return_max": float(returns.max()),
                 "steps": _tidy(item.mean_of("steps")),

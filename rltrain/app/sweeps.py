@@ -25,9 +25,10 @@ def train_seeds(node: DictConfig, run_dir: Path) -> float:
 
     objective = (1/N) * sum_{k=0}^{N-1} R(seed + k), R = the final deterministic eval return.
     With N = 1 this is one ordinary run in `run_dir`. With N > 1, seed `s` trains in
-    `run_dir/seed_<s>`, a complete run directory of its own (.hydra/config.yaml with seed=s and
-    num_seeds=1, overrides.yaml with seed=s), so `rltrain summary` groups the seeds, and
-    `rltrain eval` / `resume` work on each. Seeds run one after the other in this job.
+    `run_dir/seed_<s>`, a complete run directory of its own (.hydra/config.yaml with seed=s,
+    num_seeds=1 and parallel_seeds=false, overrides.yaml with seed=s), so `rltrain summary` groups
+    the seeds, and `rltrain eval` / `resume` work on each. Seeds run one after the other in this
+    job, or with `parallel_seeds=true` all at once as one batched program (runner/population.py).
     """
     from rltrain.config.validate import typed_config
 
@@ -41,25 +42,36 @@ def train_seeds(node: DictConfig, run_dir: Path) -> float:
 
     if count == 1:
         return train(node, run_dir)
-    overrides = [
-        item for item in _read_overrides(run_dir)
-        if item.split("=", 1)[0].lstrip("+~") not in ("seed", "num_seeds")
-    ]
-    returns: list[float] = []
-    for offset in range(count):
-        seed = int(node.seed) + offset
-        child = node.copy()
-        child.seed, child.num_seeds = seed, 1
-        seed_dir = run_dir / f"seed_{seed}"
-        (seed_dir / ".hydra").mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(child, seed_dir / ".hydra" / "config.yaml")
-        seed_overrides = ListConfig([*overrides, f"seed={seed}"])
-        OmegaConf.save(seed_overrides, seed_dir / ".hydra" / "overrides.yaml")
-        returns.append(float(train(child, seed_dir)))
+    seeds = [seed_run(node, run_dir, int(node.seed) + offset) for offset in range(count)]
+    if node.get("parallel_seeds", False):
+        from rltrain.runner.population import train_population
+
+        returns = train_population([c for c, _ in seeds], [d for _, d in seeds], run_dir)
+    else:
+        returns = [float(train(child, seed_dir)) for child, seed_dir in seeds]
     mean = sum(returns) / len(returns)
     listed = ", ".join(f"{value:.2f}" for value in returns)
     print(f"objective: mean eval return {mean:.2f} over {count} seeds ({listed})", flush=True)
     return mean
+
+
+SEED_KEYS = ("seed", "num_seeds", "parallel_seeds")  # what a job's seed_<s> runs set themselves
+
+
+def seed_run(node: DictConfig, run_dir: Path, seed: int) -> tuple[DictConfig, Path]:
+    """(config, directory) of seed `seed` of a num_seeds job, both written: an ordinary one-seed
+    run of the job's configuration."""
+    overrides = [
+        item for item in _read_overrides(run_dir)
+        if item.split("=", 1)[0].lstrip("+~") not in SEED_KEYS
+    ]
+    child = node.copy()
+    child.seed, child.num_seeds, child.parallel_seeds = seed, 1, False
+    seed_dir = run_dir / f"seed_{seed}"
+    (seed_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(child, seed_dir / ".hydra" / "config.yaml")
+    OmegaConf.save(ListConfig([*overrides, f"seed={seed}"]), seed_dir / ".hydra" / "overrides.yaml")
+    return child, seed_dir
 
 
 def _read_overrides(run_dir: Path) -> list[str]:

@@ -98,8 +98,35 @@ class FlatOptimizer:
         self.flat_grad.mul_((max_norm / (norm + 1e-6)).clamp(max=1.0))
         return norm
 
+    def clip_grad_norm_rows(self, max_norm: float, rows: int) -> torch.Tensor:
+        """`clip_grad_norm` for each row of the flat gradient seen as [rows, n]: a population's
+        seeds (one row each), every seed clipped by its own norm. Returns the [rows] norms.
+
+        g_k <- g_k * min(1, max_norm / (||g_k|| + 1e-6)).
+        """
+        grad = self.flat_grad.view(rows, -1)
+        norm = torch.linalg.vector_norm(grad, dim=1)
+        grad.mul_((max_norm / (norm + 1e-6)).clamp(max=1.0).unsqueeze(1))
+        return norm
+
     def _buffers(self) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def row_state_dict(self, row: int, rows: int) -> dict[str, Any]:
+        """`state_dict` of one row of [rows, n] parameters (a population's seed `row`): the state
+        an optimizer over that row alone would hold, in its format."""
+        return {
+            "lr": self.lr,
+            "steps": self.steps.clone(),
+            **{name: t.view(rows, -1)[row].clone() for name, t in self._buffers().items()},
+        }
+
+    def load_row_state_dict(self, state: dict[str, Any], row: int, rows: int) -> None:
+        """Loads a `row_state_dict` (or a one-run optimizer's `state_dict`) into row `row`."""
+        self.param_groups[0]["lr"] = float(state["lr"])
+        self.steps.copy_(state["steps"])
+        for name, tensor in self._buffers().items():
+            tensor.view(rows, -1)[row].copy_(state[name])
 
     def state_dict(self) -> dict[str, Any]:
         return {

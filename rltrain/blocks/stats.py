@@ -16,5 +16,8 @@ def explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> torch.T
 
 
 def standardize(values: torch.Tensor) -> torch.Tensor:
-    """(x - mean(x)) / (std(x) + 1e-8): advantages (or returns) on a common scale per batch."""
-    return (values - values.mean()) / (values.std() + 1e-8)
+    """(x - mean(x)) / (std(x) + 1e-8): advantages (or returns) on a common scale per batch;
+    over the last axis, so a population's [K, batch] gets each seed's own mean and std."""
+    if values.dim() == 1:
+        return (values - values.mean()) / (values.std() + 1e-8)
+    return (values - values.mean(-1, keepdim=True)) / (values.std(-1, keepdim=True) + 1e-8)

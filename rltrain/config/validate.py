@@ -125,6 +125,7 @@ def typed_config(node: DictConfig) -> Config:
         raise UserError(f"logger.log_interval={cfg.logger.log_interval} must be at least 1")
     check_text_choice(cfg)  # first: on the text envs it names the env, not the network
     check_network_choice(cfg)
+    check_parallel_seeds(cfg)
     # token PPO's rollouts are completions (text, llm); num_envs < 1 is the env factory's one line
     if cfg.algo.name == "ppo" and cfg.env.name not in ("text", "llm") and cfg.env.num_envs >= 1:
         from rltrain.config.algos import check_minibatch_fits
@@ -144,6 +145,48 @@ def typed_config(node: DictConfig) -> Config:
 
     chosen_backends(cfg.logger)  # an unknown backend name is one line
     return cfg
+
+
+def check_parallel_seeds(cfg: Config) -> None:
+    """`parallel_seeds=true` is refused, one line naming the key, where the population
+    (rltrain/algos/ppo_population.py) does not cover the config."""
+    if not cfg.parallel_seeds:
+        return
+    from rltrain.trackers import chosen_backends
+
+    env_id = getattr(cfg.env, "id", None)
+    refusal = None
+    if cfg.num_seeds < 2:
+        refusal = (
+            f"trains the num_seeds seeds of a job at once, but num_seeds={cfg.num_seeds}: give "
+            "num_seeds=K with K >= 2"
+        )
+    elif cfg.algo.name != "ppo":
+        refusal = (
+            f"exists for algo=ppo only, not algo={cfg.algo.name}: leave parallel_seeds out to "
+            "train the seeds one after the other"
+        )
+    elif env_id != "CartPole-v1" or cfg.env.vectorization != "batched" or cfg.env.entry_point:
+        refusal = (
+            "steps every seed's envs as one batched CartPole-v1: use env=cartpole with "
+            f"env.vectorization=batched (not env={cfg.env.name}"
+            f"{f' env.id={env_id}' if env_id else ''} env.vectorization={cfg.env.vectorization})"
+        )
+    elif cfg.network.name not in ("auto", "mlp") or cfg.network.shared_trunk:
+        refusal = (
+            "stacks two-tower MLPs: use network=mlp (or auto) with network.shared_trunk=false"
+        )
+    elif cfg.algo.target_kl is not None:
+        refusal = (
+            "needs algo.target_kl=null: a KL stop would end each seed's epochs at its own time"
+        )
+    elif set(chosen_backends(cfg.logger)) - {"tensorboard"}:
+        refusal = (
+            "logs each seed with TensorBoard only: use logger=tensorboard (or logger=none), not "
+            f"{', '.join(chosen_backends(cfg.logger))}"
+        )
+    if refusal is not None:
+        raise UserError(f"parallel_seeds=true {refusal}")
 
 
 def check_network_choice(cfg: Config) -> None:

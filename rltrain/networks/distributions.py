@@ -15,7 +15,13 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 def categorical_sample(logits: torch.Tensor) -> torch.Tensor:
     """Gumbel-max sampling: argmax_a (logits_a + g_a), g_a = -log(-log u_a), u ~ U(0, 1)."""
-    u = torch.rand_like(logits).clamp_(1e-12, 1.0 - 1e-7)
+    return categorical_sample_from_uniform(logits, torch.rand_like(logits))
+
+
+def categorical_sample_from_uniform(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """`categorical_sample` with the uniforms u (the logits' shape) drawn by the caller: a
+    population draws each seed's from that seed's own generator. u is clamped in place."""
+    u.clamp_(1e-12, 1.0 - 1e-7)
     return torch.argmax(logits - torch.log(-torch.log(u)), dim=-1)
 
 

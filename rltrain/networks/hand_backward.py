@@ -17,7 +17,9 @@ cost; the hand pass skips it and writes the weight gradients straight into the f
 paths to autograd, gradient by gradient and over whole PPO and A2C updates.
 
 The layers are (weight, bias) pairs as in nn.Linear, y = x W^T + b, with the activation after
-every layer but the last.
+every layer but the last. A population (`parallel_seeds`, rltrain/algos/ppo_population.py) gives
+stacks instead: weight [K, out, in], bias [K, out], inputs [K, batch, in], one agent per seed;
+the same pass then runs as batched matmuls (each seed's rows meet only its own weights).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from rltrain.blocks.optim import FlatOptimizer
 from rltrain.networks import distributions as D
 from rltrain.networks.builders import MLP, ActorCritic
 
-Layer = tuple[torch.Tensor, torch.Tensor]  # (weight [out, in], bias [out])
+Layer = tuple[torch.Tensor, torch.Tensor]  # (weight [out, in], bias [out]), or [K, ...] stacks
+Towers = tuple[list[Layer], list[Layer], str]  # (actor layers, critic layers, activation)
 
 ACTIVATIONS = ("tanh", "relu", "elu")
 
@@ -66,12 +69,23 @@ def activation_backward_(grad: torch.Tensor, output: torch.Tensor, activation: s
 
 
 def _weight_grad_into(grad: torch.Tensor, inputs: torch.Tensor, out: torch.Tensor) -> None:
-    """out <- grad^T inputs, the weight gradient [out, in] (out may be a view into a flat buffer).
+    """out <- grad^T inputs, the weight gradient [out, in] (out may be a view into a flat buffer);
+    per seed for stacks: out[k] <- grad[k]^T inputs[k].
 
     Computed as (inputs^T grad)^T, which torch's CPU matmul does faster for thin inputs, and not
     through NumPy, whose OpenBLAS threads would fight torch's for the cores.
     """
-    out.copy_(torch.mm(inputs.t(), grad).t())
+    if out.dim() == 3:
+        out.copy_(torch.bmm(inputs.transpose(1, 2), grad).transpose(1, 2))
+    else:
+        out.copy_(torch.mm(inputs.t(), grad).t())
+
+
+def _linear(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """h W^T + b, or per seed h[k] W[k]^T + b[k] for stacks."""
+    if weight.dim() == 3:
+        return torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+    return torch.addmm(bias, h, weight.t())
 
 
 def mlp_forward(
@@ -79,14 +93,16 @@ def mlp_forward(
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """(the input of every layer, the output) of h_{i+1} = act(h_i W_i^T + b_i), last layer linear.
 
-    The inputs are what `mlp_backward` needs; x is flattened to [batch, features] first.
+    The inputs are what `mlp_backward` needs; x is flattened to [batch, features] first
+    ([K, batch, features] for stacks).
     """
-    h = x.flatten(1)
+    stacked = layers[0][0].dim() == 3
+    h = x.flatten(2) if stacked else x.flatten(1)
     inputs = []
     last = len(layers) - 1
     for i, (weight, bias) in enumerate(layers):
         inputs.append(h)
-        h = torch.addmm(bias, h, weight.t())
+        h = _linear(h, weight, bias)
         if i < last:
             _activate_(h, activation)
     return inputs, h
@@ -110,7 +126,7 @@ def mlp_backward(
         weight, bias = layers[i]
         assert weight.grad is not None and bias.grad is not None
         _weight_grad_into(g, inputs[i], weight.grad)
-        torch.sum(g, 0, out=bias.grad)
+        torch.sum(g, -2, out=bias.grad)  # over the batch (of each seed, for stacks)
         if i > 0:
             g = activation_backward_(g @ weight, inputs[i], activation)
 
@@ -182,7 +198,7 @@ class AutogradPath:
         loss.value.backward()
 
 
-def towers_of(net: ActorCritic) -> tuple[list[Layer], list[Layer], str] | None:
+def towers_of(net: ActorCritic) -> Towers | None:
     """(actor layers, critic layers, activation) when the hand pass covers `net`: a categorical
     policy on two separate MLP towers with a known activation; None for every other shape."""
     actor, critic = net.actor_trunk, net.critic_trunk
@@ -213,6 +229,13 @@ class HandPath:
         # optimizers all change their data in place, so these references stay the live weights.
         self.actor, self.critic, self.activation = towers
         self.optimizer = optimizer
+
+    @classmethod
+    def over(cls, towers: Towers) -> HandPath:
+        """The pass over layers given as they are (a population's [K, out, in] stacks)."""
+        path = cls.__new__(cls)
+        path.actor, path.critic, path.activation = towers
+        return path
 
     @torch.no_grad()
     def evaluate(self, obs: torch.Tensor, actions: torch.Tensor) -> Evaluation:

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -46,7 +46,7 @@ VIDEO_CLIP_FRAMES = 150
 VIDEO_CLIP_FPS = 15.0
 
 
-class _StopFlag:
+class StopFlag:
     """Turns the first SIGINT/SIGTERM into a flag checked between iterations (so the checkpoint
     is consistent); a second signal interrupts at once."""
 
@@ -54,7 +54,7 @@ class _StopFlag:
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> _StopFlag:
+    def __enter__(self) -> StopFlag:
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
@@ -126,8 +126,9 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def checkpoint_state(
-    algo: Algorithm, cfg: Config, ctx: Context, elapsed: float, best: float, iterations: int
-) -> dict[str, Any]:
+    algo: Algorithm, cfg: Config, ctx: Context, elapsed: float, best: float, iterations: int,
+    rng: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
     return {
         "format": ckpt.FORMAT_VERSION,
         "algo": cfg.algo.name,
@@ -139,9 +140,27 @@ def checkpoint_state(
         "algo_state": algo.state_dict(),
         "env_state": ctx.env.state_dict(),
         "recorder": ctx.recorder.state_dict(),
-        "rng": ckpt.rng_state(),
+        "rng": rng,
         "generator": ckpt.generator_state(ctx.rng),
     }
+
+
+class RngStreams(Protocol):
+    """The random streams a run's checkpoint saves and a resume restores (python, numpy, torch)."""
+
+    def state(self) -> dict[str, Any]: ...
+
+    def restore(self, state: dict[str, Any]) -> None: ...
+
+
+class GlobalStreams:
+    """A one-seed run draws from the process's global generators."""
+
+    def state(self) -> dict[str, Any]:
+        return ckpt.rng_state()
+
+    def restore(self, state: dict[str, Any]) -> None:
+        ckpt.set_rng_state(state)
 
 
 def train(node: DictConfig, run_dir: Path, resume: bool = False) -> float:
@@ -152,6 +171,17 @@ def train(node: DictConfig, run_dir: Path, resume: bool = False) -> float:
         return _train(cfg, node, run_dir, resume)
 
 
+def read_checkpoint(cfg: Config, run_dir: Path) -> dict[str, Any]:
+    """The latest checkpoint of `run_dir`, refused when it is of another algorithm or env."""
+    saved, _ = ckpt.load_latest(run_dir / "checkpoints")
+    if (saved["algo"], saved["env"]) != (cfg.algo.name, cfg.env.name):
+        raise UserError(
+            f"checkpoint in {run_dir} is from algo={saved['algo']} env={saved['env']}, "
+            f"but the run is configured for algo={cfg.algo.name} env={cfg.env.name}"
+        )
+    return saved
+
+
 def _train(cfg: Config, node: DictConfig, run_dir: Path, resume: bool) -> float:
     if cfg.algo.name not in ALGORITHMS:
         known = ", ".join(ALGORITHMS)
@@ -160,15 +190,7 @@ def _train(cfg: Config, node: DictConfig, run_dir: Path, resume: bool) -> float:
     device = select_device(cfg.device)
     configure_denormals(cfg.device)
     rng = seed_everything(cfg.seed)
-    checkpoint_dir = run_dir / "checkpoints"
-    saved: dict[str, Any] | None = None
-    if resume:
-        saved, _ = ckpt.load_latest(checkpoint_dir)
-        if (saved["algo"], saved["env"]) != (cfg.algo.name, cfg.env.name):
-            raise UserError(
-                f"checkpoint in {run_dir} is from algo={saved['algo']} env={saved['env']}, "
-                f"but the run is configured for algo={cfg.algo.name} env={cfg.env.name}"
-            )
+    saved = read_checkpoint(cfg, run_dir) if resume else None
 
     require_backend_packages(cfg.logger)
     env = make_vec_env(cfg.env, num_envs=cfg.env.num_envs, seed=cfg.seed, training=True)
@@ -176,48 +198,95 @@ def _train(cfg: Config, node: DictConfig, run_dir: Path, resume: bool) -> float:
     try:
         algo_cls.check_env(env.single_observation_space, env.single_action_space)
         configure_threads(cfg.device, is_image_space(env.single_observation_space))
-        recorder = Recorder(
-            run_dir,
-            enabled="tensorboard" in chosen_backends(cfg.logger),
-            # Events at the checkpoint's own step were written before it was saved; only later
-            # ones are stale.
-            purge_step=saved["step"] + 1 if saved else None,
-            trackers=make_trackers(cfg.logger, run_dir, config_params(node), resume),
-        )
+        recorder = make_recorder(cfg, node, run_dir, saved, resume)
         ctx = Context(cfg=cfg, env=env, device=device, recorder=recorder, rng=rng, run_dir=run_dir)
         algo: Algorithm = algo_cls(cfg.algo, ctx)
-        return _run(algo, cfg, node, ctx, recorder, run_dir, saved)
+        run = SeedRun(algo, cfg, node, ctx, run_dir, saved, GlobalStreams())
+        with StopFlag() as stop:
+            try:
+                while not run.done():
+                    run.advance(algo.iterate())
+                    if stop.signum is not None:
+                        raise run.interrupted(stop.signum, f"rltrain resume {run_dir}")
+            finally:
+                run.progress.close()
+            return run.finish()
     finally:
         if recorder is not None:
             recorder.close()
         env.close()
 
 
-def _run(
-    algo: Algorithm,
-    cfg: Config,
-    node: DictConfig,
-    ctx: Context,
-    rec: Recorder,
-    run_dir: Path,
-    saved: dict[str, Any] | None,
-) -> float:
-    iterations, elapsed_before, best = 0, 0.0, -float("inf")
-    if saved is not None:
+def make_recorder(
+    cfg: Config, node: DictConfig, run_dir: Path, saved: dict[str, Any] | None, resume: bool
+) -> Recorder:
+    return Recorder(
+        run_dir,
+        enabled="tensorboard" in chosen_backends(cfg.logger),
+        # Events at the checkpoint's own step were written before it was saved; only later
+        # ones are stale.
+        purge_step=saved["step"] + 1 if saved else None,
+        trackers=make_trackers(cfg.logger, run_dir, config_params(node), resume),
+    )
+
+
+class SeedRun:
+    """One run's side of the trainer loop, around the iterations its algorithm runs: the step
+    count, the log / eval / checkpoint cadence, the episode curves, the final evaluation and
+    summary.json. A one-seed run drives one (`_train`); a population (`parallel_seeds`,
+    `train_population`) drives one per seed after each batched iteration of all the seeds.
+    """
+
+    def __init__(
+        self,
+        algo: Algorithm,
+        cfg: Config,
+        node: DictConfig,
+        ctx: Context,
+        run_dir: Path,
+        saved: dict[str, Any] | None,
+        streams: RngStreams,
+        description: str | None = None,
+        show_progress: bool = True,
+    ) -> None:
+        self.algo, self.cfg, self.node, self.ctx, self.rec = algo, cfg, node, ctx, ctx.recorder
+        self.run_dir, self.streams = run_dir, streams
+        self.iterations, self.elapsed_before, self.best = 0, 0.0, -float("inf")
+        if saved is not None:
+            self._restore(saved)
+        self.rec.custom_scalars(value_chart_layout(algo.value_tags))
+        self.checkpoint_dir = run_dir / "checkpoints"
+        self.log_every = max(1, cfg.logger.log_interval)
+        self.next_log = (ctx.step // self.log_every + 1) * self.log_every
+        self.next_eval = _next(ctx.step, cfg.eval_interval)
+        self.next_ckpt = _next(ctx.step, cfg.checkpoint_interval)
+        self.recent: deque[float] = deque(maxlen=10)
+        self.start_time, self.start_step = time.perf_counter(), ctx.step
+        if description is None:
+            description = f"{job_label()}{cfg.algo.name}/{cfg.env.name}"
+        mode = cfg.logger.progress if show_progress else "none"  # a population shows one seed
+        self.progress = Progress(mode, cfg.total_steps, ctx.step, description)
+        self.baselines: dict[str, float] | None = None  # the env's reference scores, once
+        self.exact_return: ExactReturn | None = None  # and its exact scoring of a policy, if any
+        # (step, returns, exact return) of the latest evaluation
+        self.last_eval: tuple[int, np.ndarray, float | None] | None = None
+
+    def _restore(self, saved: dict[str, Any]) -> None:
+        cfg, ctx, run_dir = self.cfg, self.ctx, self.run_dir
         if saved.get("env_state") is not None:
             try:
                 ctx.env.load_state_dict(saved["env_state"])
             except ckpt.STATE_LOAD_ERRORS as error:
                 raise ckpt.does_not_fit(run_dir / "checkpoints", cfg.env.name, error) from error
         # the counters first: an algorithm's load_state_dict may read ctx.step (schedules)
-        ctx.step, iterations = int(saved["step"]), int(saved["iterations"])
+        ctx.step, self.iterations = int(saved["step"]), int(saved["iterations"])
         try:
-            algo.load_state_dict(saved["algo_state"])
+            self.algo.load_state_dict(saved["algo_state"])
         except ckpt.STATE_LOAD_ERRORS as error:
             raise ckpt.does_not_fit(run_dir / "checkpoints", cfg.algo.name, error) from error
         try:
-            rec.load_state_dict(saved.get("recorder") or {})
-            ckpt.set_rng_state(saved["rng"])
+            self.rec.load_state_dict(saved.get("recorder") or {})
+            self.streams.restore(saved["rng"])
             ckpt.set_generator_state(ctx.rng, saved["generator"])
         except ckpt.STATE_LOAD_ERRORS as error:
             # a hand-edited or foreign checkpoint whose RNG or logger state is malformed
@@ -225,164 +294,161 @@ def _run(
                 f"checkpoint in {run_dir / 'checkpoints'} is damaged: its random-number or "
                 f"logger state cannot be restored ({type(error).__name__}: {str(error)[:120]})"
             ) from error
-        elapsed_before, best = float(saved["elapsed"]), float(saved["best_eval"])
-    rec.custom_scalars(value_chart_layout(algo.value_tags))
-    checkpoint_dir = run_dir / "checkpoints"
-    log_every = max(1, cfg.logger.log_interval)
-    next_log = (ctx.step // log_every + 1) * log_every
-    next_eval = _next(ctx.step, cfg.eval_interval)
-    next_ckpt = _next(ctx.step, cfg.checkpoint_interval)
-    recent: deque[float] = deque(maxlen=10)
-    start_time, start_step = time.perf_counter(), ctx.step
-    description = f"{job_label()}{cfg.algo.name}/{cfg.env.name}"
-    progress = Progress(cfg.logger.progress, cfg.total_steps, ctx.step, description)
+        self.elapsed_before, self.best = float(saved["elapsed"]), float(saved["best_eval"])
 
-    def elapsed() -> float:
-        return elapsed_before + time.perf_counter() - start_time
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.start_time
 
-    def check_finite() -> None:
+    def done(self) -> bool:
+        return self.ctx.step >= self.cfg.total_steps or self.algo.finished
+
+    def check_finite(self) -> None:
         """Stop before a NaN/inf can reach a checkpoint: the last one written stays good."""
-        tag = rec.first_non_finite()
+        tag = self.rec.first_non_finite()
         if tag is not None:
-            last = checkpoint_dir / ckpt.LAST
+            last = self.checkpoint_dir / ckpt.LAST
             where = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint yet"
-            raise NonFiniteError(f"non-finite {tag} at step {ctx.step:,}; stopped ({where})")
+            raise NonFiniteError(f"non-finite {tag} at step {self.ctx.step:,}; stopped ({where})")
 
-    def save(path_name: str = ckpt.LAST) -> None:
-        check_finite()
+    def save(self, path_name: str = ckpt.LAST) -> None:
+        self.check_finite()
         # Events first: once a checkpoint at step S exists, every event up to S must be on disk,
         # since a resume from it purges only the later ones (a kill right after the save would
         # otherwise lose the writer's queue, up to flush_secs of points).
-        rec.flush_events()
-        state = checkpoint_state(algo, cfg, ctx, elapsed(), best, iterations)
+        self.rec.flush_events()
+        state = checkpoint_state(
+            self.algo, self.cfg, self.ctx, self.elapsed(), self.best, self.iterations,
+            self.streams.state(),
+        )  # fmt: skip
         if path_name == ckpt.BEST:
             # best.pt is for evaluation and export, which need the weights, not the replay
             # buffer (a resume reads last.pt): it stays megabytes beside a large buffer
             state["algo_state"].pop(REPLAY_STATE, None)
-        ckpt.save_atomic(state, checkpoint_dir / path_name, keep_previous=path_name == ckpt.LAST)
-
-    baselines: dict[str, float] | None = None  # the env's reference scores, computed once
-    exact_return: ExactReturn | None = None  # and its exact scoring of a policy, if any
-
-    def run_eval() -> tuple[np.ndarray, float | None]:
-        """(returns of the evaluation episodes, exact expected return where the env has one)."""
-        nonlocal baselines, exact_return
-        returns = evaluate(
-            algo.act, cfg.env, cfg.eval_episodes, cfg.seed + iterations, epsilon=cfg.eval_epsilon
+        ckpt.save_atomic(
+            state, self.checkpoint_dir / path_name, keep_previous=path_name == ckpt.LAST
         )
-        rec.write(tags.EVAL_RETURN_MEAN, float(returns.mean()), ctx.step)
-        rec.write(tags.EVAL_RETURN_STD, float(returns.std()), ctx.step)
-        if baselines is None:
-            baselines = env_baselines(cfg.env)
-            exact_return = exact_return_hook(cfg.env)
-        for name, value in baselines.items():  # flat lines beside the eval curve
-            rec.write(tags.EVAL_BASELINE_PREFIX + name, value, ctx.step)
+
+    def run_eval(self) -> tuple[np.ndarray, float | None]:
+        """(returns of the evaluation episodes, exact expected return where the env has one)."""
+        cfg, rec, algo, step = self.cfg, self.rec, self.algo, self.ctx.step
+        returns = evaluate(
+            algo.act, cfg.env, cfg.eval_episodes, cfg.seed + self.iterations,
+            epsilon=cfg.eval_epsilon,
+        )  # fmt: skip
+        rec.write(tags.EVAL_RETURN_MEAN, float(returns.mean()), step)
+        rec.write(tags.EVAL_RETURN_STD, float(returns.std()), step)
+        if self.baselines is None:
+            self.baselines = env_baselines(cfg.env)
+            self.exact_return = exact_return_hook(cfg.env)
+        for name, value in self.baselines.items():  # flat lines beside the eval curve
+            rec.write(tags.EVAL_BASELINE_PREFIX + name, value, step)
         exact = None
-        if exact_return is not None and cfg.eval_epsilon == 0.0:
-            exact = exact_return(lambda obs: algo.act(obs, True))
+        if self.exact_return is not None and cfg.eval_epsilon == 0.0:
+            exact = self.exact_return(lambda obs: algo.act(obs, True))
             if exact is not None:
-                rec.write(tags.EVAL_RETURN_EXACT, exact, ctx.step)
+                rec.write(tags.EVAL_RETURN_EXACT, exact, step)
         if cfg.logger.video:
             from rltrain.envs.video import read_video_frames
             from rltrain.runner.video import record_episodes
 
             ((path, _),) = record_episodes(
-                algo.act, cfg.env, run_dir / "videos", 1, cfg.seed, True,
-                prefix=f"step{ctx.step}-", epsilon=cfg.eval_epsilon,
+                algo.act, cfg.env, self.run_dir / "videos", 1, cfg.seed, True,
+                prefix=f"step{step}-", epsilon=cfg.eval_epsilon,
             )  # fmt: skip
             # the clip in TensorBoard: the first VIDEO_CLIP_FRAMES frames, every other one
             frames = read_video_frames(path, max_frames=2 * VIDEO_CLIP_FRAMES)[::2]
-            rec.video("eval/video", frames, ctx.step, fps=VIDEO_CLIP_FPS)
+            rec.video("eval/video", frames, step, fps=VIDEO_CLIP_FPS)
         return returns, exact
 
-    sps = 0.0
-    # (step, returns, exact return) of the latest evaluation
-    last_eval: tuple[int, np.ndarray, float | None] | None = None
-    with _StopFlag() as stop:
-        try:
-            while ctx.step < cfg.total_steps and not algo.finished:
-                ctx.step += algo.iterate()
-                iterations += 1
-                returns, lengths = algo.pop_episodes() or ctx.env.pop_episodes()
-                for episode_return, length in zip(returns.tolist(), lengths.tolist(), strict=True):
-                    rec.write("charts/episodic_return", episode_return, ctx.step)
-                    rec.write("charts/episodic_length", length, ctx.step)
-                    recent.append(episode_return)
-                progress.tick(ctx.step, recent)
-                if ctx.step >= next_log or algo.finished:
-                    next_log = (ctx.step // log_every + 1) * log_every
-                    sps = (ctx.step - start_step) / max(1e-9, time.perf_counter() - start_time)
-                    rec.scalar("charts/sps", sps)
-                    algo.diagnostics()
-                    check_finite()
-                    progress.logged(rec.flush(ctx.step, cfg.logger.histograms, cfg.logger.images))
-                if next_eval is not None and ctx.step >= next_eval:
-                    next_eval = _next(ctx.step, cfg.eval_interval)
-                    last_eval = (ctx.step, *run_eval())
-                    score = _score(last_eval[1], last_eval[2])
-                    if score > best:
-                        best = score
-                        save(ckpt.BEST)
-                    rec.write(tags.EVAL_BEST_RETURN, best, ctx.step)
-                    progress.evaluated(float(last_eval[1].mean()), best)
-                if next_ckpt is not None and ctx.step >= next_ckpt:
-                    next_ckpt = _next(ctx.step, cfg.checkpoint_interval)
-                    save()
-                if stop.signum is not None:
-                    save()
-                    name = signal.Signals(stop.signum).name
-                    raise Interrupted(
-                        f"{name} at step {ctx.step:,}: checkpoint saved; continue with "
-                        f"`rltrain resume {run_dir}`",
-                        stop.signum,
-                    )
-        finally:
-            progress.close()
-
-        if rec.pending():
+    def advance(self, steps: int) -> None:
+        """After an iteration of `steps` env steps: its episodes, then whatever falls due."""
+        ctx, rec, cfg, algo = self.ctx, self.rec, self.cfg, self.algo
+        ctx.step += steps
+        self.iterations += 1
+        returns, lengths = algo.pop_episodes() or ctx.env.pop_episodes()
+        for episode_return, length in zip(returns.tolist(), lengths.tolist(), strict=True):
+            rec.write("charts/episodic_return", episode_return, ctx.step)
+            rec.write("charts/episodic_length", length, ctx.step)
+            self.recent.append(episode_return)
+        self.progress.tick(ctx.step, self.recent)
+        if ctx.step >= self.next_log or algo.finished:
+            self.next_log = (ctx.step // self.log_every + 1) * self.log_every
+            elapsed = max(1e-9, time.perf_counter() - self.start_time)
+            rec.scalar("charts/sps", (ctx.step - self.start_step) / elapsed)
             algo.diagnostics()
-            check_finite()
-            rec.flush(ctx.step, cfg.logger.histograms, cfg.logger.images)
-        if last_eval is not None and last_eval[0] == ctx.step:
-            _, eval_returns, eval_exact = last_eval  # a periodic evaluation just ran at this step
-        else:
-            eval_returns, eval_exact = run_eval()
-            if _score(eval_returns, eval_exact) > best:
-                best = _score(eval_returns, eval_exact)
-                save(ckpt.BEST)
-            rec.write(tags.EVAL_BEST_RETURN, best, ctx.step)
-        eval_mean = float(eval_returns.mean())
-        save()
+            self.check_finite()
+            self.progress.logged(rec.flush(ctx.step, cfg.logger.histograms, cfg.logger.images))
+        if self.next_eval is not None and ctx.step >= self.next_eval:
+            self.next_eval = _next(ctx.step, cfg.eval_interval)
+            self.last_eval = (ctx.step, *self.run_eval())
+            score = _score(self.last_eval[1], self.last_eval[2])
+            if score > self.best:
+                self.best = score
+                self.save(ckpt.BEST)
+            rec.write(tags.EVAL_BEST_RETURN, self.best, ctx.step)
+            self.progress.evaluated(float(self.last_eval[1].mean()), self.best)
+        if self.next_ckpt is not None and ctx.step >= self.next_ckpt:
+            self.next_ckpt = _next(ctx.step, cfg.checkpoint_interval)
+            self.save()
 
-    summary = {
-        "algo": cfg.algo.name,
-        "env": cfg.env.name,
-        "seed": cfg.seed,
-        "steps": ctx.step,
-        "total_steps": cfg.total_steps,
-        "wall_time": round(elapsed(), 3),
-        "sps": round(ctx.step / max(elapsed(), 1e-9), 1),
-        "eval_return_mean": eval_mean,
-        "eval_return_std": float(eval_returns.std()),
-        "eval_episodes": len(eval_returns),
-        "eval_return_exact": eval_exact,
-        "best_eval_return": best,
-        "train_return_last10": float(np.mean(recent)) if recent else None,
-        "overrides": _overrides(run_dir),
-    }
-    # allow_nan=False: a NaN or inf that got this far is a bug to see, not a file to write
-    text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
-    write_text_atomic(run_dir / "summary.json", text)
-    rec.hparams(hparam_values(node, summary["overrides"]), tags.HPARAM_METRICS)
-    final = {key: float(value) for key, value in summary.items()
-             if isinstance(value, (int, float)) and key not in ("seed", "total_steps")}  # fmt: skip
-    rec.finish(final, ctx.step, run_dir)
-    print(
-        f"done: {ctx.step:,} steps in {elapsed():.1f}s | eval return {eval_mean:.2f} "
-        f"± {float(eval_returns.std()):.2f} over {len(eval_returns)} episodes | {run_dir}",
-        flush=True,
-    )
-    return eval_mean
+    def interrupted(self, signum: int, how: str) -> Interrupted:
+        """Saves the checkpoint on SIGINT/SIGTERM; the error to raise says `how` to continue."""
+        self.save()
+        name = signal.Signals(signum).name
+        return Interrupted(
+            f"{name} at step {self.ctx.step:,}: checkpoint saved; continue with `{how}`", signum
+        )
+
+    def finish(self) -> float:
+        """The final evaluation (unless one just ran), checkpoint and summary.json; returns the
+        final mean eval return."""
+        ctx, rec, cfg, run_dir = self.ctx, self.rec, self.cfg, self.run_dir
+        if rec.pending():
+            self.algo.diagnostics()
+            self.check_finite()
+            rec.flush(ctx.step, cfg.logger.histograms, cfg.logger.images)
+        if self.last_eval is not None and self.last_eval[0] == ctx.step:
+            _, eval_returns, eval_exact = self.last_eval  # a periodic evaluation ran at this step
+        else:
+            eval_returns, eval_exact = self.run_eval()
+            if _score(eval_returns, eval_exact) > self.best:
+                self.best = _score(eval_returns, eval_exact)
+                self.save(ckpt.BEST)
+            rec.write(tags.EVAL_BEST_RETURN, self.best, ctx.step)
+        eval_mean = float(eval_returns.mean())
+        self.save()
+        elapsed = self.elapsed()
+        summary = {
+            "algo": cfg.algo.name,
+            "env": cfg.env.name,
+            "seed": cfg.seed,
+            "steps": ctx.step,
+            "total_steps": cfg.total_steps,
+            "wall_time": round(elapsed, 3),
+            "sps": round(ctx.step / max(elapsed, 1e-9), 1),
+            "eval_return_mean": eval_mean,
+            "eval_return_std": float(eval_returns.std()),
+            "eval_episodes": len(eval_returns),
+            "eval_return_exact": eval_exact,
+            "best_eval_return": self.best,
+            "train_return_last10": float(np.mean(self.recent)) if self.recent else None,
+            "overrides": _overrides(run_dir),
+        }
+        # allow_nan=False: a NaN or inf that got this far is a bug to see, not a file to write
+        text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
+        write_text_atomic(run_dir / "summary.json", text)
+        rec.hparams(hparam_values(self.node, summary["overrides"]), tags.HPARAM_METRICS)
+        final = {
+            key: float(value) for key, value in summary.items()
+            if isinstance(value, (int, float)) and key not in ("seed", "total_steps")
+        }  # fmt: skip
+        rec.finish(final, ctx.step, run_dir)
+        print(
+            f"done: {ctx.step:,} steps in {elapsed:.1f}s | eval return {eval_mean:.2f} "
+            f"± {float(eval_returns.std()):.2f} over {len(eval_returns)} episodes | {run_dir}",
+            flush=True,
+        )
+        return eval_mean
 
 
 def _score(returns: np.ndarray, exact: float | None) -> float:

@@ -318,6 +318,26 @@ TRAIN_CASES: dict[str, tuple[list[str], list[str]]] = {
     "total_steps_zero": (["total_steps=0"], [r"^total_steps=0 must be at least 1$"]),
     "total_steps_negative": (["total_steps=-5"], [r"^total_steps=-5 must be at least 1$"]),
     "num_seeds_zero": (["num_seeds=0"], [r"^num_seeds=0 must be at least 1$"]),
+    # parallel_seeds: each configuration the population does not cover, one line naming the key
+    "parallel_seeds_one_seed": (
+        ["parallel_seeds=true"], [r"^parallel_seeds=true .* num_seeds=1: give num_seeds=K"]
+    ),
+    "parallel_seeds_dqn": (
+        ["parallel_seeds=true", "num_seeds=2", "algo=dqn"],
+        [r"^parallel_seeds=true exists for algo=ppo only, not algo=dqn"],
+    ),
+    "parallel_seeds_sync_envs": (
+        ["parallel_seeds=true", "num_seeds=2", "env.vectorization=sync"],
+        [r"^parallel_seeds=true .* use env=cartpole with env\.vectorization=batched"],
+    ),
+    "parallel_seeds_shared_trunk": (
+        ["parallel_seeds=true", "num_seeds=2", "network.shared_trunk=true"],
+        [r"^parallel_seeds=true stacks two-tower MLPs: .*network\.shared_trunk=false"],
+    ),
+    "parallel_seeds_target_kl": (
+        ["parallel_seeds=true", "num_seeds=2", "algo.target_kl=0.01"],
+        [r"^parallel_seeds=true needs algo\.target_kl=null"],
+    ),
     "eval_interval_negative": (["eval_interval=-1"], [r"^eval_interval=-1 must be >= 0"]),
     "planner_tol_zero": (
         ["algo=value_iteration", "env=gridworld", "algo.tol=0"],

@@ -1,0 +1,120 @@
+"""`num_seeds=K parallel_seeds=true`: K seeds of PPO CartPole as one batched program, each seed an
+ordinary run directory (curves, checkpoints, summary.json) that learns as the same seed alone."""
+
+from __future__ import annotations
+
+import csv
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+# 4 iterations of 2 envs x 32 steps, 2 epochs of 2 minibatches (the shuffled path)
+SMALL = [
+    "total_steps=256", "env.num_envs=2", "algo.n_steps=32", "algo.batch_size=32",
+    "algo.n_epochs=2", "eval_episodes=2", "logger.log_interval=64",
+]  # fmt: skip
+
+
+def checkpoint(run_dir: Path) -> dict:
+    return torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+
+
+def test_population_gives_each_seed_an_ordinary_run(run_cli, workdir, summary_of, tb_scalars):
+    result = run_cli(
+        ["num_seeds=3", "parallel_seeds=true", "seed=5", *SMALL, "hydra.run.dir=job"], workdir
+    )
+    assert result.returncode == 0, result.stderr
+    job = workdir / "job"
+    assert "objective: mean eval return" in result.stdout
+    for seed in (5, 6, 7):
+        run_dir = job / f"seed_{seed}"
+        summary = summary_of(run_dir)
+        assert summary["seed"] == seed and summary["steps"] == 256
+        assert [o for o in summary["overrides"] if o.startswith("seed=")] == [f"seed={seed}"]
+        scalars = tb_scalars(run_dir)
+        for tag in ("losses/policy_loss", "losses/grad_norm", "eval/return_mean"):
+            assert tag in scalars, tag
+        assert scalars["charts/episodic_return"]  # this seed's own episodes
+        state = checkpoint(run_dir)
+        # the one-seed format: plain weights, no seed axis, this seed's 2 envs
+        assert state["algo_state"]["net"]["policy_head.weight"].shape == (2, 64)
+        assert state["algo_state"]["obs"].shape == (2, 4)
+        evaluated = run_cli(["eval", str(run_dir), "--episodes", "2"], workdir)
+        assert evaluated.returncode == 0, evaluated.stderr
+    curves = [tb_scalars(job / f"seed_{s}")["losses/value_loss"] for s in (5, 6, 7)]
+    assert curves[0] != curves[1] != curves[2]
+    # rltrain summary: one configuration of 3 seeds, its IQM and bootstrap interval beside mean
+    table = run_cli(["summary", str(job), "--csv", str(workdir / "s.csv")], workdir)
+    assert table.returncode == 0, table.stderr
+    assert "IQM [95% CI]" in table.stdout and "1 configurations" in table.stdout
+    with open(workdir / "s.csv") as handle:
+        (row,) = list(csv.DictReader(handle))
+    returns = np.array([summary_of(job / f"seed_{s}")["eval_return_mean"] for s in (5, 6, 7)])
+    assert row["seeds"] == "5,6,7"
+    # floor(3 / 4) = 0 trimmed at each end: with three seeds the IQM is their mean
+    assert float(row["eval_return_iqm"]) == pytest.approx(returns.mean())
+    low, high = float(row["eval_return_iqm_ci_low"]), float(row["eval_return_iqm_ci_high"])
+    assert returns.min() <= low <= float(row["eval_return_iqm"]) <= high <= returns.max()
+
+
+def test_a_seed_in_the_population_learns_as_the_seed_alone(run_cli, workdir):
+    """The same draws (envs, actions, minibatch orders) and the same updates: after 4 iterations
+    the env states are equal and the weights agree to float rounding (batched matmuls sum in
+    another order than one seed's, so bit equality is not promised, and over a long run the
+    curves part as any chaotic system's do; the slow test compares outcomes there)."""
+    assert run_cli(["num_seeds=2", "parallel_seeds=true", *SMALL, "hydra.run.dir=pop"],
+                   workdir).returncode == 0  # fmt: skip
+    assert run_cli(["seed=1", *SMALL, "hydra.run.dir=alone"], workdir).returncode == 0
+    together, alone = checkpoint(workdir / "pop" / "seed_1"), checkpoint(workdir / "alone")
+    assert together["step"] == alone["step"] == 256
+    for key in ("state", "steps", "returns"):
+        assert (together["env_state"][key] == alone["env_state"][key]).all(), key
+    assert torch.equal(together["rng"]["torch"], alone["rng"]["torch"])
+    for name, weight in alone["algo_state"]["net"].items():
+        torch.testing.assert_close(together["algo_state"]["net"][name], weight, atol=1e-5, rtol=0)
+    for name in ("exp_avg", "exp_avg_sq"):
+        torch.testing.assert_close(
+            together["algo_state"]["optimizer"][name], alone["algo_state"]["optimizer"][name],
+            atol=1e-6, rtol=1e-3,
+        )  # fmt: skip
+
+
+def test_an_interrupted_population_resumes_as_if_uninterrupted(run_cli, start_cli, workdir):
+    args = ["num_seeds=2", "parallel_seeds=true", *SMALL, "total_steps=20480",
+            "checkpoint_interval=256", "logger.progress=lines"]  # fmt: skip
+    assert run_cli([*args, "hydra.run.dir=whole"], workdir).returncode == 0
+    process = start_cli([*args, "hydra.run.dir=cut"], workdir)
+    first = workdir / "cut" / "seed_1" / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not first.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=120)
+    if process.returncode == 0:
+        pytest.skip("the run finished before it could be interrupted")
+    assert "continue with `rltrain resume" in (workdir / "stderr.txt").read_text()
+    resumed = run_cli(["resume", str(workdir / "cut")], workdir)
+    assert resumed.returncode == 0, resumed.stderr
+    for seed in (0, 1):
+        done, whole = checkpoint(workdir / "cut" / f"seed_{seed}"), checkpoint(
+            workdir / "whole" / f"seed_{seed}"
+        )
+        assert done["step"] == whole["step"] == 20480
+        for name, weight in whole["algo_state"]["net"].items():
+            assert torch.equal(done["algo_state"]["net"][name], weight), name
+
+
+@pytest.mark.slow
+def test_sixteen_seeds_of_ppo_cartpole_all_solve(run_cli, workdir, summary_of):
+    """The preset's budget (1e5 steps per seed), 16 seeds at once: every seed ends solved
+    (deterministic eval return >= 475 on CartPole-v1), as single runs of the preset do."""
+    result = run_cli(
+        ["num_seeds=16", "parallel_seeds=true", "hydra.run.dir=pop"], workdir, timeout=900
+    )
+    assert result.returncode == 0, result.stderr
+    finals = [summary_of(workdir / "pop" / f"seed_{s}")["eval_return_mean"] for s in range(16)]
+    assert min(finals) >= 475, finals
