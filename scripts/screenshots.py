@@ -15,12 +15,14 @@ test suite; the pictures are for the README.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import NamedTuple
@@ -77,29 +79,54 @@ class Page(NamedTuple):
     runs: str | None = None  # a regex for TensorBoard's run filter
     expand: bool = False  # enlarge the (first) chart
     width: int = 1400
+    height: int = 1000  # TensorBoard scrolls inside the page: a full-page shot is this tall
+    close: bool = False  # close MLflow's assistant panel
 
 
 def photograph(pages: list[Page]) -> None:
-    """Each page (the whole of it, `width` px wide), after it has drawn its data."""
+    """Each page at its size, after it has drawn its data."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         for shot in pages:
-            page = browser.new_page(viewport={"width": shot.width, "height": 1000})
+            page = browser.new_page(viewport={"width": shot.width, "height": shot.height})
             page.goto(shot.url)
-            page.wait_for_load_state("networkidle")
+            page.wait_for_load_state("load")  # (MLflow polls: never network-idle)
             if shot.runs is not None:
                 page.locator("#names-regex input").fill(shot.runs)
             page.get_by_text(shot.wait_for).first.wait_for(state="attached", timeout=60_000)
-            if shot.expand:  # and list the chart's tags under it
+            if shot.expand:
                 page.locator("paper-icon-button[icon='fullscreen']").first.click()
-                page.get_by_text("Matches (").first.click()
+                time.sleep(2)
+                # the pointer on the chart, right of its title: the tooltip names each line
+                title = page.get_by_text(shot.wait_for).first.bounding_box()
+                assert title is not None
+                page.mouse.move(title["x"] + 750, title["y"] + 150)
+            if shot.close:
+                page.get_by_role("button", name="Close").first.click()
             time.sleep(3)  # charts animate in
             page.screenshot(path=str(shot.png), full_page=True)
             print(f"wrote {shot.png}", flush=True)
             page.close()
         browser.close()
+
+
+def compare_url(mlflow: str, experiment: str) -> str:
+    """MLflow's page comparing every run of `experiment` (params and metrics side by side)."""
+    api = f"{mlflow}/api/2.0/mlflow"
+    query = urllib.parse.urlencode({"experiment_name": experiment})
+    with urllib.request.urlopen(f"{api}/experiments/get-by-name?{query}", timeout=30) as reply:
+        experiment_id = json.load(reply)["experiment"]["experiment_id"]
+    search = urllib.request.Request(
+        f"{api}/runs/search", method="POST", headers={"Content-Type": "application/json"},
+        data=json.dumps({"experiment_ids": [experiment_id]}).encode(),
+    )  # fmt: skip
+    with urllib.request.urlopen(search, timeout=30) as reply:
+        runs = [run["info"]["run_id"] for run in json.load(reply)["runs"]]
+    return f"{mlflow}/#/compare-runs?" + urllib.parse.urlencode(
+        {"runs": json.dumps(runs), "experiments": json.dumps([experiment_id])}
+    )
 
 
 def main() -> None:
@@ -136,9 +163,10 @@ def main() -> None:
             Page(f"{tb}/#custom_scalars", args.out / "tensorboard_custom_scalars.png",
                  "Q, V and A (means)", runs="algo.lr=0.001,seed=0", expand=True),
             Page(f"{tb}/#images", args.out / "tensorboard_images.png", "values/v_heatmap",
-                 runs="gridworld"),
+                 runs="gridworld", height=1250),
             Page(f"{sweep}/#hparams", args.out / "tensorboard_hparams.png", "algo.lr", width=1800),
-            Page(f"{mlflow}/#/experiments", args.out / "mlflow_ui.png", "ppo_cartpole_sweep"),
+            Page(compare_url(mlflow, "ppo_cartpole_sweep"), args.out / "mlflow_ui.png",
+                 "final/eval_return_mean", close=True, width=1600),
         ])  # fmt: skip
     finally:
         for server in servers:

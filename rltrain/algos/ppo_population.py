@@ -43,6 +43,7 @@ from rltrain.algos.actor_critic import (
 )
 from rltrain.algos.base import Algorithm, Context, obs_to_tensor
 from rltrain.algos.ppo import ppo_loss
+from rltrain.blocks import random_state
 from rltrain.blocks.optim import Adam
 from rltrain.blocks.schedules import linear
 from rltrain.blocks.stats import standardize
@@ -52,7 +53,6 @@ from rltrain.networks import build_actor_critic
 from rltrain.networks import distributions as D
 from rltrain.networks.builders import ActorCritic
 from rltrain.networks.hand_backward import HandPath, Layer, mlp_forward, towers_of
-from rltrain.runner import checkpoint as ckpt
 
 # what each seed logs per minibatch, averaged over an update (every update has the same number of
 # minibatches, so the log window's mean is the one-seed run's mean over its minibatches)
@@ -287,7 +287,7 @@ class SeedStreams:
         self.generator = generator
 
     def state(self) -> dict[str, Any]:
-        return {**ckpt.rng_state(), "torch": self.generator.get_state()}
+        return {**random_state.rng_state(), "torch": self.generator.get_state()}
 
     def restore(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["torch"])

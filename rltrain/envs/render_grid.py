@@ -67,6 +67,13 @@ def format_value(value: float) -> str:
     return "0.00" if text == "-0.00" else text
 
 
+def format_error(value: float) -> str:
+    """How an error |V - V*| is printed: 2 significant digits (0.0042, 0.37, 1.2), so that the
+    small errors the colour scale shows are not all printed as 0.00; below 1e-6, the rounding
+    of float32 values of order one, it is 0."""
+    return "0" if abs(value) < 1e-6 else f"{value:.2g}"
+
+
 def _font(size: int) -> Any:
     """Pillow's default font at `size` pixels (a bitmap font of fixed size on Pillow < 10.1)."""
     from PIL import ImageFont
@@ -110,11 +117,11 @@ def mark_cells(image: np.ndarray, grid: Sequence[str] | None, cell: int) -> np.n
 def _annotated_heatmap(
     values: np.ndarray, t: np.ndarray, anchors: np.ndarray, rows: int, cols: int,
     wall_mask: np.ndarray, cell: int, grid: Sequence[str] | None,
-    value_at: Callable[[float], float],
+    value_at: Callable[[float], float], show: Callable[[float], str] = format_value,
 ) -> np.ndarray:  # fmt: skip
     """The coloured grid (colour position `t` in [0, 1] per cell) with each open cell's value
-    printed in it, the marks of `grid`, and a colour bar on the right whose ticks are labelled
-    with value_at(t), the value that colour position stands for."""
+    printed in it (as `show` writes it), the marks of `grid`, and a colour bar on the right whose
+    ticks are labelled with value_at(t), the value that colour position stands for."""
     from PIL import Image, ImageDraw
 
     walls = np.asarray(wall_mask, dtype=bool)
@@ -129,7 +136,7 @@ def _annotated_heatmap(
     for s in np.flatnonzero(~walls):
         r, c = divmod(int(s), cols)
         centre = (c * cell + cell // 2, r * cell + cell // 2 + cell // 10)
-        draw.text(centre, format_value(values[s]), fill=_ink(colors[s]), font=font, anchor="mm")
+        draw.text(centre, show(values[s]), fill=_ink(colors[s]), font=font, anchor="mm")
     # the bar: a vertical strip of the colour map, top = high, with the bounds and the middle
     left, strip = cols * cell + 8, 14
     ramp = colormap(np.linspace(1.0, 0.0, height), anchors)
@@ -142,7 +149,7 @@ def _annotated_heatmap(
     for y, anchor, value in ticks:
         draw.line((left + strip, min(y, height - 1), left + strip + 3, min(y, height - 1)),
                   fill="black")  # fmt: skip
-        draw.text((left + strip + 5, y), format_value(value), fill="black", font=tick_font,
+        draw.text((left + strip + 5, y), show(value), fill="black", font=tick_font,
                   anchor=anchor)  # fmt: skip
     return np.asarray(picture, dtype=np.uint8)
 
@@ -197,7 +204,7 @@ def error_heatmap(
     hi = float(err[~np.asarray(wall_mask, dtype=bool)].max(initial=0.0)) if vmax is None else vmax
     t = np.sqrt(err / hi) if hi > 0 else np.zeros_like(err)
     return _annotated_heatmap(
-        err, t, _WHITE_REDS, rows, cols, wall_mask, cell, grid, lambda x: hi * x * x
+        err, t, _WHITE_REDS, rows, cols, wall_mask, cell, grid, lambda x: hi * x * x, format_error
     )
 
 

@@ -22,6 +22,7 @@ from rltrain.algos.base import REPLAY_STATE, Algorithm, Context
 from rltrain.algos.registry import ALGORITHMS, algorithm_class
 from rltrain.algos.value_estimates import value_chart_layout
 from rltrain.atomic_write import write_text_atomic
+from rltrain.blocks import random_state
 from rltrain.config.schema import Config
 from rltrain.config.validate import typed_config
 from rltrain.envs.factory import ExactReturn, env_baselines, exact_return_hook, make_vec_env
@@ -141,7 +142,7 @@ def checkpoint_state(
         "env_state": ctx.env.state_dict(),
         "recorder": ctx.recorder.state_dict(),
         "rng": rng,
-        "generator": ckpt.generator_state(ctx.rng),
+        "generator": random_state.generator_state(ctx.rng),
     }
 
 
@@ -157,10 +158,10 @@ class GlobalStreams:
     """A one-seed run draws from the process's global generators."""
 
     def state(self) -> dict[str, Any]:
-        return ckpt.rng_state()
+        return random_state.rng_state()
 
     def restore(self, state: dict[str, Any]) -> None:
-        ckpt.set_rng_state(state)
+        random_state.set_rng_state(state)
 
 
 def train(node: DictConfig, run_dir: Path, resume: bool = False) -> float:
@@ -287,7 +288,7 @@ class SeedRun:
         try:
             self.rec.load_state_dict(saved.get("recorder") or {})
             self.streams.restore(saved["rng"])
-            ckpt.set_generator_state(ctx.rng, saved["generator"])
+            random_state.set_generator_state(ctx.rng, saved["generator"])
         except ckpt.STATE_LOAD_ERRORS as error:
             # a hand-edited or foreign checkpoint whose RNG or logger state is malformed
             raise UserError(

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from rltrain.blocks import random_state
 from rltrain.errors import UserError
 from rltrain.runner import checkpoint as ckpt
 
@@ -237,7 +238,8 @@ def test_rng_states_survive_a_checkpoint(tmp_path):
     for _ in range(3):  # move every stream away from its seed
         random.random(), np.random.rand(), torch.rand(1), rng.random()
     random.gauss(0, 1)  # leaves a cached gaussian in Python's state
-    state = {**make_state(1), "rng": ckpt.rng_state(), "generator": ckpt.generator_state(rng)}
+    streams = {"rng": random_state.rng_state(), "generator": random_state.generator_state(rng)}
+    state = {**make_state(1), **streams}
     ckpt.save_atomic(state, tmp_path / ckpt.LAST)
     expected = (
         random.gauss(0, 1),
@@ -250,8 +252,8 @@ def test_rng_states_survive_a_checkpoint(tmp_path):
     for _ in range(5):  # disturb everything, then restore from the file
         random.random(), np.random.rand(), torch.rand(1), rng.random()
     loaded = ckpt.load(tmp_path / ckpt.LAST)
-    ckpt.set_rng_state(loaded["rng"])
-    ckpt.set_generator_state(rng, loaded["generator"])
+    random_state.set_rng_state(loaded["rng"])
+    random_state.set_generator_state(rng, loaded["generator"])
     got = (random.gauss(0, 1), random.random(), np.random.rand(4), torch.rand(4), rng.random(4))
     assert got[0] == expected[0] and got[1] == expected[1]
     np.testing.assert_array_equal(got[2], expected[2])

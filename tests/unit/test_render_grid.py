@@ -154,3 +154,12 @@ def test_text_policy_grid() -> None:
 def test_shape_mismatch_raises() -> None:
     with pytest.raises(ValueError, match="15 values"):
         value_heatmap(np.zeros(14), ROWS, COLS, WALLS)
+
+
+def test_errors_are_printed_to_two_significant_digits():
+    """The |V - V*| map's small errors, which its colour scale shows, are not all 0.00."""
+    from rltrain.envs.render_grid import format_error
+
+    assert [format_error(v) for v in (0.0, 3e-9, 2e-6, 0.0042, 0.37, 1.234, 12.5)] == [
+        "0", "0", "2e-06", "0.0042", "0.37", "1.2", "12"
+    ]  # fmt: skip
