@@ -77,7 +77,28 @@ def make_trackers(logger: Any, run_dir: Path, params: dict[str, Any], resume: bo
     return trackers
 
 
-class MLflowTracker:
+class _TrackerRun:
+    """What both trackers share: `finish` sets `_finished`; `close` on any other way out sends
+    what is queued, then ends the tracker's run as failed (`_end_unfinished`)."""
+
+    _finished = False
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+    def _end_unfinished(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if self._finished:
+            return
+        try:
+            self.flush()
+        finally:
+            self._end_unfinished()
+
+
+class MLflowTracker(_TrackerRun):
     """One MLflow run per rltrain run, through MLflow's own client."""
 
     def __init__(self, logger: Any, run_dir: Path, params: dict[str, Any], resume: bool) -> None:
@@ -97,7 +118,6 @@ class MLflowTracker:
             first = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise UserError(f"logger.mlflow_uri={uri}: MLflow cannot open it ({first})") from None
         self._pending: list[Any] = []
-        self._finished = False
         id_file = run_dir / MLFLOW_RUN_ID_FILE
         if resume and id_file.is_file():
             self.run_id = id_file.read_text().strip()
@@ -145,16 +165,11 @@ class MLflowTracker:
         self.client.set_terminated(self.run_id, status="FINISHED")
         self._finished = True
 
-    def close(self) -> None:
-        if self._finished:
-            return
-        try:
-            self.flush()
-        finally:
-            self.client.set_terminated(self.run_id, status="KILLED")
+    def _end_unfinished(self) -> None:
+        self.client.set_terminated(self.run_id, status="KILLED")
 
 
-class WandbTracker:
+class WandbTracker(_TrackerRun):
     """One W&B run per rltrain run, offline unless told otherwise."""
 
     def __init__(self, logger: Any, run_dir: Path, params: dict[str, Any], resume: bool) -> None:
@@ -177,7 +192,6 @@ class WandbTracker:
         self.run.define_metric("global_step")
         self.run.define_metric("*", step_metric="global_step")
         self._rows: list[dict[str, float]] = []  # W&B history rows not yet logged
-        self._finished = False
 
     def scalar(self, tag: str, value: float, step: int) -> None:
         """Into the last row when it is of this step and lacks the tag, else a new row: several
@@ -201,13 +215,8 @@ class WandbTracker:
         self.run.finish(exit_code=0)
         self._finished = True
 
-    def close(self) -> None:
-        if self._finished:
-            return
-        try:
-            self.flush()
-        finally:
-            self.run.finish(exit_code=1)
+    def _end_unfinished(self) -> None:
+        self.run.finish(exit_code=1)
 
 
 def _run_name(run_dir: Path) -> str:

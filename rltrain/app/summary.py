@@ -122,14 +122,11 @@ def natural_key(text: str) -> list[Any]:
 
 
 def _read_overrides(run_dir: Path, summary: dict[str, Any]) -> tuple[str, ...]:
-    path = run_dir / ".hydra" / "overrides.yaml"
-    if path.is_file():
-        from omegaconf import ListConfig, OmegaConf
+    """The saved overrides, else those summary.json recorded (a run dir copied without .hydra)."""
+    from rltrain.config.run_overrides import read_run_overrides
 
-        loaded = OmegaConf.load(path)
-        if isinstance(loaded, ListConfig):
-            return tuple(str(item) for item in loaded)
-    return tuple(str(item) for item in summary.get("overrides") or ())
+    saved = read_run_overrides(run_dir)
+    return tuple(saved or (str(item) for item in summary.get("overrides") or ()))
 
 
 def find_runs(directory: Path) -> list[Run]:

@@ -17,6 +17,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
+from rltrain.config.run_overrides import read_run_overrides
 from rltrain.errors import UserError
 
 
@@ -62,7 +63,7 @@ def seed_run(node: DictConfig, run_dir: Path, seed: int) -> tuple[DictConfig, Pa
     """(config, directory) of seed `seed` of a num_seeds job, both written: an ordinary one-seed
     run of the job's configuration."""
     overrides = [
-        item for item in _read_overrides(run_dir)
+        item for item in read_run_overrides(run_dir)
         if item.split("=", 1)[0].lstrip("+~") not in SEED_KEYS
     ]
     child = node.copy()
@@ -74,15 +75,7 @@ def seed_run(node: DictConfig, run_dir: Path, seed: int) -> tuple[DictConfig, Pa
     return child, seed_dir
 
 
-def _read_overrides(run_dir: Path) -> list[str]:
-    path = run_dir / ".hydra" / "overrides.yaml"
-    if not path.is_file():
-        return []
-    loaded = OmegaConf.load(path)
-    return [str(item) for item in loaded] if isinstance(loaded, ListConfig) else []
-
-
-def _overrides(config: DictConfig, which: str) -> list[str]:
+def _given_overrides(config: DictConfig, which: str) -> list[str]:
     """`hydra.overrides.task` or `.hydra` as typed: an override such as
     `hydra.sweep.subdir=${hydra.job.num}` is text here, not an interpolation to resolve."""
     items = OmegaConf.to_container(config.hydra.overrides[which], resolve=False)
@@ -113,7 +106,7 @@ def _name_runs_by_their_swept_keys(
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     sweep = OmegaConf.to_container(config.hydra.sweep, resolve=False)
-    hydra_overrides = [item.lstrip("+~") for item in _overrides(config, "hydra")]
+    hydra_overrides = [item.lstrip("+~") for item in _given_overrides(config, "hydra")]
     if sweep.get("subdir") != "${hydra.job.override_dirname}" or any(  # type: ignore[union-attr]
         item.startswith(("hydra.sweep.subdir=", "hydra.job.config.override_dirname."))
         for item in hydra_overrides
@@ -167,7 +160,7 @@ def _job_overrides(config: DictConfig) -> list[list[str]] | None:
 
     params = config.hydra.sweeper.get("params") or {}
     arguments = [f"{key}={value}" for key, value in params.items()]
-    arguments += _overrides(config, "task")
+    arguments += _given_overrides(config, "task")
     try:
         parsed = OverridesParser.create().parse_overrides(arguments)
         (jobs,) = BasicSweeper.split_arguments(parsed, None)
@@ -217,7 +210,7 @@ def check_every_job(config: DictConfig) -> None:
 
 def _fixed(config: DictConfig) -> set[str]:
     """The command line's overrides that are not sweeps (the same in every job)."""
-    return {item for item in _overrides(config, "task") if not _is_sweep(item)}
+    return {item for item in _given_overrides(config, "task") if not _is_sweep(item)}
 
 
 class SweepChecks(Callback):
@@ -228,7 +221,7 @@ class SweepChecks(Callback):
         sweeper = config.hydra.sweeper
         if "basic" in str(sweeper.get("_target_", "")).lower():
             check_every_job(config)  # every grid job composed and typed, before the first runs
-        task = _overrides(config, "task")
+        task = _given_overrides(config, "task")
         optuna = "optuna" in str(sweeper.get("_target_", "")).lower()
         params = (sweeper.get("params") or {}) if optuna else {}
         self._check_ranges(config, task, [f"{key}={value}" for key, value in params.items()])
@@ -246,7 +239,7 @@ class SweepChecks(Callback):
         direction = sweeper.get("direction")
         if getattr(direction, "name", direction) == "minimize" and not any(
             item.lstrip("+~").startswith("hydra.sweeper.direction=")
-            for item in _overrides(config, "hydra")
+            for item in _given_overrides(config, "hydra")
         ):
             # The plugin's default is to minimise; the objective here is a return. An explicit
             # hydra.sweeper.direction=... on the command line is kept as given.

@@ -23,6 +23,7 @@ from rltrain.algos.registry import ALGORITHMS, algorithm_class
 from rltrain.algos.value_estimates import value_chart_layout
 from rltrain.atomic_write import write_text_atomic
 from rltrain.blocks import random_state
+from rltrain.config.run_overrides import read_run_overrides
 from rltrain.config.schema import Config
 from rltrain.config.validate import typed_config
 from rltrain.envs.factory import ExactReturn, env_baselines, exact_return_hook, make_vec_env
@@ -433,7 +434,7 @@ class SeedRun:
             "eval_return_exact": eval_exact,
             "best_eval_return": self.best,
             "train_return_last10": float(np.mean(self.recent)) if self.recent else None,
-            "overrides": _overrides(run_dir),
+            "overrides": read_run_overrides(run_dir),
         }
         # allow_nan=False: a NaN or inf that got this far is a bug to see, not a file to write
         text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
@@ -460,10 +461,3 @@ def _score(returns: np.ndarray, exact: float | None) -> float:
 
 def _next(step: int, interval: int) -> int | None:
     return None if interval <= 0 else (step // interval + 1) * interval
-
-
-def _overrides(run_dir: Path) -> list[str]:
-    path = run_dir / ".hydra" / "overrides.yaml"
-    if not path.is_file():
-        return []
-    return [str(item) for item in OmegaConf.load(path)]  # type: ignore[union-attr]
