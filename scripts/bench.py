@@ -13,8 +13,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 BENCHES = [
-    "bench_startup", "bench_denormals", "bench_ppo", "bench_a2c", "bench_dqn", "bench_continuous",
-    "bench_atari", "bench_text", "bench_llm",
+    "bench_startup", "bench_denormals", "bench_ppo", "bench_a2c", "bench_dqn", "bench_population",
+    "bench_continuous", "bench_atari", "bench_text", "bench_llm",
 ]  # fmt: skip
 
 
@@ -22,7 +22,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
         "--only", default="",
-        help="comma-separated: startup,denormals,ppo,a2c,dqn,continuous,atari,text,llm",
+        help="comma-separated: startup,denormals,ppo,a2c,dqn,population,continuous,atari,text,llm",
     )
     args, _ = parser.parse_known_args()
     wanted = {f"bench_{name}" for name in args.only.split(",") if name}

@@ -134,7 +134,7 @@ class TruncationBootstrap:
     (Pardo et al. 2018). A terminated episode keeps next value 0 from the caller's mask.
 
     `whole_steps`: keep the final observations of every env of a step with a cut, and value
-    whole steps: a population's policy (rltrain/algos/ppo_population.py) values each seed's
+    whole steps: a population's policy (rltrain/algos/population.py) values each seed's
     envs with that seed's weights, so it takes observations of all envs at once.
     """
 
@@ -324,12 +324,13 @@ def actor_critic_loss(
     A_t is a constant (no gradient through the advantage), R_t = A_t + V_old(s_t) the target
     (Mnih et al. 2016, algorithm S3). With `closed_form`, its gradient per row instead, over a
     batch of B: dL/d log pi_t = -A_t / B, dL/dV_t = 2 vf_coef (V_t - R_t) / B,
-    dL/dH_t = -ent_coef / B.
+    dL/dH_t = -ent_coef / B. The means are over the last axis: a population's [K, B] gives each
+    seed's own loss, [K] (rltrain/algos/a2c_population.py).
     """
-    n = advantages.numel()
-    policy_loss = -(advantages * out.log_probs).mean()
-    value_loss = (out.values - returns).pow(2).mean()
-    entropy_mean = out.entropy.mean()
+    n = advantages.shape[-1]
+    policy_loss = -(advantages * out.log_probs).mean(-1)
+    value_loss = (out.values - returns).pow(2).mean(-1)
+    entropy_mean = out.entropy.mean(-1)
     stats = LossStats(policy_loss.detach(), value_loss.detach(), entropy_mean.detach())
     if closed_form:
         grad = HeadGrad(

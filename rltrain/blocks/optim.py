@@ -112,6 +112,9 @@ class FlatOptimizer:
     def _buffers(self) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def step(self) -> None:
+        raise NotImplementedError
+
     def row_state_dict(self, row: int, rows: int) -> dict[str, Any]:
         """`state_dict` of one row of [rows, n] parameters (a population's seed `row`): the state
         an optimizer over that row alone would hold, in its format."""

@@ -134,8 +134,8 @@ class Config:
     # the job returns their mean final eval return (a seed-aware sweep objective)
     num_seeds: int = 1
     # train the num_seeds seeds as one batched program in one process (stacked weights, K x
-    # num_envs envs), each seed still in its own <run>/seed_<s>; PPO on batched CartPole, MLPs
-    # (docs/sweeps.md)
+    # num_envs envs), each seed still in its own <run>/seed_<s>; PPO or A2C on batched
+    # CartPole, MLPs (docs/sweeps.md)
     parallel_seeds: bool = False
     total_steps: int = 100_000  # environment steps, summed over vectorized envs
     eval_interval: int = 0  # environment steps between evaluations; 0 = only at the end

@@ -149,7 +149,7 @@ def typed_config(node: DictConfig) -> Config:
 
 def check_parallel_seeds(cfg: Config) -> None:
     """`parallel_seeds=true` is refused, one line naming the key, where the population
-    (rltrain/algos/ppo_population.py) does not cover the config."""
+    (rltrain/algos/population.py) does not cover the config."""
     if not cfg.parallel_seeds:
         return
     from rltrain.trackers import chosen_backends
@@ -161,10 +161,10 @@ def check_parallel_seeds(cfg: Config) -> None:
             f"trains the num_seeds seeds of a job at once, but num_seeds={cfg.num_seeds}: give "
             "num_seeds=K with K >= 2"
         )
-    elif cfg.algo.name != "ppo":
+    elif cfg.algo.name not in ("ppo", "a2c"):
         refusal = (
-            f"exists for algo=ppo only, not algo={cfg.algo.name}: leave parallel_seeds out to "
-            "train the seeds one after the other"
+            f"exists for algo=ppo and algo=a2c only, not algo={cfg.algo.name}: leave "
+            "parallel_seeds out to train the seeds one after the other"
         )
     elif env_id != "CartPole-v1" or cfg.env.vectorization != "batched" or cfg.env.entry_point:
         refusal = (
@@ -176,7 +176,11 @@ def check_parallel_seeds(cfg: Config) -> None:
         refusal = (
             "stacks two-tower MLPs: use network=mlp (or auto) with network.shared_trunk=false"
         )
-    elif cfg.algo.target_kl is not None:
+    elif getattr(cfg.algo, "normalize_rewards", False):
+        refusal = (
+            "needs algo.normalize_rewards=false: the reward scaler's statistics are one seed's"
+        )
+    elif getattr(cfg.algo, "target_kl", None) is not None:
         refusal = (
             "needs algo.target_kl=null: a KL stop would end each seed's epochs at its own time"
         )

@@ -17,7 +17,7 @@ cost; the hand pass skips it and writes the weight gradients straight into the f
 paths to autograd, gradient by gradient and over whole PPO and A2C updates.
 
 The layers are (weight, bias) pairs as in nn.Linear, y = x W^T + b, with the activation after
-every layer but the last. A population (`parallel_seeds`, rltrain/algos/ppo_population.py) gives
+every layer but the last. A population (`parallel_seeds`, rltrain/algos/population.py) gives
 stacks instead: weight [K, out, in], bias [K, out], inputs [K, batch, in], one agent per seed;
 the same pass then runs as batched matmuls (each seed's rows meet only its own weights).
 """

@@ -1,6 +1,6 @@
 """The trainer loop of a population (`num_seeds=K parallel_seeds=true`): one process, one batched
-program for the K seeds (rltrain/algos/ppo_population.py), and one ordinary run per seed around
-it (`SeedRun`: its own run directory, curves, evaluations, checkpoints and summary.json)."""
+program for the K seeds (rltrain/algos/population.py: PPO's or A2C's), and one ordinary run per
+seed around it (`SeedRun`: its own run directory, curves, evaluations, checkpoints, summary)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from rltrain.algos.a2c_population import A2CPopulation
 from rltrain.algos.base import Context
-from rltrain.algos.ppo_population import PPOPopulation, SeedStreams
+from rltrain.algos.population import ActorCriticPopulation, SeedStreams
+from rltrain.algos.ppo_population import PPOPopulation
+from rltrain.config.algos import A2CConfig, PPOConfig
 from rltrain.config.validate import typed_config
 from rltrain.envs.batched_cartpole import BatchedCartPole
 from rltrain.errors import UserError
@@ -57,7 +60,13 @@ def train_population(
                 cfg=seed_cfg, env=envs.block(k), device=device, recorder=recorder,
                 rng=np.random.default_rng(seed_cfg.seed), run_dir=run_dir,
             ))  # fmt: skip
-        population = PPOPopulation(cfg.algo, contexts, envs, [c.seed for c in cfgs])
+        seeds = [c.seed for c in cfgs]
+        population: ActorCriticPopulation
+        if isinstance(cfg.algo, A2CConfig):
+            population = A2CPopulation(cfg.algo, contexts, envs, seeds)
+        else:
+            assert isinstance(cfg.algo, PPOConfig), "validation admits PPO and A2C only"
+            population = PPOPopulation(cfg.algo, contexts, envs, seeds)
         shown = f"{job_label()}{cfg.algo.name}/{cfg.env.name} x{len(cfgs)} seeds (seed {cfg.seed})"
         runs = [
             SeedRun(

@@ -324,7 +324,7 @@ TRAIN_CASES: dict[str, tuple[list[str], list[str]]] = {
     ),
     "parallel_seeds_dqn": (
         ["parallel_seeds=true", "num_seeds=2", "algo=dqn"],
-        [r"^parallel_seeds=true exists for algo=ppo only, not algo=dqn"],
+        [r"^parallel_seeds=true exists for algo=ppo and algo=a2c only, not algo=dqn"],
     ),
     "parallel_seeds_sync_envs": (
         ["parallel_seeds=true", "num_seeds=2", "env.vectorization=sync"],
@@ -333,6 +333,10 @@ TRAIN_CASES: dict[str, tuple[list[str], list[str]]] = {
     "parallel_seeds_shared_trunk": (
         ["parallel_seeds=true", "num_seeds=2", "network.shared_trunk=true"],
         [r"^parallel_seeds=true stacks two-tower MLPs: .*network\.shared_trunk=false"],
+    ),
+    "parallel_seeds_normalize_rewards": (
+        ["parallel_seeds=true", "num_seeds=2", "algo=a2c", "algo.normalize_rewards=true"],
+        [r"^parallel_seeds=true needs algo\.normalize_rewards=false"],
     ),
     "parallel_seeds_target_kl": (
         ["parallel_seeds=true", "num_seeds=2", "algo.target_kl=0.01"],

@@ -1,5 +1,6 @@
-"""`num_seeds=K parallel_seeds=true`: K seeds of PPO CartPole as one batched program, each seed an
-ordinary run directory (curves, checkpoints, summary.json) that learns as the same seed alone."""
+"""`num_seeds=K parallel_seeds=true`: K seeds of PPO (or A2C) CartPole as one batched program,
+each seed an ordinary run directory (curves, checkpoints, summary.json) that learns as the same
+seed alone."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ import torch
 SMALL = [
     "total_steps=256", "env.num_envs=2", "algo.n_steps=32", "algo.batch_size=32",
     "algo.n_epochs=2", "eval_episodes=2", "logger.log_interval=64",
+]  # fmt: skip
+# A2C: 16 updates of 2 envs x 8 steps, each seed's own RMSprop
+A2C_SMALL = [
+    "total_steps=256", "env.num_envs=2", "algo.n_steps=8", "eval_episodes=2",
+    "logger.log_interval=64",
 ]  # fmt: skip
 
 
@@ -61,14 +67,18 @@ def test_population_gives_each_seed_an_ordinary_run(run_cli, workdir, summary_of
     assert returns.min() <= low <= float(row["eval_return_iqm"]) <= high <= returns.max()
 
 
-def test_a_seed_in_the_population_learns_as_the_seed_alone(run_cli, workdir):
+@pytest.mark.parametrize("algo", ["ppo", "a2c"])
+def test_a_seed_in_the_population_learns_as_the_seed_alone(algo, run_cli, workdir):
     """The same draws (envs, actions, minibatch orders) and the same updates: after 4 iterations
-    the env states are equal and the weights agree to float rounding (batched matmuls sum in
-    another order than one seed's, so bit equality is not promised, and over a long run the
-    curves part as any chaotic system's do; the slow test compares outcomes there)."""
-    assert run_cli(["num_seeds=2", "parallel_seeds=true", *SMALL, "hydra.run.dir=pop"],
-                   workdir).returncode == 0  # fmt: skip
-    assert run_cli(["seed=1", *SMALL, "hydra.run.dir=alone"], workdir).returncode == 0
+    (PPO; A2C: 16) the env states are equal and the weights agree to float rounding (batched
+    matmuls sum in another order than one seed's, so bit equality is not promised, and over a
+    long run the curves part as any chaotic system's do; the slow test compares outcomes there).
+    """
+    small = SMALL if algo == "ppo" else A2C_SMALL
+    assert run_cli([f"algo={algo}", "num_seeds=2", "parallel_seeds=true", *small,
+                    "hydra.run.dir=pop"], workdir).returncode == 0  # fmt: skip
+    alone_run = run_cli([f"algo={algo}", "seed=1", *small, "hydra.run.dir=alone"], workdir)
+    assert alone_run.returncode == 0, alone_run.stderr
     together, alone = checkpoint(workdir / "pop" / "seed_1"), checkpoint(workdir / "alone")
     assert together["step"] == alone["step"] == 256
     for key in ("state", "steps", "returns"):
@@ -76,7 +86,8 @@ def test_a_seed_in_the_population_learns_as_the_seed_alone(run_cli, workdir):
     assert torch.equal(together["rng"]["torch"], alone["rng"]["torch"])
     for name, weight in alone["algo_state"]["net"].items():
         torch.testing.assert_close(together["algo_state"]["net"][name], weight, atol=1e-5, rtol=0)
-    for name in ("exp_avg", "exp_avg_sq"):
+    moments = ("exp_avg", "exp_avg_sq") if algo == "ppo" else ("square_avg",)  # Adam, RMSprop
+    for name in moments:
         torch.testing.assert_close(
             together["algo_state"]["optimizer"][name], alone["algo_state"]["optimizer"][name],
             atol=1e-6, rtol=1e-3,
@@ -109,12 +120,14 @@ def test_an_interrupted_population_resumes_as_if_uninterrupted(run_cli, start_cl
 
 
 @pytest.mark.slow
-def test_sixteen_seeds_of_ppo_cartpole_all_solve(run_cli, workdir, summary_of):
-    """The preset's budget (1e5 steps per seed), 16 seeds at once: every seed ends solved
-    (deterministic eval return >= 475 on CartPole-v1), as single runs of the preset do."""
+@pytest.mark.parametrize("algo", ["ppo", "a2c"])
+def test_sixteen_seeds_of_cartpole_all_solve(algo, run_cli, workdir, summary_of):
+    """The preset's budget (PPO 1e5 steps per seed, A2C 5e5), 16 seeds at once: every seed ends
+    solved (deterministic eval return >= 475 on CartPole-v1), as single runs of the preset do."""
     result = run_cli(
-        ["num_seeds=16", "parallel_seeds=true", "hydra.run.dir=pop"], workdir, timeout=900
-    )
+        [f"algo={algo}", "num_seeds=16", "parallel_seeds=true", "hydra.run.dir=pop"], workdir,
+        timeout=1800,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     finals = [summary_of(workdir / "pop" / f"seed_{s}")["eval_return_mean"] for s in range(16)]
     assert min(finals) >= 475, finals
