@@ -137,6 +137,10 @@ def main() -> str:
     parser.add_argument("--capacity", type=int, nargs="*", default=[100_000, 1_000_000])
     parser.add_argument("--skip-cartpole", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument(
+        "--preset-seeds", type=int, default=3,
+        help="seeds of rltrain's DQN CartPole preset beside SB3 with the same settings (0: none)",
+    )  # fmt: skip
     parser.add_argument("--memory-child", choices=["rltrain", "sb3"], help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args()
     if args.memory_child:
@@ -163,6 +167,19 @@ def main() -> str:
             theirs.append(run_sb3("SB3 DQN", "dqn", "CartPole-v1", seed, 475.0, "dqn_cartpole"))
             print(theirs[-1], flush=True)
         parts.append(table("DQN CartPole-v1 (RL Zoo settings, 5e4 steps)", ours, theirs))
+    if args.preset_seeds:
+        # rltrain's own preset (3-step returns, batch 256, gamma 0.98, lr annealed; 1e5 steps)
+        # and the same settings in SB3 (its NStepReplayBuffer); SB3 has no Double DQN target, so
+        # only rltrain pays that extra forward pass per update
+        ours, theirs = [], []
+        overrides = ["algo=dqn", "env=cartpole", "eval_interval=0"]
+        for seed in range(args.preset_seeds):
+            ours.append(run_rltrain("rltrain DQN", overrides, seed, 475.0))
+            theirs.append(
+                run_sb3("SB3 DQN", "dqn", "CartPole-v1", seed, 475.0, "dqn_cartpole_preset")
+            )
+        parts.append(table("DQN CartPole-v1 (rltrain's preset on both sides, 1e5 steps)",
+                           ours, theirs))  # fmt: skip
     if not args.skip_memory:
         parts.append(measure_memory(args.capacity))
     report = "\n\n".join(parts)

@@ -31,6 +31,15 @@ def presets(name: str) -> tuple[str, dict, int, int]:
                            train_freq=256, gradient_steps=128, exploration_fraction=0.16,
                            exploration_final_eps=0.04,
                            policy_kwargs=dict(net_arch=[256, 256])), 1, 50_000
+    if name == "dqn_cartpole_preset":  # rltrain's DQN CartPole preset (rltrain/tuned) in SB3
+        from stable_baselines3.common.buffers import NStepReplayBuffer
+
+        return "DQN", dict(learning_rate=linear(2.3e-3), batch_size=256, buffer_size=100_000,
+                           learning_starts=1000, gamma=0.98, target_update_interval=10,
+                           train_freq=256, gradient_steps=128, exploration_fraction=0.16,
+                           exploration_final_eps=0.04, replay_buffer_class=NStepReplayBuffer,
+                           replay_buffer_kwargs=dict(n_steps=3, gamma=0.98),
+                           policy_kwargs=dict(net_arch=[256, 256])), 1, 100_000
     raise SystemExit(f"unknown preset {name}")
 
 
