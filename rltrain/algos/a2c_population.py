@@ -8,29 +8,24 @@ rltrain/algos/population.py; this file is A2C's update: one gradient step per ro
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from rltrain.algos.actor_critic import Rollout, actor_critic_loss, anneal_lr, make_optimizer
-from rltrain.algos.base import Context
 from rltrain.algos.population import ActorCriticPopulation
+from rltrain.blocks.optim import FlatOptimizer
 from rltrain.blocks.stats import standardize
 from rltrain.config.algos import A2CConfig
-from rltrain.envs.batched_cartpole import BatchedCartPole
 from rltrain.tags import GRAD_NORM
 
 
 class A2CPopulation(ActorCriticPopulation):
     """K A2C agents on K blocks of one batched env."""
 
-    def __init__(
-        self, cfg: A2CConfig, contexts: list[Context], envs: BatchedCartPole, seeds: list[int]
-    ) -> None:
-        super().__init__(
-            cfg, contexts, envs, seeds,
-            lambda params: make_optimizer(
-                params, cfg.optimizer, cfg.lr, cfg.rms_alpha, cfg.optimizer_eps
-            ),
-        )  # fmt: skip
-        self.cfg: A2CConfig = cfg
+    cfg: A2CConfig
+
+    def make_optimizer(self, params: list[nn.Parameter]) -> FlatOptimizer:
+        cfg = self.cfg
+        return make_optimizer(params, cfg.optimizer, cfg.lr, cfg.rms_alpha, cfg.optimizer_eps)
 
     def update(self, rollout: Rollout) -> None:
         """a2c.py's `A2C.iterate` after the rollout, over [K, B] batches (population.py says what

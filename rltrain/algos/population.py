@@ -24,7 +24,6 @@ The rollout (`RolloutCollector`) and GAE are the one-seed code over K x num_envs
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -63,7 +62,6 @@ class ActorCriticPopulation:
         contexts: list[Context],
         envs: BatchedCartPole,
         seeds: list[int],
-        make_optimizer: Callable[[list[nn.Parameter]], FlatOptimizer],
     ) -> None:
         self.cfg, self.contexts, self.envs = cfg, contexts, envs
         self.K, self.num_envs = len(seeds), envs.block_size
@@ -82,7 +80,7 @@ class ActorCriticPopulation:
             torch.cat([p.detach().flatten() for p in net.parameters()]) for net in self.nets
         ]))  # fmt: skip
         # The optimizer moves the weights into its flat buffer; every view is taken after that.
-        self.optimizer = make_optimizer([self.weights])
+        self.optimizer = self.make_optimizer([self.weights])
         self._slices: dict[int, tuple[int, int]] = {}
         offset = 0
         for p in params:
@@ -156,6 +154,10 @@ class ActorCriticPopulation:
         T = x.shape[0]
         x = x.view(T, self.K, self.num_envs, *x.shape[2:]).transpose(0, 1)
         return x.reshape(self.K, T * self.num_envs, *x.shape[3:])
+
+    def make_optimizer(self, params: list[nn.Parameter]) -> FlatOptimizer:
+        """The one-seed algorithm's optimizer, over the [K, P] weights."""
+        raise NotImplementedError
 
     def update(self, rollout: Rollout) -> None:
         raise NotImplementedError

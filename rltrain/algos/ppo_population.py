@@ -7,30 +7,25 @@ rltrain/algos/population.py; this file is PPO's update over its [K, B] batches.
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from rltrain.algos.actor_critic import Rollout, anneal_lr
-from rltrain.algos.base import Context
 from rltrain.algos.population import ActorCriticPopulation
 from rltrain.algos.ppo import ppo_loss
-from rltrain.blocks.optim import Adam
+from rltrain.blocks.optim import Adam, FlatOptimizer
 from rltrain.blocks.schedules import linear
 from rltrain.blocks.stats import standardize
 from rltrain.config.algos import PPOConfig
-from rltrain.envs.batched_cartpole import BatchedCartPole
 from rltrain.tags import APPROX_KL, CLIP_FRACTION, GRAD_NORM
 
 
 class PPOPopulation(ActorCriticPopulation):
     """K PPO agents on K blocks of one batched env."""
 
-    def __init__(
-        self, cfg: PPOConfig, contexts: list[Context], envs: BatchedCartPole, seeds: list[int]
-    ) -> None:
-        super().__init__(
-            cfg, contexts, envs, seeds,
-            lambda params: Adam(params, lr=cfg.lr, eps=cfg.optimizer_eps),
-        )  # fmt: skip
-        self.cfg: PPOConfig = cfg
+    cfg: PPOConfig
+
+    def make_optimizer(self, params: list[nn.Parameter]) -> FlatOptimizer:
+        return Adam(params, lr=self.cfg.lr, eps=self.cfg.optimizer_eps)
 
     def update(self, rollout: Rollout) -> None:
         """ppo.py's `PPO.update`, over [K, B] batches (population.py says what is per seed); the
