@@ -1,5 +1,6 @@
 """Sixteen seeds as one batched program (`num_seeds=16 parallel_seeds=true`) against one SB3 seed,
-PPO and A2C on CartPole-v1 with RL Zoo settings, in the same invocation.
+PPO and A2C on CartPole-v1 with RL Zoo settings, DQN with rltrain's preset (SB3 given the same
+settings: sb3_runner's dqn_cartpole_preset), in the same invocation.
 
 The population's time to solved is the time from launching the process until its last seed to
 solve does (the mean of its last 10 training returns first reaching 475, as benchlib times one
@@ -17,7 +18,11 @@ from pathlib import Path
 
 from benchlib import BIN, fmt, read_returns, run_sb3, solved_at
 
-ALGOS = {"ppo": ("ppo_cartpole", "PPO"), "a2c": ("a2c_cartpole", "A2C")}
+ALGOS = {
+    "ppo": ("ppo_cartpole", "PPO"),
+    "a2c": ("a2c_cartpole", "A2C"),
+    "dqn": ("dqn_cartpole_preset", "DQN"),  # the population's 16 x 1e5 steps: about 35 min
+}
 
 
 def run_population(algo: str, seeds: int, workdir: Path) -> tuple[float | None, int, int, float]:
@@ -45,7 +50,7 @@ def run_population(algo: str, seeds: int, workdir: Path) -> tuple[float | None, 
 def main() -> str:
     parser = argparse.ArgumentParser()
     parser.add_argument("--population", type=int, default=16)
-    parser.add_argument("--algos", default="ppo,a2c")
+    parser.add_argument("--algos", default="ppo,a2c,dqn")
     args, _ = parser.parse_known_args()
     workdir = Path(tempfile.mkdtemp(prefix="rltrain-bench-pop-"))
     lines = [

@@ -76,7 +76,8 @@ def dqn_targets(
 
 
 def td_loss(td: torch.Tensor, weights: torch.Tensor, kind: str) -> torch.Tensor:
-    """L = mean_i w_i * l(delta_i), delta = Q(s,a) - y.
+    """L = mean_i w_i * l(delta_i), delta = Q(s,a) - y, the mean over the last axis (a
+    population's [K, B] gives one loss per seed).
 
     huber: l(d) = d^2 / 2 if |d| <= 1 else |d| - 1/2  (Mnih et al. 2015 clip the error to [-1, 1])
     mse:   l(d) = d^2
@@ -89,7 +90,21 @@ def td_loss(td: torch.Tensor, weights: torch.Tensor, kind: str) -> torch.Tensor:
         per_item = td.pow(2)
     else:
         raise ValueError(f"unknown loss {kind}")
-    return (weights * per_item).mean()
+    return (weights * per_item).mean(-1)
+
+
+def td_loss_grad(td: torch.Tensor, weights: torch.Tensor, kind: str) -> torch.Tensor:
+    """dL/d delta_i of `td_loss` over the last axis of B items: w_i l'(delta_i) / B, with
+
+    huber: l'(d) = clamp(d, -1, 1);   mse: l'(d) = 2 d.
+    """
+    if kind == "huber":
+        slope = td.clamp(-1.0, 1.0)
+    elif kind == "mse":
+        slope = 2.0 * td
+    else:
+        raise ValueError(f"unknown loss {kind}")
+    return weights * slope / td.shape[-1]
 
 
 # --- the algorithm ------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ The rollout (`RolloutCollector`) and GAE are the one-seed code over K x num_envs
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -52,6 +53,48 @@ from rltrain.networks.builders import ActorCritic
 from rltrain.networks.hand_backward import HandPath, Layer, mlp_forward, towers_of
 
 
+def stack_rows(nets: Sequence[nn.Module]) -> torch.Tensor:
+    """[K, P]: row k is network k's parameters, flattened in the order it lists them."""
+    return torch.stack([
+        torch.cat([p.detach().flatten() for p in net.parameters()]) for net in nets
+    ])  # fmt: skip
+
+
+class RowLayout:
+    """K networks of one architecture bound to the rows of one [K, P] tensor: each network's
+    parameters become views into its row (so its forward pass, state dict and export are that
+    seed's own), and `stacks` gives [K, ...] views of a layer's rows for the batched pass."""
+
+    def __init__(self, nets: Sequence[nn.Module], weights: torch.Tensor) -> None:
+        self.K, self.weights = len(nets), weights
+        first = list(nets[0].parameters())
+        self._slices: dict[int, tuple[int, int]] = {}
+        offset = 0
+        for p in first:
+            self._slices[id(p)] = (offset, p.numel())
+            offset += p.numel()
+        for row, net in enumerate(nets):
+            for mine, p in zip(net.parameters(), first, strict=True):
+                start, n = self._slices[id(p)]
+                mine.data = weights.data[row, start : start + n].view_as(mine)
+
+    def stacks(self, layers: list[Layer]) -> list[Layer]:
+        """[K, ...] views of the rows of each (weight, bias) of the first network, with views of
+        the gradient rows as their `.grad` where the weights have a gradient."""
+        stacked = []
+        grad = self.weights.grad
+        for pair in layers:
+            views = []
+            for p in pair:
+                start, n = self._slices[id(p)]
+                view = self.weights.data[:, start : start + n].view(self.K, *p.shape)
+                if grad is not None:
+                    view.grad = grad[:, start : start + n].view(self.K, *p.shape)
+                views.append(view)
+            stacked.append((views[0], views[1]))
+        return stacked
+
+
 class ActorCriticPopulation:
     """K actor-critic agents on K blocks of one batched env; `iterate` is one rollout and update
     of all (`update`, each algorithm's own)."""
@@ -75,25 +118,14 @@ class ActorCriticPopulation:
             ).to(device)
             self.nets.append(net)
             self.generators.append(_continue_stream(seed, device))
-        params = list(self.nets[0].parameters())
-        self.weights = nn.Parameter(torch.stack([
-            torch.cat([p.detach().flatten() for p in net.parameters()]) for net in self.nets
-        ]))  # fmt: skip
+        self.weights = nn.Parameter(stack_rows(self.nets))
         # The optimizer moves the weights into its flat buffer; every view is taken after that.
         self.optimizer = self.make_optimizer([self.weights])
-        self._slices: dict[int, tuple[int, int]] = {}
-        offset = 0
-        for p in params:
-            self._slices[id(p)] = (offset, p.numel())
-            offset += p.numel()
-        for row, net in enumerate(self.nets):  # each seed's network on its own row
-            for mine, first in zip(net.parameters(), params, strict=True):
-                start, n = self._slices[id(first)]
-                mine.data = self.weights.data[row, start : start + n].view_as(mine)
+        self.layout = RowLayout(self.nets, self.weights)
         towers = towers_of(self.nets[0])
         assert towers is not None, "config validation admits two-tower categorical MLPs only"
         actor, critic, activation = towers
-        self.actor, self.critic = self._stacks(actor), self._stacks(critic)
+        self.actor, self.critic = self.layout.stacks(actor), self.layout.stacks(critic)
         self.activation = activation
         self.gradients = HandPath.over((self.actor, self.critic, activation))
         action_count = int(envs.single_action_space.n)  # type: ignore[attr-defined]
@@ -102,20 +134,6 @@ class ActorCriticPopulation:
             envs, cfg.n_steps, device, envs.reset(seed=seeds), whole_steps=True
         )
         self.members = [PopulationMember(self, k, ctx) for k, ctx in enumerate(contexts)]
-
-    def _stacks(self, layers: list[Layer]) -> list[Layer]:
-        """[K, ...] views of the weight rows of each (weight, bias), with their gradients."""
-        stacked = []
-        assert self.weights.grad is not None
-        for pair in layers:
-            views = []
-            for p in pair:
-                start, n = self._slices[id(p)]
-                view = self.weights.data[:, start : start + n].view(self.K, *p.shape)
-                view.grad = self.weights.grad[:, start : start + n].view(self.K, *p.shape)
-                views.append(view)
-            stacked.append((views[0], views[1]))
-        return stacked
 
     # --- the rollout's policy: rows of all K x num_envs envs, block k = seed k -------------------
     def _by_seed(self, obs: torch.Tensor) -> torch.Tensor:

@@ -161,9 +161,9 @@ def check_parallel_seeds(cfg: Config) -> None:
             f"trains the num_seeds seeds of a job at once, but num_seeds={cfg.num_seeds}: give "
             "num_seeds=K with K >= 2"
         )
-    elif cfg.algo.name not in ("ppo", "a2c"):
+    elif cfg.algo.name not in ("ppo", "a2c", "dqn"):
         refusal = (
-            f"exists for algo=ppo and algo=a2c only, not algo={cfg.algo.name}: leave "
+            f"exists for algo=ppo, algo=a2c and algo=dqn only, not algo={cfg.algo.name}: leave "
             "parallel_seeds out to train the seeds one after the other"
         )
     elif env_id != "CartPole-v1" or cfg.env.vectorization != "batched" or cfg.env.entry_point:
@@ -172,9 +172,18 @@ def check_parallel_seeds(cfg: Config) -> None:
             f"env.vectorization=batched (not env={cfg.env.name}"
             f"{f' env.id={env_id}' if env_id else ''} env.vectorization={cfg.env.vectorization})"
         )
-    elif cfg.network.name not in ("auto", "mlp") or cfg.network.shared_trunk:
+    elif cfg.network.name not in ("auto", "mlp") or (
+        cfg.network.shared_trunk and cfg.algo.name != "dqn"
+    ):
         refusal = (
             "stacks two-tower MLPs: use network=mlp (or auto) with network.shared_trunk=false"
+        )
+    elif cfg.network.dueling and cfg.algo.name == "dqn":
+        refusal = "stacks plain MLP Q-networks: use network.dueling=false"
+    elif getattr(cfg.algo, "prioritized", False):
+        refusal = (
+            "replays each seed's buffer uniformly: use algo.prioritized=false (prioritized "
+            "replay samples one minibatch at a time, after each update's new priorities)"
         )
     elif getattr(cfg.algo, "normalize_rewards", False):
         refusal = (

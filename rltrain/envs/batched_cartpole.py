@@ -88,15 +88,21 @@ class BatchedCartPole:
 
     def reset(self, seed: int | Sequence[int] | None = None) -> np.ndarray:
         """Seeds block k with seed[k] (an int: one block); each block draws its start states."""
-        if seed is not None:
-            seeds = [seed] if isinstance(seed, int) else list(seed)
-            assert len(seeds) == self.blocks, "one seed per block"
-            self.rngs = [np.random.default_rng(s) for s in seeds]
-        for block, rng in enumerate(self.rngs):
-            self.state[self._rows(block)] = rng.uniform(-0.05, 0.05, size=(self.block_size, 4))
-        self.steps[:] = 0
-        self.returns[:] = 0.0
+        seeds = [seed] if isinstance(seed, int) else list(seed) if seed is not None else None
+        assert seeds is None or len(seeds) == self.blocks, "one seed per block"
+        for block in range(self.blocks):
+            self.reset_block(block, None if seeds is None else seeds[block])
         return self.state.astype(np.float32)
+
+    def reset_block(self, block: int, seed: int | None = None) -> np.ndarray:
+        """Block `block` alone: seeded with `seed` (if given), new start states drawn."""
+        if seed is not None:
+            self.rngs[block] = np.random.default_rng(seed)
+        rows = self._rows(block)
+        self.state[rows] = self.rngs[block].uniform(-0.05, 0.05, size=(self.block_size, 4))
+        self.steps[rows] = 0
+        self.returns[rows] = 0.0
+        return self.state[rows].astype(np.float32)
 
     def step(self, actions: np.ndarray) -> Transition:
         self.state = cartpole_dynamics(self.state, np.asarray(actions))
@@ -180,7 +186,7 @@ class CartPoleBlock:
         self.envs.load_state_dict(state, self.index)
 
     def reset(self, seed: int | None = None) -> np.ndarray:
-        raise NotImplementedError("a population resets all its envs at once")
+        return self.envs.reset_block(self.index, seed)
 
     def step(self, actions: np.ndarray) -> Transition:
         raise NotImplementedError("a population steps all its envs at once")

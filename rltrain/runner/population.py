@@ -1,5 +1,5 @@
 """The trainer loop of a population (`num_seeds=K parallel_seeds=true`): one process, one batched
-program for the K seeds (rltrain/algos/population.py: PPO's or A2C's), and one ordinary run per
+program for the K seeds (rltrain/algos/population.py: PPO's or A2C's; dqn_population.py), and one ordinary run per
 seed around it (`SeedRun`: its own run directory, curves, evaluations, checkpoints, summary)."""
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from omegaconf import DictConfig
 
 from rltrain.algos.a2c_population import A2CPopulation
 from rltrain.algos.base import Context
+from rltrain.algos.dqn_population import DQNPopulation
 from rltrain.algos.population import ActorCriticPopulation, SeedStreams
 from rltrain.algos.ppo_population import PPOPopulation
-from rltrain.config.algos import A2CConfig, PPOConfig
+from rltrain.config.algos import A2CConfig, DQNConfig, PPOConfig
 from rltrain.config.validate import typed_config
 from rltrain.envs.batched_cartpole import BatchedCartPole
 from rltrain.errors import UserError
@@ -61,11 +62,13 @@ def train_population(
                 rng=np.random.default_rng(seed_cfg.seed), run_dir=run_dir,
             ))  # fmt: skip
         seeds = [c.seed for c in cfgs]
-        population: ActorCriticPopulation
+        population: ActorCriticPopulation | DQNPopulation
         if isinstance(cfg.algo, A2CConfig):
             population = A2CPopulation(cfg.algo, contexts, envs, seeds)
+        elif isinstance(cfg.algo, DQNConfig):
+            population = DQNPopulation(cfg.algo, contexts, envs, seeds)
         else:
-            assert isinstance(cfg.algo, PPOConfig), "validation admits PPO and A2C only"
+            assert isinstance(cfg.algo, PPOConfig), "validation admits PPO, A2C and DQN only"
             population = PPOPopulation(cfg.algo, contexts, envs, seeds)
         shown = f"{job_label()}{cfg.algo.name}/{cfg.env.name} x{len(cfgs)} seeds (seed {cfg.seed})"
         runs = [
