@@ -68,7 +68,8 @@ def run_rltrain(model: Path, prompts: Path, steps: int, warmup: int) -> dict[str
         f"env.beta={BETA}", f"env.max_new_tokens={NEW_TOKENS}", "seed=0",
     ])  # fmt: skip
     cfg = typed_config(node)
-    env = make_vec_env(cfg.env, num_envs=1, seed=0, training=True)
+    env = make_vec_env(cfg.env, num_envs=cfg.env.num_envs, seed=0, training=True)
+    assert env.num_envs == PER_STEP, "GRPO samples env.num_envs prompts per step"
     ctx = Context(cfg=cfg, env=env, device=torch.device("cpu"),
                   recorder=Recorder(None, enabled=False), rng=np.random.default_rng(0),
                   run_dir=None)  # fmt: skip
@@ -116,6 +117,7 @@ def run_trl(model: Path, prompts: Path, steps: int, warmup: int) -> dict[str, fl
             output_dir=out, per_device_train_batch_size=GROUP * PER_STEP, num_generations=GROUP,
             max_completion_length=NEW_TOKENS, temperature=1.0, top_k=0, learning_rate=LR,
             beta=BETA, epsilon=0.2, num_iterations=1, max_steps=warmup + steps,
+            loss_type="grpo",  # rltrain's GRPO: each completion's tokens averaged, then the batch
             logging_steps=1, report_to="none", use_cpu=True, save_strategy="no", seed=0,
             lr_scheduler_type="constant", warmup_steps=0,
         )  # fmt: skip
@@ -170,6 +172,7 @@ def main() -> str:
             if out.returncode != 0 or not line:
                 raise SystemExit(f"{side} failed:\n{out.stderr[-3000:]}")
             results[side] = json.loads(line[-1][len("RESULT ") :])
+            print(side, results[side], flush=True)  # the raw figures, tokens included
     r, t = results["rltrain"], results["trl"]
     report = (
         f"### GRPO on a {args.layers}-layer GPT-2 of width {args.width}: rltrain vs TRL, "

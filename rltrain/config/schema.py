@@ -134,7 +134,7 @@ class Config:
     # the job returns their mean final eval return (a seed-aware sweep objective)
     num_seeds: int = 1
     # train the num_seeds seeds as one batched program in one process (stacked weights, K x
-    # num_envs envs), each seed still in its own <run>/seed_<s>; PPO or A2C on batched
+    # num_envs envs), each seed still in its own <run>/seed_<s>; PPO, A2C or DQN on batched
     # CartPole, MLPs (docs/sweeps.md)
     parallel_seeds: bool = False
     total_steps: int = 100_000  # environment steps, summed over vectorized envs

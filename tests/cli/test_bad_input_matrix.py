@@ -322,9 +322,17 @@ TRAIN_CASES: dict[str, tuple[list[str], list[str]]] = {
     "parallel_seeds_one_seed": (
         ["parallel_seeds=true"], [r"^parallel_seeds=true .* num_seeds=1: give num_seeds=K"]
     ),
-    "parallel_seeds_dqn": (
-        ["parallel_seeds=true", "num_seeds=2", "algo=dqn"],
-        [r"^parallel_seeds=true exists for algo=ppo and algo=a2c only, not algo=dqn"],
+    "parallel_seeds_sac": (
+        ["parallel_seeds=true", "num_seeds=2", "algo=sac", "env=pendulum"],
+        [r"^parallel_seeds=true exists for algo=ppo, algo=a2c and algo=dqn only, not algo=sac"],
+    ),
+    "parallel_seeds_dqn_dueling": (
+        ["parallel_seeds=true", "num_seeds=2", "algo=dqn", "network.dueling=true"],
+        [r"^parallel_seeds=true stacks plain MLP Q-networks: use network\.dueling=false"],
+    ),
+    "parallel_seeds_dqn_prioritized": (
+        ["parallel_seeds=true", "num_seeds=2", "algo=dqn", "algo.prioritized=true"],
+        [r"^parallel_seeds=true replays each seed's buffer uniformly: use algo\.prioritized=false"],
     ),
     "parallel_seeds_sync_envs": (
         ["parallel_seeds=true", "num_seeds=2", "env.vectorization=sync"],

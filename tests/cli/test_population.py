@@ -1,4 +1,4 @@
-"""`num_seeds=K parallel_seeds=true`: K seeds of PPO (or A2C) CartPole as one batched program,
+"""`num_seeds=K parallel_seeds=true`: K seeds of PPO (A2C, DQN) CartPole as one batched program,
 each seed an ordinary run directory (curves, checkpoints, summary.json) that learns as the same
 seed alone."""
 
@@ -23,6 +23,20 @@ A2C_SMALL = [
     "total_steps=256", "env.num_envs=2", "algo.n_steps=8", "eval_episodes=2",
     "logger.log_interval=64",
 ]  # fmt: skip
+
+# DQN: 12 phases of 64 env steps and 16 updates (batch 32) after a 256-step warm-up; the preset's
+# double, 3-step, annealed-lr DQN on a smaller network
+DQN_SMALL = [
+    "algo=dqn", "total_steps=1024", "algo.learning_starts=256", "algo.train_freq=64",
+    "algo.gradient_steps=16", "algo.batch_size=32", "network.hidden_sizes=[64,64]",
+    "eval_episodes=2", "logger.log_interval=256",
+]  # fmt: skip
+# what each algorithm's checkpoint holds: its networks and its optimizer's moments
+STATE = {
+    "ppo": (SMALL, ("net",), ("exp_avg", "exp_avg_sq")),
+    "a2c": (["algo=a2c", *A2C_SMALL], ("net",), ("square_avg",)),
+    "dqn": (DQN_SMALL, ("q_net", "target_net"), ("exp_avg", "exp_avg_sq")),
+}
 
 
 def checkpoint(run_dir: Path) -> dict:
@@ -67,35 +81,76 @@ def test_population_gives_each_seed_an_ordinary_run(run_cli, workdir, summary_of
     assert returns.min() <= low <= float(row["eval_return_iqm"]) <= high <= returns.max()
 
 
-@pytest.mark.parametrize("algo", ["ppo", "a2c"])
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "dqn"])
 def test_a_seed_in_the_population_learns_as_the_seed_alone(algo, run_cli, workdir):
-    """The same draws (envs, actions, minibatch orders) and the same updates: after 4 iterations
-    (PPO; A2C: 16) the env states are equal and the weights agree to float rounding (batched
-    matmuls sum in another order than one seed's, so bit equality is not promised, and over a
-    long run the curves part as any chaotic system's do; the slow test compares outcomes there).
+    """The same draws (envs, actions, minibatch orders, replayed minibatches) and the same
+    updates: at the end the env states and random streams are equal and the weights agree to
+    float rounding (batched matmuls may sum in another order than one seed's, so bit equality is
+    not promised, and over a long run the curves part as any chaotic system's do; the slow test
+    compares outcomes there).
     """
-    small = SMALL if algo == "ppo" else A2C_SMALL
+    small, nets, moments = STATE[algo]
     assert run_cli([f"algo={algo}", "num_seeds=2", "parallel_seeds=true", *small,
                     "hydra.run.dir=pop"], workdir).returncode == 0  # fmt: skip
     alone_run = run_cli([f"algo={algo}", "seed=1", *small, "hydra.run.dir=alone"], workdir)
     assert alone_run.returncode == 0, alone_run.stderr
     together, alone = checkpoint(workdir / "pop" / "seed_1"), checkpoint(workdir / "alone")
-    assert together["step"] == alone["step"] == 256
+    budget = int(next(a for a in small if a.startswith("total_steps=")).split("=")[1])
+    assert together["step"] == alone["step"] == budget
     for key in ("state", "steps", "returns"):
         assert (together["env_state"][key] == alone["env_state"][key]).all(), key
     assert torch.equal(together["rng"]["torch"], alone["rng"]["torch"])
-    for name, weight in alone["algo_state"]["net"].items():
-        torch.testing.assert_close(together["algo_state"]["net"][name], weight, atol=1e-5, rtol=0)
-    moments = ("exp_avg", "exp_avg_sq") if algo == "ppo" else ("square_avg",)  # Adam, RMSprop
+    assert together["generator"] == alone["generator"]  # the run's numpy stream (DQN's draws)
+    for net in nets:
+        for name, weight in alone["algo_state"][net].items():
+            torch.testing.assert_close(
+                together["algo_state"][net][name], weight, atol=1e-5, rtol=0
+            )
     for name in moments:
         torch.testing.assert_close(
             together["algo_state"]["optimizer"][name], alone["algo_state"]["optimizer"][name],
             atol=1e-6, rtol=1e-3,
         )  # fmt: skip
+    if algo == "dqn":  # this seed's own replay buffer, filled as the seed alone fills it
+        assert together["algo_state"]["updates"] == alone["algo_state"]["updates"] == 12 * 16
+        replay, replay_alone = together["algo_state"]["buffer"], alone["algo_state"]["buffer"]
+        assert replay["steps_added"] == replay_alone["steps_added"] == 1024
+        for key in ("obs", "actions", "rewards", "terminated", "truncated", "next_obs"):
+            assert torch.equal(replay[key], replay_alone[key]), key
 
 
-def test_an_interrupted_population_resumes_as_if_uninterrupted(run_cli, start_cli, workdir):
-    args = ["num_seeds=2", "parallel_seeds=true", *SMALL, "total_steps=20480",
+def test_a_dqn_population_gives_each_seed_an_ordinary_run(run_cli, workdir, tb_scalars):
+    result = run_cli(["num_seeds=2", "parallel_seeds=true", *DQN_SMALL, "hydra.run.dir=job"],
+                     workdir)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    curves = []
+    for seed in (0, 1):
+        run_dir = workdir / "job" / f"seed_{seed}"
+        scalars = tb_scalars(run_dir)
+        for tag in ("losses/td_loss", "values/q_mean", "values/q_bias", "charts/epsilon",
+                    "charts/episodic_return", "eval/return_mean"):  # fmt: skip
+            assert scalars.get(tag), tag
+        curves.append(scalars["losses/td_loss"])
+        state = checkpoint(run_dir)["algo_state"]
+        # the one-seed format: plain weights without a seed axis, one env, its own buffer
+        assert state["q_net"]["q_head.weight"].shape == (2, 64)
+        assert state["optimizer"]["exp_avg"].shape == (
+            sum(t.numel() for t in state["q_net"].values()),
+        )
+        assert state["obs"].shape == (1, 4) and state["buffer"]["obs"].shape == (1024, 1, 4)
+        best = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=False)
+        assert "buffer" not in best["algo_state"] and "q_net" in best["algo_state"]
+        evaluated = run_cli(["eval", str(run_dir), "--episodes", "2"], workdir)
+        assert evaluated.returncode == 0, evaluated.stderr
+    assert curves[0] != curves[1]
+
+
+@pytest.mark.parametrize(("algo", "budget"), [("ppo", 20480), ("dqn", 8192)])
+def test_an_interrupted_population_resumes_as_if_uninterrupted(
+    algo, budget, run_cli, start_cli, workdir
+):
+    small, nets, _ = STATE[algo]
+    args = ["num_seeds=2", "parallel_seeds=true", *small, f"total_steps={budget}",
             "checkpoint_interval=256", "logger.progress=lines"]  # fmt: skip
     assert run_cli([*args, "hydra.run.dir=whole"], workdir).returncode == 0
     process = start_cli([*args, "hydra.run.dir=cut"], workdir)
@@ -114,9 +169,10 @@ def test_an_interrupted_population_resumes_as_if_uninterrupted(run_cli, start_cl
         done, whole = checkpoint(workdir / "cut" / f"seed_{seed}"), checkpoint(
             workdir / "whole" / f"seed_{seed}"
         )
-        assert done["step"] == whole["step"] == 20480
-        for name, weight in whole["algo_state"]["net"].items():
-            assert torch.equal(done["algo_state"]["net"][name], weight), name
+        assert done["step"] == whole["step"] == budget
+        for net in nets:
+            for name, weight in whole["algo_state"][net].items():
+                assert torch.equal(done["algo_state"][net][name], weight), (net, name)
 
 
 @pytest.mark.slow

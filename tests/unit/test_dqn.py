@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from rltrain.algos.base import Context
-from rltrain.algos.dqn import DQN, dqn_targets, td_loss
+from rltrain.algos.dqn import DQN, dqn_targets, td_loss, td_loss_grad
 from rltrain.algos.off_policy import q_bias_sum, returns_to_go, update_target
 from rltrain.blocks.buffers import PrioritizedReplay, ReplaySample
 from rltrain.blocks.schedules import epsilon_at
@@ -112,6 +112,22 @@ def test_td_loss_values() -> None:
     assert td_loss(td, ones, "mse").item() == pytest.approx((0.25 + 4.0 + 9.0) / 3)
     weights = torch.tensor([1.0, 0.5, 0.0])
     assert td_loss(td, weights, "huber").item() == pytest.approx((0.125 + 0.75) / 3)
+
+
+@pytest.mark.parametrize("kind", ["huber", "mse"])
+def test_td_loss_grad_is_the_losss_gradient_per_row(kind: str) -> None:
+    td = torch.tensor([0.5, -2.0, 3.0])
+    weights = torch.tensor([1.0, 0.5, 2.0])
+    # by hand: huber l' = clamp(d, -1, 1) -> (0.5, -1, 1); mse l' = 2d -> (1, -4, 6); times w / 3
+    slope = [0.5, -1.0, 1.0] if kind == "huber" else [1.0, -4.0, 6.0]
+    expected = torch.tensor(slope) * weights / 3
+    torch.testing.assert_close(td_loss_grad(td, weights, kind), expected)
+    # a population's [K, B]: each row the gradient of its own row's mean
+    rows = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    w = torch.rand(3, 5, dtype=torch.float64)
+    td_loss(rows, w, kind).sum().backward()
+    assert rows.grad is not None
+    torch.testing.assert_close(td_loss_grad(rows.detach(), w, kind), rows.grad)
 
 
 def test_loss_applies_importance_weights_and_zero_weight_gives_no_gradient() -> None:
