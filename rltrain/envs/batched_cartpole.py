@@ -168,7 +168,7 @@ class BatchedCartPole:
 class CartPoleBlock:
     """Seed k's envs of a population's `BatchedCartPole`, as the trainer loop of that seed's run
     sees its env: its episodes and its state (in a one-seed run's format, for its checkpoint).
-    The population steps the whole batch; this view does not step."""
+    The population steps the whole batch; this view resets its own block but does not step."""
 
     def __init__(self, envs: BatchedCartPole, block: int) -> None:
         self.envs, self.index = envs, block

@@ -187,3 +187,17 @@ def test_sixteen_seeds_of_cartpole_all_solve(algo, run_cli, workdir, summary_of)
     assert result.returncode == 0, result.stderr
     finals = [summary_of(workdir / "pop" / f"seed_{s}")["eval_return_mean"] for s in range(16)]
     assert min(finals) >= 475, finals
+
+
+@pytest.mark.slow
+def test_five_dqn_seeds_as_a_population_end_solved(run_cli, workdir, summary_of):
+    """The DQN CartPole preset (1e5 steps per seed) for seeds 0-4 at once: each ends with a
+    deterministic eval return >= 475, as the preset's single runs of seeds 0-4 do
+    (tests/learning/test_dqn_learning.py)."""
+    result = run_cli(
+        ["algo=dqn", "num_seeds=5", "parallel_seeds=true", "hydra.run.dir=pop"], workdir,
+        timeout=3600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    finals = [summary_of(workdir / "pop" / f"seed_{s}")["eval_return_mean"] for s in range(5)]
+    assert min(finals) >= 475, finals

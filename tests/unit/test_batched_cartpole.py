@@ -57,3 +57,20 @@ def test_terminates_when_pole_falls() -> None:
         env.step(np.ones(1, dtype=np.int64))  # always push right: falls within tens of steps
         lengths.extend(env.pop_episodes()[1].tolist())
     assert lengths and all(5 < n < 60 for n in lengths)
+
+
+def test_a_block_resets_alone_as_a_one_block_env_with_its_seed() -> None:
+    """A population member resets its own block (DQN builds that way): the block then holds what
+    a one-block env reset with the same seed holds, and the other blocks are untouched."""
+    envs = BatchedCartPole(6, blocks=3)
+    envs.reset(seed=[4, 5, 6])
+    envs.step(np.zeros(6, dtype=np.int64))
+    before = envs.state.copy()
+    obs = envs.block(1).reset(seed=9)
+    alone = BatchedCartPole(2)
+    np.testing.assert_array_equal(obs, alone.reset(seed=9))
+    np.testing.assert_array_equal(envs.state[2:4], alone.state)
+    assert (envs.steps[2:4] == 0).all() and (envs.steps[[0, 1, 4, 5]] == 1).all()
+    np.testing.assert_array_equal(envs.state[[0, 1, 4, 5]], before[[0, 1, 4, 5]])
+    # and it goes on drawing from that seed's stream: the next resets match too
+    assert envs.block(1).state_dict()["rng"] == alone.state_dict()["rng"]
