@@ -1,6 +1,7 @@
 """The trainer loop of a population (`num_seeds=K parallel_seeds=true`): one process, one batched
-program for the K seeds (rltrain/algos/population.py: PPO's or A2C's; dqn_population.py), and one ordinary run per
-seed around it (`SeedRun`: its own run directory, curves, evaluations, checkpoints, summary)."""
+program for the K seeds (PPO's or A2C's in rltrain/algos/population.py, DQN's in
+dqn_population.py), and one ordinary run per seed around it (`SeedRun`: its own run directory,
+curves, evaluations, checkpoints, summary)."""
 
 from __future__ import annotations
 
